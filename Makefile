@@ -1,0 +1,40 @@
+# The README's two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test lint pytest wheel bench clean venv-test
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	touch $@
+
+# Installed from the wheel (not editable): what runs is what ships, static files included.
+run: $(VENV)/.created
+	$(PIP) install .
+	$(VENV)/bin/etckit dev
+
+venv-test: $(VENV)/.created
+	$(PIP) install '.[test]'
+	$(PIP) install --no-deps --force-reinstall .
+
+lint: venv-test
+	$(VENV)/bin/ruff check app tests bench
+
+pytest: venv-test
+	$(VENV)/bin/pytest
+
+test: lint pytest
+
+wheel: $(VENV)/.created
+	$(PIP) install build
+	$(PY) -m build --wheel --outdir dist .
+
+bench: venv-test
+	$(PY) bench/chain.py
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) build dist var .pytest_cache .ruff_cache test-artifacts

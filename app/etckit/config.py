@@ -1,0 +1,315 @@
+"""Settings: one TOML file plus ETCKIT_* environment overrides, validated at start.
+
+Every key has a default (see docs/configuration.md). A bad value raises ConfigError whose
+message is one line naming the key, the value and what is allowed; the CLI prints it and
+exits with status 2.
+
+Environment overrides are named ETCKIT_<SECTION>__<KEY>, e.g. ETCKIT_DATABASE__URL or
+ETCKIT_MAIN_SERVER__PORT. Lists are comma-separated; booleans are true/false/1/0/yes/no.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "ETCKIT_"
+
+
+class ConfigError(Exception):
+    """A setting is wrong; str(self) is one line an operator can act on."""
+
+
+@dataclass(frozen=True)
+class Key:
+    kind: type  # bool, int, float, str or list
+    default: Any
+    check: Callable[[Any], str | None] | None = None  # returns a complaint or None
+    doc: str = ""
+
+
+def _range(lo: float | None = None, hi: float | None = None) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if lo is not None and v < lo:
+            return f"must be >= {lo}"
+        if hi is not None and v > hi:
+            return f"must be <= {hi}"
+        return None
+
+    return check
+
+
+def _one_of(*allowed: str) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in allowed else "allowed: " + ", ".join(repr(a) for a in allowed)
+
+    return check
+
+
+def _db_url(v: str) -> str | None:
+    if v.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return None
+    return "expected sqlite:///PATH or postgresql://USER@HOST/DB"
+
+
+def _port(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else "must be a TCP port between 0 and 65535"
+
+
+PORT = _port
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "database": {
+        "url": Key(str, "sqlite:///var/etckit.db", _db_url, "where everything is stored"),
+        "pool_min": Key(int, 1, _range(0, 100), "PostgreSQL pool: connections kept open"),
+        "pool_max": Key(int, 10, _range(1, 1000), "PostgreSQL pool: most connections"),
+        "busy_timeout": Key(float, 10.0, _range(0.1, 600), "seconds to wait for a lock"),
+    },
+    "log": {
+        "level": Key(str, "info", _one_of("debug", "info", "warning", "error"),
+                     "least severity logged"),
+    },
+    "main_server": {
+        "host": Key(str, "127.0.0.1", None, "address to listen on"),
+        "port": Key(int, 8080, PORT, "port to listen on"),
+        "public_url": Key(str, "http://127.0.0.1:8080", None, "URL browsers use"),
+        "max_body_bytes": Key(int, 65536, _range(1024, 64 * 1024 * 1024),
+                     "largest request body (413 above)"),
+        "trusted_proxies": Key(list, [], None, "addresses whose X-Forwarded-* are believed"),
+    },
+    "wssvc": {
+        "host": Key(str, "127.0.0.1", None, "address to listen on"),
+        "port": Key(int, 8081, PORT, "port to listen on"),
+        "public_host": Key(str, "127.0.0.1", None, "host name browsers connect to"),
+        "public_port": Key(int, 0, PORT, "port browsers connect to (0: same as port)"),
+        "certfile": Key(str, "", None, "TLS certificate (PEM); empty: plain HTTP/ws"),
+        "keyfile": Key(str, "", None, "TLS key (PEM)"),
+        "allowed_origins": Key(list, [], None, "Origin values accepted (empty: main_server)"),
+        "max_message_bytes": Key(int, 1048576, _range(256, 64 * 1024 * 1024),
+                     "largest websocket message"),
+        "client_queue": Key(int, 256, _range(1, 100000), "outgoing messages per client"),
+        "max_bad_messages": Key(int, 10, _range(1, 100000), "bad messages before 1008"),
+        "ping_interval": Key(float, 20.0, _range(0.1, 3600), "seconds between pings"),
+        "pool": Key(str, "", None, "pool name served (empty: host name and port)"),
+    },
+    "broker": {
+        "host": Key(str, "127.0.0.1", None, "address to bind the ZeroMQ sockets to"),
+        "advertise_host": Key(str, "", None, "address others connect to (empty: host)"),
+        "frontend_port": Key(int, 0, PORT, "port for wssvc (0: any free port)"),
+        "backend_port": Key(int, 0, PORT, "port for workers (0: any free port)"),
+        "pool": Key(str, "", None, "pool served (empty: the wssvc pool with fewest brokers)"),
+        "queue_limit": Key(int, 1000, _range(1, 1000000), "requests waiting for a worker"),
+    },
+    "worker": {
+        "pool": Key(str, "", None, "pool joined (empty: the pool with the fewest workers)"),
+    },
+    "heartbeat": {
+        "interval": Key(float, 1.0, _range(0.05, 60), "seconds between ZeroMQ heartbeats"),
+        "liveness": Key(int, 3, _range(1, 100), "missed heartbeats before a peer is dead"),
+        "registry_interval": Key(float, 2.0, _range(0.1, 600), "registry refresh seconds"),
+        "registry_liveness": Key(float, 10.0, _range(0.5, 3600), "registry entry lifetime"),
+    },
+    "auth": {
+        "session_secret": Key(str, "", None, "secret for CSRF and ticket signing"),
+        "session_lifetime": Key(float, 14 * 86400.0, _range(60, 365 * 86400),
+                     "seconds a session lasts"),
+        "cookie_domain": Key(str, "", None, "cookie Domain attribute (empty: host only)"),
+        "cookie_secure": Key(str, "auto", _one_of("auto", "always", "never"),
+                             "Secure cookies: auto = when served over HTTPS"),
+        "anonymous": Key(bool, True, None, "offer the anonymous login button"),
+        "anonymous_lifetime": Key(float, 86400.0, _range(60, 365 * 86400),
+                                  "seconds before an anonymous user and its workbooks go"),
+        "fake_login": Key(bool, False, None, "test systems only: log in by name"),
+        "ticket_lifetime": Key(float, 30.0, _range(1, 3600), "seconds a wssvc ticket lives"),
+    },
+    "sso": {
+        "enabled": Key(bool, False, None, "offer login through an OpenID provider"),
+        "issuer": Key(str, "", None, "OpenID provider issuer URL"),
+        "client_id": Key(str, "", None, "client id registered at the provider"),
+        "client_secret": Key(str, "", None, "client secret (keep it in a vault)"),
+        "scopes": Key(list, ["openid", "profile", "email"], None, "scopes requested"),
+        "registration_url": Key(str, "", None, "shows a Create account button when set"),
+        "ca_file": Key(str, "", None, "CA bundle to trust for the provider (empty: system)"),
+    },
+    "dev": {
+        "var_dir": Key(str, "var", None, "where etckit dev keeps its database and config"),
+        "workers": Key(int, 2, _range(1, 64), "workers etckit dev starts"),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    values: Mapping[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class Config:
+    sections: Mapping[str, Section] = field(default_factory=dict)
+    path: str | None = None
+
+    def __getattr__(self, name: str) -> Section:
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, dotted: str) -> Any:
+        section, key = dotted.split(".", 1)
+        return self.sections[section].values[key]
+
+
+def _split(dotted: str) -> tuple[str, str]:
+    section, _, key = dotted.partition(".")
+    if section not in SCHEMA:
+        raise ConfigError(f"unknown section [{section}]; known: {', '.join(SCHEMA)}")
+    if key not in SCHEMA[section]:
+        raise ConfigError(
+            f"unknown key {section}.{key}; known in [{section}]: {', '.join(SCHEMA[section])}"
+        )
+    return section, key
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+               list: "a list of strings"}
+
+
+def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
+    spec = SCHEMA[section][key]
+    name = f"{section}.{key}"
+    bad = ConfigError(
+        f"{name} = {value!r} ({origin}): expected {_KIND_NAMES[spec.kind]}"
+    )
+    from_env = isinstance(value, str) and origin.startswith("environment")
+    if spec.kind is bool:
+        if from_env:
+            low = value.strip().lower()
+            if low not in _TRUE | _FALSE:
+                raise bad
+            value = low in _TRUE
+        elif not isinstance(value, bool):
+            raise bad
+    elif spec.kind is int:
+        if from_env:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise bad from None
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+    elif spec.kind is float:
+        if from_env:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise bad from None
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad
+        value = float(value)
+    elif spec.kind is str:
+        if not isinstance(value, str):
+            raise bad
+    elif spec.kind is list:
+        if from_env:
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad
+    if spec.check is not None:
+        complaint = spec.check(value)
+        if complaint:
+            raise ConfigError(f"{name} = {value!r} ({origin}): {complaint}")
+    return value
+
+
+def load(path: str | os.PathLike[str] | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Read, merge and validate the settings. Raises ConfigError with one clear line."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, dict[str, Any]] = {
+        s: {k: spec.default for k, spec in keys.items()} for s, keys in SCHEMA.items()
+    }
+    origin = "default"
+    if path is not None:
+        origin = str(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except PermissionError:
+            raise ConfigError(f"config file {path} cannot be read (permission denied)") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a directory") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        for section, table in data.items():
+            if section not in SCHEMA:
+                raise ConfigError(
+                    f"unknown section [{section}] in {path}; known: {', '.join(SCHEMA)}"
+                )
+            if not isinstance(table, dict):
+                raise ConfigError(f"{section} in {path} must be a table [{section}]")
+            for key, value in table.items():
+                _split(f"{section}.{key}")
+                raw[section][key] = _coerce(section, key, value, str(path))
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        try:
+            _split(f"{section}.{key}")
+        except ConfigError as exc:
+            raise ConfigError(f"environment variable {name}: {exc}") from None
+        raw[section][key] = _coerce(section, key, value, f"environment {name}")
+    cfg = Config(sections={s: Section(v) for s, v in raw.items()}, path=origin)
+    _cross_checks(cfg)
+    return cfg
+
+
+def _cross_checks(cfg: Config) -> None:
+    if cfg.database.pool_min > cfg.database.pool_max:
+        raise ConfigError(
+            f"database.pool_min = {cfg.database.pool_min} is larger than "
+            f"database.pool_max = {cfg.database.pool_max}"
+        )
+    if bool(cfg.wssvc.certfile) != bool(cfg.wssvc.keyfile):
+        raise ConfigError("wssvc.certfile and wssvc.keyfile must be set together")
+    if cfg.sso.enabled:
+        for key in ("issuer", "client_id"):
+            if not cfg.sso.values[key]:
+                raise ConfigError(f"sso.{key} is empty but sso.enabled = true")
+
+
+def reference() -> str:
+    """The Markdown table of every key, for docs/configuration.md."""
+    lines = []
+    for section, keys in SCHEMA.items():
+        lines.append(f"\n## [{section}]\n")
+        lines.append("| key | type | default | meaning |")
+        lines.append("|---|---|---|---|")
+        for key, spec in keys.items():
+            shown = json.dumps(spec.default)
+            kind = _KIND_NAMES[spec.kind].split(" ", 1)[1]
+            lines.append(f"| `{key}` | {kind} | `{shown}` | {spec.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+def all_keys() -> list[str]:
+    return [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
+
+
+__all__ = ["Config", "ConfigError", "load", "reference", "all_keys"]

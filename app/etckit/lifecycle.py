@@ -1,0 +1,55 @@
+"""How every program starts and stops: logging, SIGTERM/SIGINT, exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+
+from . import log as logsetup
+from .config import Config
+from .storage import StorageError
+
+log = logging.getLogger("etckit")
+
+Program = Callable[[Config, asyncio.Event], Awaitable[int | None]]
+
+
+class Fatal(Exception):
+    """The program cannot do its job; logged as one line, exit status 1."""
+
+
+def run_program(name: str, program: Program, cfg: Config) -> int:
+    """Run an async program until it returns or SIGTERM/SIGINT asks it to stop."""
+    logsetup.setup(name, cfg.log.level)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, _on_signal, stop, sig)
+        log.info("starting", extra={"config": cfg.path})
+        try:
+            code = await program(cfg, stop)
+        except (Fatal, StorageError) as exc:
+            log.error("cannot continue: %s", exc)
+            return 1
+        return 0 if code is None else code
+
+    try:
+        code = asyncio.run(main())
+    except KeyboardInterrupt:
+        code = 0
+    except Exception:
+        log.exception("crashed")
+        code = 1
+    log.info("stopped", extra={"exit_status": code})
+    sys.stdout.flush()
+    return code
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    log.info("signal received, stopping", extra={"signal": sig.name})
+    stop.set()

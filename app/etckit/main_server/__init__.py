@@ -1,0 +1,1 @@
+"""main_server: static pages, login, session cookies, wssvc assignment."""

@@ -1,0 +1,108 @@
+"""The service registry: wssvc, brokers and workers announce themselves and keep a heartbeat.
+
+A row per running process; heartbeat_at is refreshed every registry_interval seconds and a row
+older than registry_liveness is ignored by everyone (and swept by the next registration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import __version__
+from .storage import Database, StorageError
+
+log = logging.getLogger(__name__)
+
+
+class Registration:
+    def __init__(self, db: Database, kind: str, *, pool: str = "", endpoint: str = "",
+                 host: str | None = None, extra: dict[str, Any] | None = None,
+                 interval: float = 2.0, liveness: float = 10.0,
+                 load: Callable[[], int] | None = None) -> None:
+        self.db = db
+        self.kind = kind
+        self.id = f"{kind}-{uuid.uuid4().hex[:12]}"
+        self.pool = pool
+        self.endpoint = endpoint
+        self.host = host or socket.gethostname()
+        self.extra = extra or {}
+        self.interval = interval
+        self.liveness = liveness
+        self.load = load or (lambda: 0)
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+
+    async def start(self) -> None:
+        await self._insert()
+        log.info("registered", extra={"service": self.id, "pool": self.pool,
+                                      "endpoint": self.endpoint})
+        self._task = asyncio.create_task(self._beat(), name=f"registry-{self.id}")
+
+    async def _insert(self) -> None:
+        now = time.time()
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM services WHERE heartbeat_at < :old",
+                             {"old": now - 10 * self.liveness})
+            await tx.execute(
+                "INSERT INTO services (id, kind, host, pid, pool, endpoint, extra, load,"
+                " version, started_at, heartbeat_at) VALUES (:id, :kind, :host, :pid, :pool,"
+                " :endpoint, :extra, :load, :version, :now, :now)",
+                {"id": self.id, "kind": self.kind, "host": self.host, "pid": os.getpid(),
+                 "pool": self.pool, "endpoint": self.endpoint, "extra": json.dumps(self.extra),
+                 "load": self.load(), "version": __version__, "now": now},
+            )
+
+    async def beat(self) -> None:
+        n = await self.db.execute(
+            "UPDATE services SET heartbeat_at = :now, load = :load, pool = :pool WHERE id = :id",
+            {"now": time.time(), "load": self.load(), "pool": self.pool, "id": self.id},
+        )
+        if n == 0:  # swept by someone while we were stalled: come back
+            await self._insert()
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.beat()
+                self.failures = 0
+            except StorageError as exc:
+                self.failures += 1
+                log.warning("registry heartbeat failed: %s", exc,
+                            extra={"failures": self.failures})
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        try:
+            await self.db.execute("DELETE FROM services WHERE id = :id", {"id": self.id})
+        except StorageError as exc:
+            log.warning("could not deregister: %s", exc)
+
+
+async def live(db: Database, kind: str, liveness: float, pool: str | None = None
+               ) -> list[dict[str, Any]]:
+    """Registered services of a kind with a fresh heartbeat, least loaded first."""
+    sql = ("SELECT id, kind, host, pid, pool, endpoint, extra, load, version, started_at,"
+           " heartbeat_at FROM services WHERE kind = :kind AND heartbeat_at >= :fresh")
+    params: dict[str, Any] = {"kind": kind, "fresh": time.time() - liveness}
+    if pool is not None:
+        sql += " AND pool = :pool"
+        params["pool"] = pool
+    rows = await db.fetchall(sql + " ORDER BY load, started_at, id", params)
+    for row in rows:
+        row["extra"] = json.loads(row["extra"] or "{}")
+    return rows

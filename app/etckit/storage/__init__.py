@@ -1,0 +1,37 @@
+"""The database: one async interface, two backends (SQLite and PostgreSQL).
+
+SQL in this package is written once, with named parameters (``:name``); the PostgreSQL
+backend rewrites them to psycopg's ``%(name)s``. Identifiers are text generated in Python and
+times are seconds since the epoch (double precision), so the same statements run on both.
+"""
+
+from __future__ import annotations
+
+from .base import Database, IntegrityError, StorageError, Transaction
+from .migrate import MIGRATIONS, check_schema, current_version, upgrade
+
+
+def open_database(url: str, *, pool_min: int = 1, pool_max: int = 10,
+                  busy_timeout: float = 10.0) -> Database:
+    """A Database for a URL: sqlite:///path or postgresql://... (not yet connected)."""
+    if url.startswith("sqlite:///"):
+        from .sqlite import SqliteDatabase
+
+        return SqliteDatabase(url[len("sqlite:///"):], busy_timeout=busy_timeout)
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresDatabase
+
+        return PostgresDatabase(url, pool_min=pool_min, pool_max=pool_max,
+                                busy_timeout=busy_timeout)
+    raise StorageError(f"unsupported database URL {url!r}")
+
+
+async def connect(cfg) -> Database:  # cfg: etckit.config.Config
+    db = open_database(cfg.database.url, pool_min=cfg.database.pool_min,
+                       pool_max=cfg.database.pool_max, busy_timeout=cfg.database.busy_timeout)
+    await db.connect()
+    return db
+
+
+__all__ = ["Database", "Transaction", "StorageError", "IntegrityError", "open_database",
+           "connect", "upgrade", "check_schema", "current_version", "MIGRATIONS"]

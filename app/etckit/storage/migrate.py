@@ -1,0 +1,135 @@
+"""Numbered migrations, recorded in schema_version, safe to run twice and concurrently.
+
+All migrations run in one transaction that first takes an exclusive lock (PostgreSQL: an
+advisory lock; SQLite: BEGIN IMMEDIATE), so two ``etckit db upgrade`` at once serialize: the
+second finds everything applied and does nothing. Statements are separated by ``;`` at line
+ends and written in SQL both backends accept.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from .base import Database, StorageError, Transaction
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x657463_6B6974  # "etckit"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        return [s.strip() for s in self.sql.split(";\n") if s.strip()]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "users, sessions, workbooks, service registry", """
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('sso', 'anonymous', 'fake')),
+    display_name TEXT NOT NULL DEFAULT '',
+    email TEXT NOT NULL DEFAULT '',
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION,
+    UNIQUE (issuer, subject)
+);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE TABLE workbooks (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX workbooks_owner ON workbooks (owner_id);
+CREATE TABLE services (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('main_server', 'wssvc', 'broker', 'worker')),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pool TEXT NOT NULL DEFAULT '',
+    endpoint TEXT NOT NULL DEFAULT '',
+    extra TEXT NOT NULL DEFAULT '{}',
+    load INTEGER NOT NULL DEFAULT 0,
+    version TEXT NOT NULL DEFAULT '',
+    started_at DOUBLE PRECISION NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX services_kind_pool ON services (kind, pool)
+"""),
+]
+
+
+async def _ensure_version_table(tx: Transaction) -> None:
+    await tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at DOUBLE PRECISION NOT NULL)"
+    )
+
+
+async def current_version(db: Database) -> int:
+    async with db.transaction() as tx:
+        await _ensure_version_table(tx)
+        return int(await tx.fetchval("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version"))
+
+
+async def upgrade(db: Database, target: int | None = None) -> list[int]:
+    """Apply every migration not yet recorded (up to target); returns the versions applied."""
+    known = {m.version for m in MIGRATIONS}
+    if len(known) != len(MIGRATIONS) or sorted(known) != list(range(1, len(MIGRATIONS) + 1)):
+        raise StorageError("migrations must be numbered 1, 2, 3, ... without gaps")
+    applied: list[int] = []
+    async with db.transaction() as tx:
+        await tx.lock(MIGRATION_LOCK)
+        await _ensure_version_table(tx)
+        have = int(await tx.fetchval("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version"))
+        if have > len(MIGRATIONS):
+            raise StorageError(
+                f"database schema is version {have}, newer than this etckit knows "
+                f"({len(MIGRATIONS)}): upgrade etckit instead of downgrading the database"
+            )
+        for migration in MIGRATIONS:
+            if migration.version <= have or (target is not None and migration.version > target):
+                continue
+            log.info("applying migration", extra={"version": migration.version,
+                                                  "migration": migration.name})
+            for statement in migration.statements():
+                await tx.execute(statement)
+            await tx.execute(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES (:v, :n, :t)",
+                {"v": migration.version, "n": migration.name, "t": time.time()},
+            )
+            applied.append(migration.version)
+    return applied
+
+
+async def check_schema(db: Database) -> None:
+    """Raise StorageError unless the database answers and its schema is the one expected."""
+    try:
+        have = int(await db.fetchval("SELECT COALESCE(MAX(version), 0) AS v FROM schema_version"))
+    except StorageError as exc:
+        raise StorageError(f"database schema is missing (run etckit db upgrade): {exc}") from exc
+    if have != len(MIGRATIONS):
+        raise StorageError(
+            f"database schema is at version {have}, this etckit needs {len(MIGRATIONS)}"
+            " (run etckit db upgrade)"
+        )

@@ -1,0 +1,91 @@
+"""PostgreSQL backend: psycopg 3 with an async connection pool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from .base import Database, IntegrityError, Params, Row, StorageError, Transaction
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def to_pyformat(sql: str) -> str:
+    """Rewrite ``:name`` parameters to psycopg's ``%(name)s`` (``::casts`` are left alone)."""
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+class _PgTx(Transaction):
+    def __init__(self, conn: psycopg.AsyncConnection) -> None:
+        self.conn = conn
+
+    async def _run(self, sql: str, params: Params):
+        try:
+            return await self.conn.execute(to_pyformat(sql), dict(params or {}))
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(str(exc).strip()) from exc
+        except psycopg.Error as exc:
+            raise StorageError(str(exc).strip()) from exc
+
+    async def execute(self, sql: str, params: Params = None) -> int:
+        cur = await self._run(sql, params)
+        return cur.rowcount
+
+    async def fetchall(self, sql: str, params: Params = None) -> list[Row]:
+        cur = await self._run(sql, params)
+        return list(await cur.fetchall())
+
+    async def lock(self, key: int) -> None:
+        await self._run("SELECT pg_advisory_xact_lock(:key)", {"key": key})
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, pool_min: int = 1, pool_max: int = 10,
+                 busy_timeout: float = 10.0) -> None:
+        self.url = url
+        self.pool_min = pool_min
+        self.pool_max = pool_max
+        self.busy_timeout = busy_timeout
+        self._pool: AsyncConnectionPool | None = None
+
+    async def connect(self) -> None:
+        pool = AsyncConnectionPool(
+            self.url, min_size=self.pool_min, max_size=self.pool_max, open=False,
+            kwargs={"row_factory": dict_row, "autocommit": False},
+            timeout=self.busy_timeout,
+        )
+        try:
+            await pool.open(wait=True, timeout=self.busy_timeout)
+        except Exception as exc:
+            await pool.close()
+            safe = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
+            raise StorageError(f"cannot connect to PostgreSQL at {safe}: {exc}") from exc
+        self._pool = pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        if self._pool is None:
+            raise StorageError("database is not connected")
+        try:
+            async with self._pool.connection() as conn:
+                async with conn.transaction():
+                    yield _PgTx(conn)
+        except psycopg.errors.IntegrityError as exc:
+            raise IntegrityError(str(exc).strip()) from exc
+        except psycopg_pool.PoolTimeout as exc:
+            raise StorageError(f"no database connection free: {exc}") from exc
+        except psycopg.OperationalError as exc:
+            raise StorageError(f"database connection failed: {exc}") from exc

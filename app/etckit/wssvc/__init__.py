@@ -1,0 +1,1 @@
+"""wssvc: the browser's websocket, plot images over HTTPS, fan-out of replies."""
