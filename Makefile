@@ -21,7 +21,7 @@ venv-test: $(VENV)/.created
 	$(PIP) install --no-deps --force-reinstall .
 
 lint: venv-test
-	$(VENV)/bin/ruff check app tests bench
+	$(VENV)/bin/ruff check .
 
 pytest: venv-test
 	$(VENV)/bin/pytest

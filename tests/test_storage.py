@@ -112,9 +112,9 @@ async def test_registry_live_and_stale(db):
     try:
         rows = await live(db, "wssvc", liveness=5)
         assert [r["endpoint"] for r in rows] == ["h:2", "h:1"]  # least loaded first
+        await idle.halt()
         await db.execute("UPDATE services SET heartbeat_at = heartbeat_at - 100 WHERE id = :id",
                          {"id": idle.id})
-        idle._task.cancel()
         rows = await live(db, "wssvc", liveness=5)
         assert [r["endpoint"] for r in rows] == ["h:1"]
         assert [r["id"] for r in await live(db, "wssvc", 5, pool="p1")] == [fresh.id]

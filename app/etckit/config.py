@@ -106,6 +106,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "worker": {
         "pool": Key(str, "", None, "pool joined (empty: the pool with the fewest workers)"),
+        "diagnostics": Key(bool, False, None, "enable the test.sleep handler (tests only)"),
     },
     "heartbeat": {
         "interval": Key(float, 1.0, _range(0.05, 60), "seconds between ZeroMQ heartbeats"),
@@ -313,3 +314,7 @@ def all_keys() -> list[str]:
 
 
 __all__ = ["Config", "ConfigError", "load", "reference", "all_keys"]
+
+
+if __name__ == "__main__":  # python -m etckit.config > the table in docs/configuration.md
+    print(reference(), end="")

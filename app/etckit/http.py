@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 
 
 async def serve_app(app, *, host: str, port: int, stop: asyncio.Event,
-                    certfile: str = "", keyfile: str = "") -> None:
+                    certfile: str = "", keyfile: str = "",
+                    max_ws_message: int = 16 * 1024 * 1024) -> None:
     hc = HypercornConfig()
     hc.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     hc.accesslog = None
@@ -20,6 +21,7 @@ async def serve_app(app, *, host: str, port: int, stop: asyncio.Event,
     hc.graceful_timeout = 3.0
     hc.websocket_ping_interval = None
     hc.backlog = 2048
+    hc.websocket_max_message_size = max_ws_message
     if certfile:
         hc.certfile = certfile
         hc.keyfile = keyfile

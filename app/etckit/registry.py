@@ -38,6 +38,7 @@ class Registration:
         self.liveness = liveness
         self.load = load or (lambda: 0)
         self._task: asyncio.Task[None] | None = None
+        self._halt = asyncio.Event()
         self.failures = 0
 
     async def start(self) -> None:
@@ -62,15 +63,21 @@ class Registration:
 
     async def beat(self) -> None:
         n = await self.db.execute(
-            "UPDATE services SET heartbeat_at = :now, load = :load, pool = :pool WHERE id = :id",
-            {"now": time.time(), "load": self.load(), "pool": self.pool, "id": self.id},
+            "UPDATE services SET heartbeat_at = :now, load = :load, pool = :pool,"
+            " extra = :extra WHERE id = :id",
+            {"now": time.time(), "load": self.load(), "pool": self.pool,
+             "extra": json.dumps(self.extra), "id": self.id},
         )
         if n == 0:  # swept by someone while we were stalled: come back
             await self._insert()
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.wait_for(self._halt.wait(), self.interval)
+                return
+            except TimeoutError:
+                pass
             try:
                 await self.beat()
                 self.failures = 0
@@ -79,14 +86,18 @@ class Registration:
                 log.warning("registry heartbeat failed: %s", exc,
                             extra={"failures": self.failures})
 
-    async def stop(self) -> None:
+    async def halt(self) -> None:
+        """Stop refreshing the heartbeat (never in the middle of a transaction)."""
+        self._halt.set()
         if self._task is not None:
-            self._task.cancel()
             try:
-                await self._task
-            except asyncio.CancelledError:
+                await asyncio.wait_for(self._task, self.liveness)
+            except TimeoutError:
                 pass
             self._task = None
+
+    async def stop(self) -> None:
+        await self.halt()
         try:
             await self.db.execute("DELETE FROM services WHERE id = :id", {"id": self.id})
         except StorageError as exc:

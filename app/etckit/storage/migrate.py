@@ -75,6 +75,12 @@ CREATE TABLE services (
 );
 CREATE INDEX services_kind_pool ON services (kind, pool)
 """),
+    Migration(2, "single-use wssvc tickets", """
+CREATE TABLE used_tickets (
+    id TEXT PRIMARY KEY,
+    expires_at DOUBLE PRECISION NOT NULL
+)
+"""),
 ]
 
 

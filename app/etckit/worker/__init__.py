@@ -1,4 +1,4 @@
-"""The worker (placeholder until the message chain lands): registers and waits."""
+"""The worker program: joins a broker of a pool and runs handlers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import asyncio
 from ..config import Config
 from ..registry import Registration
 from ..storage import connect
+from . import handlers  # noqa: F401  (registers the handlers)
+from .core import HANDLERS, Context, HandlerError, Worker, handler
+
+__all__ = ["HANDLERS", "Context", "HandlerError", "handler", "run"]
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
@@ -16,7 +20,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
                        liveness=cfg.heartbeat.registry_liveness)
     await reg.start()
     try:
-        await stop.wait()
+        await Worker(cfg, db, reg).run(stop)
     finally:
         await reg.stop()
         await db.close()

@@ -1,43 +1,260 @@
-"""The wssvc Quart app (placeholder until the message chain lands)."""
+"""wssvc: the browser's websocket, forwarded to the pool's brokers, replies fanned out.
+
+A websocket is accepted only with a valid ticket (single use, bound to this wssvc's pool) and
+a permitted Origin. Every text message is checked here (JSON object, id, known type, size);
+what fails gets an error reply and never reaches a worker; too many failures close with 1008.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
 
-from quart import Quart, jsonify
+import zmq
+from quart import Quart, jsonify, websocket
 
 from .. import __version__
+from ..auth import tickets
 from ..config import Config
 from ..http import serve_app
+from ..lifecycle import Fatal
+from ..messaging.protocol import ProtocolError, dumps, error_message, loads
+from ..messaging.types import ID_MAX, LOCAL_TYPES, REQUEST_TYPES
 from ..registry import Registration
-from ..storage import connect
+from ..storage import Database, connect
+from .hub import Client, Hub
+from .upstream import Upstream
 
 log = logging.getLogger(__name__)
 
+CLOSE_SERVICE_RESTART = 1012  # the broker behind this wssvc went away: reconnect
+CLOSE_POLICY = 1008  # too many bad messages
+CLOSE_PING_TIMEOUT = 4002  # no answer to the application ping
+PING_GRACE = 2.5  # pings without any message from the client before it is closed
 
-def create_app(cfg: Config) -> Quart:
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Service:
+    """The state of one wssvc: its clients, its brokers, its requests in flight."""
+
+    def __init__(self, cfg: Config, db: Database, pool: str) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.pool = pool
+        self.secret = cfg.auth.session_secret.encode()
+        self.hub = Hub()
+        self.pending: dict[bytes, tuple[str, Any]] = {}  # rid -> (client id, message id)
+        self._rids = itertools.count(1)
+        self.allowed_origins = set(cfg.wssvc.allowed_origins or
+                                   [origin_of(cfg.main_server.public_url)])
+        self.upstream = Upstream(
+            db, pool, interval=cfg.heartbeat.interval, liveness=cfg.heartbeat.liveness,
+            registry_interval=cfg.heartbeat.registry_interval,
+            registry_liveness=cfg.heartbeat.registry_liveness,
+            on_reply=self.on_reply, on_broker_lost=self.on_broker_lost)
+
+    # -- from the brokers ----------------------------------------------------------------
+
+    def on_reply(self, rid: bytes, body: bytes) -> None:
+        entry = self.pending.pop(rid, None)
+        try:
+            reply = loads(body)
+        except ProtocolError as exc:
+            log.warning("unreadable reply from a broker: %s", exc)
+            reply = {"error": {"code": "internal", "message": "unreadable reply"}}
+        if "error" in reply:
+            if entry is not None:
+                client = self.hub.clients.get(entry[0])
+                if client is not None:
+                    client.send(error_message(reply["error"]["code"],
+                                              reply["error"]["message"], entry[1]))
+            return
+        self.hub.deliver(reply.get("deliveries", []))
+
+    def on_broker_lost(self, broker_id: str) -> None:
+        log.warning("broker lost: closing every client with 1012",
+                    extra={"broker": broker_id, "clients": len(self.hub)})
+        self.pending.clear()
+        self.hub.close_all(CLOSE_SERVICE_RESTART, "broker restarting, please reconnect")
+
+    # -- from a browser ------------------------------------------------------------------
+
+    def check(self, data: str | bytes) -> dict[str, Any]:
+        """The message, or raise _Bad(code, text, ref)."""
+        if isinstance(data, bytes):
+            raise _Bad("binary_frame", "binary frames are not accepted; send JSON text")
+        limit = self.cfg.wssvc.max_message_bytes
+        if len(data) > limit or len(data.encode()) > limit:
+            raise _Bad("too_large", f"message is larger than {limit} bytes")
+        try:
+            message = json.loads(data)
+        except ValueError as exc:
+            raise _Bad("bad_json", f"message is not JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise _Bad("not_object", "message must be a JSON object")
+        mid = message.get("id")
+        if mid is None:
+            raise _Bad("missing_id", "message has no id")
+        if isinstance(mid, bool) or not isinstance(mid, str | int) or len(str(mid)) > ID_MAX:
+            raise _Bad("bad_id", f"id must be a string or integer of at most {ID_MAX} chars")
+        mtype = message.get("type")
+        if not isinstance(mtype, str) or not mtype:
+            raise _Bad("missing_type", "message has no type", mid)
+        if mtype not in REQUEST_TYPES and mtype not in LOCAL_TYPES:
+            raise _Bad("unknown_type", f"unknown message type {mtype!r}", mid)
+        return message
+
+    def handle(self, client: Client, message: dict[str, Any]) -> None:
+        mtype = message["type"]
+        if mtype == "ping":
+            client.send({"type": "pong", "ref": message["id"]})
+            return
+        if mtype == "pong":
+            return
+        rid = str(next(self._rids)).encode()
+        body = dumps({"client": client.id, "user": client.user, "workbook": client.workbook,
+                      "message": message})
+        try:
+            sent = self.upstream.send(rid, body)
+        except zmq.Again:
+            sent = None
+        if sent is None:
+            client.send(error_message("unavailable", "no broker is available; retrying helps",
+                                      message["id"]))
+            return
+        self.pending[rid] = (client.id, message["id"])
+
+    async def serve_client(self, ticket: tickets.Ticket) -> None:
+        ws = websocket._get_current_object()
+        client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
+                        queue=asyncio.Queue(self.cfg.wssvc.client_queue),
+                        last_seen=time.monotonic())
+        self.hub.add(client)
+        client.send({"type": "hello", "client": client.id, "workbook": ticket.workbook,
+                     "version": __version__})
+        tasks = [asyncio.create_task(self._send_loop(ws, client)),
+                 asyncio.create_task(self._receive_loop(ws, client)),
+                 asyncio.create_task(self._ping_loop(client))]
+        closed = asyncio.create_task(client.closed.wait())
+        try:
+            await asyncio.wait([*tasks, closed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, closed]:
+                task.cancel()
+            self.hub.remove(client)
+        if client.close_code is not None:
+            await ws.close(client.close_code, client.close_reason)
+
+    async def _send_loop(self, ws, client: Client) -> None:
+        while True:
+            await ws.send(await client.queue.get())
+
+    async def _receive_loop(self, ws, client: Client) -> None:
+        bad = 0
+        while True:
+            data = await ws.receive()
+            client.last_seen = time.monotonic()
+            try:
+                message = self.check(data)
+            except _Bad as exc:
+                bad += 1
+                client.send(error_message(exc.code, exc.text, exc.ref))
+                if bad >= self.cfg.wssvc.max_bad_messages:
+                    client.close(CLOSE_POLICY, "too many bad messages")
+                    return
+                continue
+            self.handle(client, message)
+
+    async def _ping_loop(self, client: Client) -> None:
+        interval = self.cfg.wssvc.ping_interval
+        for n in itertools.count(1):
+            await asyncio.sleep(interval)
+            if time.monotonic() - client.last_seen > interval * PING_GRACE:
+                client.close(CLOSE_PING_TIMEOUT, "no answer to ping")
+                return
+            client.send({"type": "ping", "id": f"s{n}"})
+
+
+class _Bad(Exception):
+    def __init__(self, code: str, text: str, ref: Any = None) -> None:
+        super().__init__(text)
+        self.code, self.text, self.ref = code, text, ref
+
+
+def create_app(service: Service) -> Quart:
     app = Quart(__name__)
 
     @app.get("/healthz")
     async def healthz():
-        return jsonify(status="ok", version=__version__)
+        ready = bool(service.upstream.ready)
+        body = {"status": "ok" if ready else "no_broker", "version": __version__,
+                "pool": service.pool, "clients": len(service.hub),
+                "brokers": len(service.upstream.ready)}
+        return jsonify(body), 200 if ready else 503
+
+    @app.websocket("/ws")
+    async def ws():
+        origin = websocket.headers.get("Origin", "")
+        if origin not in service.allowed_origins:
+            log.info("websocket refused: origin", extra={"origin": origin})
+            return "origin not allowed", 403
+        if not service.upstream.ready:
+            return "no broker available, ask main_server again", 503
+        try:
+            ticket = await tickets.redeem(service.db, service.secret,
+                                          websocket.args.get("ticket", ""), pool=service.pool)
+        except tickets.TicketError as exc:
+            log.info("websocket refused: %s", exc)
+            return f"ticket refused: {exc}", 403
+        await websocket.accept()
+        await service.serve_client(ticket)
+        return None
 
     return app
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
+    if not cfg.auth.session_secret:
+        raise Fatal("auth.session_secret is empty: wssvc cannot check tickets")
     db = await connect(cfg)
     port = cfg.wssvc.public_port or cfg.wssvc.port
-    reg = Registration(db, "wssvc", pool=cfg.wssvc.pool or f"{cfg.wssvc.public_host}:{port}",
-                       endpoint=f"{cfg.wssvc.public_host}:{port}",
+    pool = cfg.wssvc.pool or f"{cfg.wssvc.public_host}:{port}"
+    service = Service(cfg, db, pool)
+    scheme = "wss" if cfg.wssvc.certfile else "ws"
+    reg = Registration(db, "wssvc", pool=pool, endpoint=f"{scheme}://{cfg.wssvc.public_host}:{port}",
                        interval=cfg.heartbeat.registry_interval,
-                       liveness=cfg.heartbeat.registry_liveness)
+                       liveness=cfg.heartbeat.registry_liveness,
+                       load=lambda: len(service.hub))
     await reg.start()
+    service.upstream.start()
+
+    async def publish_brokers() -> None:
+        while True:
+            reg.extra = {"brokers": len(service.upstream.ready)}
+            await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
+
+    publisher = asyncio.create_task(publish_brokers())
     try:
-        await serve_app(create_app(cfg), host=cfg.wssvc.host, port=cfg.wssvc.port, stop=stop,
-                        certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile)
+        app = create_app(service)
+        log.info("listening", extra={"host": cfg.wssvc.host, "port": cfg.wssvc.port,
+                                     "pool": pool})
+        await serve_app(app, host=cfg.wssvc.host, port=cfg.wssvc.port, stop=stop,
+                        certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
+                        max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096)
     finally:
+        publisher.cancel()
+        service.hub.close_all(1001, "server shutting down")
+        await service.upstream.stop()
         await reg.stop()
         await db.close()
     return 0

@@ -1,0 +1,1 @@
+"""Authentication: sessions, wssvc tickets, SSO, anonymous and fake login."""

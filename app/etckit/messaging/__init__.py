@@ -1,0 +1,1 @@
+"""The ZeroMQ protocol shared by wssvc, broker and worker (see docs/protocol.md)."""

@@ -1,0 +1,237 @@
+"""The worker: takes requests from its broker, runs a handler, replies (maybe to many clients).
+
+Handlers are registered by message type. A handler commits to the database before it returns,
+and only then is the reply sent, so an acknowledged edit is never lost. A handler that raises
+HandlerError answers that error; any other exception answers "internal" and is logged; either
+way the worker carries on. A worker that stops hearing its broker goes back to the registry,
+picks a broker again and reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from ..config import Config
+from ..messaging.protocol import (
+    DISCONNECT,
+    HEARTBEAT,
+    READY,
+    REPLY,
+    REQUEST,
+    WORKER,
+    ProtocolError,
+    dumps,
+    error_message,
+    loads,
+)
+from ..registry import Registration, live
+from ..storage import Database
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN = 0.25
+RECONNECT_MAX = 10.0
+
+
+class HandlerError(Exception):
+    """An error the client should see: code and one clear message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Context:
+    """What a handler knows about the request, and how it answers."""
+
+    db: Database
+    cfg: Config
+    client: str
+    user: str
+    workbook: str | None
+    request_id: Any
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Answer the client that asked (ref = its request id)."""
+        self.deliveries.append({"to": {"client": self.client},
+                                "message": {**message, "ref": self.request_id}})
+
+    def to_workbook(self, workbook: str, message: dict[str, Any], *,
+                    except_sender: bool = False) -> None:
+        """Every client that has this workbook open."""
+        to: dict[str, Any] = {"workbook": workbook}
+        if except_sender:
+            to["except"] = self.client
+        self.deliveries.append({"to": to, "message": message})
+
+    def to_user(self, message: dict[str, Any], *, user: str | None = None,
+                except_sender: bool = False) -> None:
+        """Every client of a user (the requesting user by default)."""
+        to: dict[str, Any] = {"user": user or self.user}
+        if except_sender:
+            to["except"] = self.client
+        self.deliveries.append({"to": to, "message": message})
+
+
+Handler = Callable[[Context, dict[str, Any]], Awaitable[None]]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(message_type: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        if message_type in HANDLERS:
+            raise ValueError(f"two handlers for {message_type!r}")
+        HANDLERS[message_type] = fn
+        return fn
+
+    return register
+
+
+async def handle(db: Database, cfg: Config, body: bytes,
+                 handlers: dict[str, Handler] | None = None) -> list[dict[str, Any]]:
+    """Run one request body through its handler; returns the deliveries to send."""
+    handlers = HANDLERS if handlers is None else handlers
+    try:
+        request = loads(body)
+        message = request["message"]
+        ctx = Context(db=db, cfg=cfg, client=request["client"], user=request["user"],
+                      workbook=request.get("workbook"), request_id=message.get("id"))
+    except (ProtocolError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("malformed request body, dropped: %s", exc)
+        return []
+    fn = handlers.get(message.get("type"))
+    try:
+        if fn is None:
+            raise HandlerError("unknown_type", f"no handler for type {message.get('type')!r}")
+        await fn(ctx, message)
+    except HandlerError as exc:
+        ctx.deliveries = [{"to": {"client": ctx.client},
+                           "message": error_message(exc.code, exc.message, ctx.request_id)}]
+    except Exception:
+        log.exception("handler failed", extra={"type": message.get("type")})
+        ctx.deliveries = [{"to": {"client": ctx.client}, "message": error_message(
+            "internal", "the server failed to handle this request", ctx.request_id)}]
+    return ctx.deliveries
+
+
+async def choose_broker(cfg: Config, db: Database) -> tuple[str, dict[str, Any]] | None:
+    """(pool, broker row): the configured pool or the live pool with the fewest workers; in
+    it, the broker with the fewest workers. None when there is no broker to join yet."""
+    liveness = cfg.heartbeat.registry_liveness
+    brokers = await live(db, "broker", liveness)
+    if cfg.worker.pool:
+        brokers = [b for b in brokers if b["pool"] == cfg.worker.pool]
+    if not brokers:
+        return None
+    workers = await live(db, "worker", liveness)
+    per_pool: dict[str, int] = {}
+    for w in workers:
+        per_pool[w["pool"]] = per_pool.get(w["pool"], 0) + 1
+    pool = min({b["pool"] for b in brokers}, key=lambda p: (per_pool.get(p, 0), p))
+    broker = min((b for b in brokers if b["pool"] == pool), key=lambda b: (b["load"], b["id"]))
+    return pool, broker
+
+
+class Worker:
+    def __init__(self, cfg: Config, db: Database, reg: Registration) -> None:
+        self.cfg = cfg
+        self.db = db
+        self.reg = reg
+        self.ctx = zmq.asyncio.Context()
+        self.interval = cfg.heartbeat.interval
+        self.liveness = cfg.heartbeat.liveness
+        self.handled = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = RECONNECT_MIN
+        while not stop.is_set():
+            choice = await choose_broker(self.cfg, self.db)
+            if choice is None:
+                log.info("no broker to join yet", extra={"retry_in": round(backoff, 2)})
+            else:
+                pool, broker = choice
+                self.reg.pool = pool
+                started = time.monotonic()
+                await self.session(broker, stop)
+                if time.monotonic() - started > self.interval * self.liveness * 2:
+                    backoff = RECONNECT_MIN
+            if stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), backoff * (0.5 + random.random()))
+            except TimeoutError:
+                pass
+            backoff = min(backoff * 2, RECONNECT_MAX)
+        self.ctx.term()
+
+    async def session(self, broker: dict[str, Any], stop: asyncio.Event) -> None:
+        """One connection to one broker, until it is lost or we are asked to stop."""
+        endpoint = broker["extra"]["backend"]
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        self.reg.extra = {"broker": broker["id"], "endpoint": endpoint}
+        log.info("joining broker", extra={"broker": broker["id"], "endpoint": endpoint,
+                                          "pool": broker["pool"]})
+        await sock.send_multipart([WORKER, READY, dumps({"id": self.reg.id})])
+        expiry = time.monotonic() + self.interval * self.liveness
+        jobs: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        runner = asyncio.create_task(self._run_jobs(sock, jobs))
+        beat = asyncio.create_task(self._beat(sock))
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while True:
+                recv = asyncio.ensure_future(sock.recv_multipart())
+                done, _ = await asyncio.wait(
+                    {recv, stopper, runner}, timeout=max(0.0, expiry - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED)
+                if recv not in done:
+                    recv.cancel()
+                    if stopper in done:
+                        await sock.send_multipart([WORKER, DISCONNECT])
+                        return
+                    if runner in done:
+                        runner.result()  # re-raise a crash of the job runner
+                    log.warning("broker lost: no heartbeat", extra={"broker": broker["id"]})
+                    return
+                frames = recv.result()
+                expiry = time.monotonic() + self.interval * self.liveness
+                if len(frames) < 2 or frames[0] != WORKER:
+                    log.warning("malformed frames from the broker, ignored")
+                    continue
+                command = frames[1]
+                if command == REQUEST and len(frames) == 5:
+                    jobs.put_nowait(frames[2:])
+                elif command == DISCONNECT:
+                    log.info("broker asked us to reconnect", extra={"broker": broker["id"]})
+                    return
+        finally:
+            for task in (runner, beat, stopper):
+                task.cancel()
+            await asyncio.gather(runner, beat, stopper, return_exceptions=True)
+            sock.close(0)
+
+    async def _beat(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            await sock.send_multipart([WORKER, HEARTBEAT])
+
+    async def _run_jobs(self, sock: zmq.asyncio.Socket, jobs: asyncio.Queue) -> None:
+        while True:
+            client, rid, body = await jobs.get()
+            deliveries = await handle(self.db, self.cfg, body)
+            self.handled += 1
+            await sock.send_multipart([WORKER, REPLY, client, rid, dumps(
+                {"deliveries": deliveries})])

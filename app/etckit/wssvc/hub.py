@@ -1,0 +1,97 @@
+"""The clients connected to one wssvc, indexed for fan-out.
+
+Each client has a bounded outgoing queue. A delivery that finds it full closes that client
+(4001, "too slow"): a slow browser never makes the server's memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4001
+
+
+@dataclass(eq=False)
+class Client:
+    id: str
+    user: str
+    workbook: str | None
+    queue: asyncio.Queue[str]
+    close_code: int | None = None
+    close_reason: str = ""
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    last_seen: float = 0.0
+
+    def send(self, message: dict[str, Any] | str) -> bool:
+        """Queue a message; False (and the client is closed) if its queue is full."""
+        if self.closed.is_set():
+            return False
+        text = message if isinstance(message, str) else json.dumps(message)
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close(CLOSE_TOO_SLOW, "client is not reading its messages")
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if not self.closed.is_set():
+            self.close_code, self.close_reason = code, reason
+            self.closed.set()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.clients: dict[str, Client] = {}
+        self.by_user: dict[str, set[Client]] = defaultdict(set)
+        self.by_workbook: dict[str, set[Client]] = defaultdict(set)
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    def add(self, client: Client) -> None:
+        self.clients[client.id] = client
+        self.by_user[client.user].add(client)
+        if client.workbook:
+            self.by_workbook[client.workbook].add(client)
+
+    def remove(self, client: Client) -> None:
+        self.clients.pop(client.id, None)
+        for index, key in ((self.by_user, client.user), (self.by_workbook, client.workbook)):
+            if key in index:
+                index[key].discard(client)
+                if not index[key]:
+                    del index[key]
+
+    def recipients(self, to: dict[str, Any]) -> list[Client]:
+        if "client" in to:
+            client = self.clients.get(to["client"])
+            targets = [client] if client else []
+        elif "workbook" in to:
+            targets = list(self.by_workbook.get(to["workbook"], ()))
+        elif "user" in to:
+            targets = list(self.by_user.get(to["user"], ()))
+        else:
+            log.warning("delivery without a recipient, dropped", extra={"to": to})
+            return []
+        skip = to.get("except")
+        return [c for c in targets if c.id != skip]
+
+    def deliver(self, deliveries: list[dict[str, Any]]) -> int:
+        sent = 0
+        for delivery in deliveries:
+            text = json.dumps(delivery["message"])
+            for client in self.recipients(delivery.get("to", {})):
+                sent += client.send(text)
+        return sent
+
+    def close_all(self, code: int, reason: str) -> None:
+        for client in list(self.clients.values()):
+            client.close(code, reason)

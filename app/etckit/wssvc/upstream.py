@@ -1,0 +1,189 @@
+"""wssvc's side of ZeroMQ: a DEALER link to every live broker of its pool.
+
+Links are found in the service registry; a link becomes *established* when the broker first
+answers. When an established link loses its broker (no heartbeat within the liveness window, or
+a DISCONNECT), the caller's on_lost runs: wssvc closes its clients with 1012 and they come back
+through main_server. A link that never got an answer (a stale registry row) is dropped quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from ..messaging.protocol import CLIENT, DISCONNECT, HEARTBEAT, REPLY, REQUEST
+from ..registry import live
+from ..storage import Database, StorageError
+
+log = logging.getLogger(__name__)
+
+OnReply = Callable[[bytes, bytes], None]
+
+
+class BrokerLink:
+    def __init__(self, ctx: zmq.asyncio.Context, broker: dict[str, Any], *, interval: float,
+                 liveness: int, on_reply: OnReply,
+                 on_lost: Callable[[BrokerLink], None]) -> None:
+        self.id: str = broker["id"]
+        self.endpoint: str = broker["endpoint"]
+        self.interval = interval
+        self.liveness = liveness
+        self.on_reply = on_reply
+        self.on_lost = on_lost
+        self.established = False
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, 100000)
+        self.sock.setsockopt(zmq.RCVHWM, 100000)
+        self.sock.connect(self.endpoint)
+        # the same socket, used synchronously: sends never block (high HWM) and a drain of
+        # everything waiting does not go back to the event loop for every message
+        self.sync = zmq.Socket.shadow(self.sock.underlying)
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"broker-link-{self.id}")
+
+    def send(self, rid: bytes, body: bytes) -> None:
+        self.sync.send_multipart([CLIENT, REQUEST, rid, body], flags=zmq.NOBLOCK)
+
+    async def _run(self) -> None:
+        beat = asyncio.create_task(self._beat())
+        expiry = time.monotonic() + self.interval * self.liveness
+        why = "no heartbeat from the broker"
+        try:
+            while True:
+                timeout = max(0.0, expiry - time.monotonic())
+                if not await self.sock.poll(timeout * 1000, zmq.POLLIN):
+                    break
+                while True:
+                    try:
+                        frames = self.sync.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    expiry = time.monotonic() + self.interval * self.liveness
+                    if not self.established:
+                        self.established = True
+                        log.info("broker link established", extra={"broker": self.id})
+                    if len(frames) < 2 or frames[0] != CLIENT:
+                        log.warning("malformed frames from a broker, ignored")
+                        continue
+                    if frames[1] == REPLY and len(frames) == 4:
+                        self.on_reply(frames[2], frames[3])
+                    elif frames[1] == DISCONNECT:
+                        why = "broker said DISCONNECT"
+                        raise _Lost
+        except _Lost:
+            pass
+        finally:
+            beat.cancel()
+            self.sock.close(0)
+        log.warning("broker link lost", extra={"broker": self.id, "reason": why,
+                                               "was_established": self.established})
+        self.on_lost(self)
+
+    async def _beat(self) -> None:
+        while True:
+            self.sync.send_multipart([CLIENT, HEARTBEAT], flags=zmq.NOBLOCK)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except asyncio.CancelledError:
+                pass
+        if not self.sock.closed:
+            try:
+                self.sync.send_multipart([CLIENT, DISCONNECT], flags=zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+            self.sock.close(0)
+
+
+class _Lost(Exception):
+    pass
+
+
+class Upstream:
+    """Every broker of one pool; requests go round-robin over the established links."""
+
+    def __init__(self, db: Database, pool: str, *, interval: float, liveness: int,
+                 registry_interval: float, registry_liveness: float, on_reply: OnReply,
+                 on_broker_lost: Callable[[str], None]) -> None:
+        self.db = db
+        self.pool = pool
+        self.interval = interval
+        self.liveness = liveness
+        self.registry_interval = registry_interval
+        self.registry_liveness = registry_liveness
+        self.on_reply = on_reply
+        self.on_broker_lost = on_broker_lost
+        self.ctx = zmq.asyncio.Context()
+        self.links: dict[str, BrokerLink] = {}
+        self.gone: set[str] = set()  # brokers lost: never reconnect to the same registration
+        self._rr = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> list[BrokerLink]:
+        return [link for link in self.links.values() if link.established]
+
+    def send(self, rid: bytes, body: bytes) -> str | None:
+        """Send a request to an established broker; returns its id, or None if there is none."""
+        ready = self.ready
+        if not ready:
+            return None
+        link = ready[next(self._rr) % len(ready)]
+        link.send(rid, body)
+        return link.id
+
+    async def refresh(self) -> None:
+        brokers = await live(self.db, "broker", self.registry_liveness, pool=self.pool)
+        for broker in brokers:
+            if broker["id"] in self.links or broker["id"] in self.gone:
+                continue
+            log.info("broker found", extra={"broker": broker["id"],
+                                            "endpoint": broker["endpoint"]})
+            link = BrokerLink(self.ctx, broker, interval=self.interval, liveness=self.liveness,
+                              on_reply=self.on_reply, on_lost=self._lost)
+            self.links[link.id] = link
+            link.start()
+
+    def _lost(self, link: BrokerLink) -> None:
+        self.links.pop(link.id, None)
+        self.gone.add(link.id)
+        if link.established:
+            self.on_broker_lost(link.id)
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except StorageError as exc:
+                log.warning("cannot read the registry: %s", exc)
+            # look more often while there is no broker, so a new one is used at once
+            await asyncio.sleep(self.registry_interval if self.ready else
+                                min(0.5, self.registry_interval))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="upstream-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        for link in list(self.links.values()):
+            await link.stop()
+        self.ctx.term()

@@ -1,0 +1,133 @@
+"""A real message chain on loopback: wssvc, broker and workers as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import websockets
+
+from etckit.auth import tickets
+from tests.support.procs import Proc, env_with, etckit_argv, wait_for, wait_http
+from tests.support.system import free_port
+
+SECRET = "test-secret-for-tickets"
+ORIGIN = "http://127.0.0.1:8080"
+
+FAST = {  # heartbeats fast enough that the crash cascade is seen in a second or two
+    "heartbeat__interval": "0.2",
+    "heartbeat__liveness": "3",
+    "heartbeat__registry_interval": "0.2",
+    "heartbeat__registry_liveness": "2",
+}
+
+
+class Chain:
+    def __init__(self, tmp: Path, db_url: str | None = None, **settings: str) -> None:
+        self.tmp = tmp
+        self.db_url = db_url or f"sqlite:///{tmp / 'chain.db'}"
+        self.port = free_port()
+        self.pool = "p1"
+        self.settings = {**FAST, "database__url": self.db_url, "auth__session_secret": SECRET,
+                         "wssvc__port": str(self.port), "wssvc__pool": self.pool,
+                         "worker__diagnostics": "true", **settings}
+        self.procs: list[Proc] = []
+        self._n = 0
+        subprocess.run(etckit_argv("db", "upgrade"), env=self.env(), check=True,
+                       capture_output=True, timeout=60)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return env_with(**{**self.settings, **extra})
+
+    def start(self, program: str, **extra: str) -> Proc:
+        self._n += 1
+        proc = Proc(f"{program}-{self._n}", etckit_argv(program), self.env(**extra), self.tmp)
+        self.procs.append(proc)
+        return proc
+
+    def start_all(self, workers: int = 1) -> None:
+        self.wssvc = self.start("wssvc")
+        self.broker = self.start("broker")
+        self.workers = [self.start("worker") for _ in range(workers)]
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        wait_http(f"http://127.0.0.1:{self.port}/healthz", proc=self.wssvc, timeout=timeout)
+
+    def health(self) -> dict:
+        import httpx
+        return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).json()
+
+    def ticket(self, user: str = "alice", workbook: str | None = None, pool: str | None = None,
+               lifetime: float = 30) -> str:
+        return tickets.issue(SECRET.encode(), user=user, pool=pool or self.pool,
+                             purpose="workbook" if workbook else "list", workbook=workbook,
+                             lifetime=lifetime)
+
+    def url(self, ticket: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws?ticket={ticket}"
+
+    async def ensure_user(self, user: str) -> None:
+        """Users are made by main_server at login; here the test makes them."""
+        from etckit.storage import open_database
+
+        async with open_database(self.db_url) as db:
+            await db.execute(
+                "INSERT INTO users (id, issuer, subject, kind, created_at)"
+                " SELECT :id, 'test', :id, 'fake', 0 WHERE NOT EXISTS"
+                " (SELECT 1 FROM users WHERE id = :id)", {"id": user})
+
+    async def connect(self, user: str = "alice", workbook: str | None = None,
+                      origin: str = ORIGIN) -> Client:
+        await self.ensure_user(user)
+        ws = await websockets.connect(self.url(self.ticket(user, workbook)), origin=origin,
+                                      max_size=None)
+        client = Client(ws)
+        hello = await client.recv()
+        assert hello["type"] == "hello", hello
+        client.id = hello["client"]
+        return client
+
+    def output(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.output()}" for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+class Client:
+    """A websocket client that skips the server's pings (answering them)."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.id = ""
+        self._n = 0
+
+    async def send(self, message: dict | str | bytes) -> None:
+        await self.ws.send(message if isinstance(message, str | bytes) else json.dumps(message))
+
+    async def recv(self, timeout: float = 10) -> dict:
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if message.get("type") == "ping":
+                await self.send({"type": "pong", "id": f"c-{message['id']}", "ref": message["id"]})
+                continue
+            return message
+
+    async def request(self, type_: str, timeout: float = 10, **fields) -> dict:
+        self._n += 1
+        mid = f"{type_}-{self._n}"
+        await self.send({"id": mid, "type": type_, **fields})
+        while True:
+            message = await self.recv(timeout)
+            if message.get("ref") == mid:
+                return message
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+__all__ = ["Chain", "Client", "wait_for"]
