@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -58,6 +58,8 @@ class Mode:
     readout_family: str
     default_aperture: tuple[float | None, float | None, float | None]
     filters: dict[str, Filter]
+    scatter_fraction: float = 0.0
+    scatter_fwhm_arcsec: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ def modes(instrument: str) -> list[str]:
     return list(raw()["instruments"][instrument]["modes"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def mode(instrument: str, name: str) -> Mode:
     m = raw()["instruments"][instrument]["modes"][name]
     filters = {
@@ -138,6 +140,8 @@ def mode(instrument: str, name: str) -> Mode:
             m["annulus_outer_arcsec"],
         ),
         filters=filters,
+        scatter_fraction=float(m.get("detector_scatter", {}).get("fraction", 0.0)),
+        scatter_fwhm_arcsec=float(m.get("detector_scatter", {}).get("fwhm_arcsec", 1.0)),
     )
 
 

@@ -181,7 +181,8 @@ def psf_radial(r_arcsec: np.ndarray, wave_um: float) -> np.ndarray:
 @lru_cache(maxsize=64)
 def band_psf_profile(instrument: str, mode: str, filter_name: str, r_max_arcsec: float):
     """Broadband radial PSF (mean of 7 monochromatic PSFs across the band, weighted by the
-    band's photon response to a flat f_nu source) sampled on a fine radius grid."""
+    band's photon response to a flat f_nu source), with the detector's scattering halo,
+    sampled on a fine radius grid."""
     filt = inst.mode(instrument, mode).filters[filter_name]
     waves = filt.pivot_um + filt.bandwidth_um * np.linspace(-0.45, 0.45, 7)
     weights = throughput(filt, waves) / waves
@@ -192,6 +193,11 @@ def band_psf_profile(instrument: str, mode: str, filter_name: str, r_max_arcsec:
     prof = np.zeros_like(r)
     for w, wt in zip(waves, weights):
         prof += wt * psf_radial(r, float(w))
+    m = inst.mode(instrument, mode)
+    if m.scatter_fraction > 0:  # detector-internal scattering (IPC, MIRI cruciform) as a halo
+        sig = m.scatter_fwhm_arcsec / 2.3548
+        halo = np.exp(-0.5 * (r / sig) ** 2) / (2 * np.pi * sig**2)
+        prof = (1 - m.scatter_fraction) * prof + m.scatter_fraction * halo
     r.setflags(write=False)
     prof.setflags(write=False)
     return r, prof
