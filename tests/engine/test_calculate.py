@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from etckit.engine import ValidationError, calculate, catalog, defaults
 
 

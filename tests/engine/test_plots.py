@@ -2,7 +2,6 @@ import struct
 import zlib
 
 import pytest
-
 from etckit.engine import calculate, defaults
 from etckit.engine.plots import KINDS, render
 

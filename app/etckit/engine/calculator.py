@@ -165,7 +165,7 @@ def build_images(
     mode = inst.mode(calc.instrument, calc.mode)
     filt = mode.filters[calc.filter]
     p = mode.pixel_scale_arcsec
-    h = half_size if half_size is not None else int(math.ceil(calc.annulus_outer_arcsec / p)) + 2
+    h = half_size if half_size is not None else math.ceil(calc.annulus_outer_arcsec / p) + 2
     os = _oversample(mode, filt)
     npix = 2 * h + 1
     sub = p / os
