@@ -1,0 +1,405 @@
+"""The calculation: scene -> detector images -> aperture photometry -> S/N, times, saturation."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import detector as det
+from . import instruments as inst
+from . import physics as phys
+from .validation import (
+    MAX_INTEGRATIONS,
+    Calculation,
+    Scene,
+    Source,
+    validate_calculation,
+    validate_scene,
+    validate_sources,
+)
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass
+class Result:
+    """What one calculation reports. ``to_dict``/``to_json``/``to_csv`` leave out the images."""
+
+    snr: float | None
+    extracted_source_rate_e_s: float
+    background_rate_e_s: float
+    dark_rate_e_s: float
+    total_exposure_time_s: float
+    measurement_time_s: float
+    integration_time_s: float
+    instrument: str
+    mode: str
+    filter: str
+    readout_pattern: str
+    groups: int
+    integrations: int
+    exposures: int
+    aperture_radius_arcsec: float
+    annulus_inner_arcsec: float
+    annulus_outer_arcsec: float
+    aperture_pixels: float
+    annulus_pixels: float
+    aperture_source_fraction: float
+    background_per_pixel_e_s: float
+    background_mjy_sr: float
+    saturation: dict[str, Any]
+    strategy: dict[str, Any]
+    flags: list[str] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    images: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("images", None)
+        return _clean(d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False)
+
+    def to_csv(self) -> str:
+        """Two columns, ``quantity,value``; nested fields as dotted names."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["quantity", "value"])
+        for k, v in _flatten(self.to_dict()):
+            w.writerow([k, "" if v is None else v])
+        return buf.getvalue()
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _flatten(d: Any, prefix: str = ""):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _flatten(v, f"{prefix}.{k}" if prefix else k)
+    elif isinstance(d, list):
+        if all(isinstance(x, dict) and "code" in x for x in d):
+            for x in d:
+                yield f"{prefix}.{x['code']}", x.get("message", "")
+        else:
+            yield prefix, ";".join(str(x) for x in d)
+    else:
+        yield prefix, d
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass
+class Images:
+    """Per-pixel maps on a (2H+1)^2 stamp centred on the aperture; rates in e-/s."""
+
+    pixel_arcsec: float
+    source: np.ndarray  # source electrons/s per pixel
+    background: float  # sky electrons/s per pixel
+    dark: float
+    ap_weight: np.ndarray  # fraction of each pixel inside the aperture
+    ann_weight: np.ndarray  # fraction inside the background annulus
+    total_source_rate: float  # all scene light reaching the detector (not only the stamp)
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.source + self.background + self.dark
+
+
+def _oversample(mode: inst.Mode, filt: inst.Filter) -> int:
+    lam_d = phys.lambda_over_d_arcsec(filt.pivot_um)
+    return int(np.clip(math.ceil(4.0 * mode.pixel_scale_arcsec / lam_d), 3, 7))
+
+
+def _block_sum(a: np.ndarray, os: int) -> np.ndarray:
+    n = a.shape[0] // os
+    return a.reshape(n, os, n, os).sum(axis=(1, 3))
+
+
+def _source_profile(src: Source, x: np.ndarray, y: np.ndarray, sub_area: float) -> np.ndarray:
+    """Intrinsic surface-brightness profile of an extended source, unit total, per sub-pixel."""
+    r2 = x**2 + y**2
+    if src.shape.kind == "gaussian":
+        sig = src.shape.fwhm_arcsec / 2.3548
+        prof = np.exp(-0.5 * r2 / sig**2)
+    else:  # disk
+        prof = (r2 <= src.shape.radius_arcsec**2).astype(float)
+        if prof.sum() == 0:  # smaller than a sub-pixel: treat as a point at the nearest one
+            prof.flat[np.argmin(r2)] = 1.0
+    s = prof.sum()
+    return prof / s if s > 0 else prof
+
+
+def _fft_convolve(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    n = a.shape[0]
+    size = 2 * n
+    fa = np.fft.rfft2(a, s=(size, size))
+    fk = np.fft.rfft2(k, s=(size, size))
+    full = np.fft.irfft2(fa * fk, s=(size, size))
+    c = n // 2
+    return full[c:c + n, c:c + n]
+
+
+def build_images(
+    calc: Calculation, scene: Scene, sources: dict[str, Source], half_size: int | None = None
+) -> Images:
+    mode = inst.mode(calc.instrument, calc.mode)
+    filt = mode.filters[calc.filter]
+    p = mode.pixel_scale_arcsec
+    h = half_size if half_size is not None else math.ceil(calc.annulus_outer_arcsec / p) + 2
+    os = _oversample(mode, filt)
+    npix = 2 * h + 1
+    sub = p / os
+    coords = (np.arange(npix * os) - (npix * os - 1) / 2.0) * sub
+    xx, yy = np.meshgrid(coords, coords)
+    rr = np.hypot(xx, yy)
+
+    max_off = max((math.hypot(s.offset_x_arcsec, s.offset_y_arcsec) for s in scene.sources),
+                  default=0.0)
+    r_max = math.ceil(rr.max() + max_off + 1.0)
+    r_prof, psf_prof = phys.band_psf_profile(calc.instrument, calc.mode, calc.filter, float(r_max))
+
+    wave = phys.band_grid(filt)
+    src_img = np.zeros((npix * os, npix * os))
+    total_rate = 0.0
+    psf_centered = None
+    for placement in scene.sources:
+        src = sources[placement.source_id]
+        fnu = phys.source_fnu_jy(
+            src.spectrum, src.redshift,
+            phys.normalization_jy(src.normalization.value, src.normalization.unit),
+            src.normalization.wavelength_um, wave)
+        rate = phys.electron_rate(fnu, wave, filt)
+        total_rate += rate
+        dx = xx - placement.offset_x_arcsec
+        dy = yy - placement.offset_y_arcsec
+        if src.shape.kind == "point":
+            img = np.interp(np.hypot(dx, dy), r_prof, psf_prof) * sub**2
+        else:
+            if psf_centered is None:
+                psf_centered = np.interp(rr, r_prof, psf_prof) * sub**2
+            img = _fft_convolve(_source_profile(src, dx, dy, sub**2), psf_centered)
+            img = np.maximum(img, 0.0)
+        src_img += rate * img
+
+    ap_sub = (rr <= calc.aperture_radius_arcsec).astype(float)
+    ann_sub = ((rr >= calc.annulus_inner_arcsec) & (rr < calc.annulus_outer_arcsec)).astype(float)
+    bg = phys.background_rate_per_pixel(filt, p, calc.background_scale)
+    return Images(
+        pixel_arcsec=p,
+        source=_block_sum(src_img, os),
+        background=bg,
+        dark=mode.dark_current_e_s,
+        ap_weight=_block_sum(ap_sub, os) / os**2,
+        ann_weight=_block_sum(ann_sub, os) / os**2,
+        total_source_rate=total_rate,
+    )
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+@dataclass
+class Measurement:
+    snr: float | None
+    signal: float
+    noise: float
+    n_eff: np.ndarray
+    var_pix: np.ndarray
+    full_sat_ap: int
+    partial_sat_ap: int
+    full_sat_ann: int
+
+
+def measure(images: Images, exp: det.Exposure, full_well: float) -> Measurement:
+    total = images.total
+    n_eff = det.groups_before_saturation(total, exp, full_well)
+    var1 = det.ramp_rate_variance(total, n_eff, exp.nframe, exp.frame_time_s,
+                                  exp.group_time_s, exp.read_noise_e)
+    var_pix = var1 / exp.n_int_total
+    wa, wb = images.ap_weight, images.ann_weight
+    in_ap = wa > 0
+    sat = n_eff < 2
+    full_ap = int(np.count_nonzero(sat & in_ap))
+    partial_ap = int(np.count_nonzero((~sat) & (n_eff < exp.groups) & in_ap))
+    wb_ok = np.where(sat, 0.0, wb)
+    full_ann = int(np.count_nonzero(sat & (wb > 0)))
+    a_ap = wa.sum()
+    a_ann = wb_ok.sum()
+    if a_ann <= 0:
+        return Measurement(None, 0.0, math.inf, n_eff, var_pix, full_ap, partial_ap, full_ann)
+    sky_src = (wb_ok * images.source).sum() / a_ann  # source light in the annulus is subtracted
+    signal = float((wa * images.source).sum() - a_ap * sky_src)
+    var_fin = np.where(np.isfinite(var_pix), var_pix, 0.0)
+    var = float((wa * var_fin).sum()) + a_ap**2 * float((wb_ok * var_fin).sum()) / a_ann**2
+    noise = float(math.sqrt(var)) if math.isfinite(var) else math.inf
+    snr = None if full_ap else (signal / noise if noise > 0 else math.inf)
+    return Measurement(snr, signal, noise, n_eff, var_pix, full_ap, partial_ap, full_ann)
+
+
+def _brightest(images: Images) -> tuple[float, tuple[int, int]]:
+    total = images.total
+    idx = np.unravel_index(int(np.argmax(total)), total.shape)
+    return float(total[idx]), (int(idx[0]), int(idx[1]))
+
+
+def _saturation_report(images: Images, exp: det.Exposure, full_well: float) -> dict[str, Any]:
+    fmax, _ = _brightest(images)
+    fill = fmax * exp.integration_time_s / full_well
+    kmax = math.floor((full_well / (fmax * exp.frame_time_s) + exp.nskip)
+                      / (exp.nframe + exp.nskip)) if fmax > 0 else 10**6
+    return {
+        "max_fill_fraction": fill,
+        "groups_before_saturation": int(min(max(kmax, 0), 10**6)),
+        "brightest_pixel_rate_e_s": fmax,
+        "full_well_e": full_well,
+    }
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, target: float):
+    """Fewest-seconds (groups, integrations) reaching ``target`` with the chosen pattern and
+    number of exposures.  Returns (groups, integrations, reachable)."""
+    pattern = inst.patterns(mode.readout_family)[calc.readout_pattern]
+    probe = det.make_exposure(mode, calc.readout_pattern, pattern.max_groups, 1, 1)
+    fmax = float(np.max(images.total * (images.ap_weight > 0)))
+    n_sat = int(det.groups_before_saturation(np.array([fmax]), probe, mode.full_well_e)[0])
+    n_hi = max(2, min(pattern.max_groups, n_sat))
+    if n_hi <= 40:
+        cands = np.arange(2, n_hi + 1)
+    else:
+        cands = np.unique(np.round(np.geomspace(2, n_hi, 40)).astype(int))
+    best = None
+    for n in cands:
+        exp1 = det.make_exposure(mode, calc.readout_pattern, int(n), 1, 1)
+        m1 = measure(images, exp1, mode.full_well_e)
+        if m1.snr is None or m1.snr <= 0:
+            continue
+        nint_total = (target / m1.snr) ** 2
+        nint = max(1, math.ceil(nint_total / calc.exposures - 1e-9))
+        reachable = nint <= MAX_INTEGRATIONS
+        nint = min(nint, MAX_INTEGRATIONS)
+        t = det.make_exposure(mode, calc.readout_pattern, int(n), nint,
+                              calc.exposures).total_exposure_time_s
+        key = (not reachable, t if reachable else -m1.snr * math.sqrt(nint), nint)
+        if best is None or key < best[0]:
+            best = (key, int(n), nint, reachable)
+    if best is None:
+        return calc.groups, calc.integrations, False
+    return best[1], best[2], best[3]
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
+    mode = inst.mode(calc.instrument, calc.mode)
+    filt = mode.filters[calc.filter]
+    images = build_images(calc, scene, sources)
+    warnings: list[dict[str, str]] = []
+    errors: list[dict[str, str]] = []
+    flags: list[str] = []
+
+    groups, nint = calc.groups, calc.integrations
+    strategy: dict[str, Any] = {"kind": calc.strategy.kind}
+    if calc.strategy.kind == "time_for_snr":
+        target = float(calc.strategy.target_snr)
+        groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
+        strategy.update(target_snr=target, solved_groups=groups, solved_integrations=nint,
+                        reachable=reachable)
+        if not reachable:
+            flags.append("snr_unreachable")
+            warnings.append({"code": "snr_unreachable", "message": (
+                f"S/N {target:g} is not reachable with {calc.readout_pattern} and "
+                f"{calc.exposures} exposure(s) within {MAX_INTEGRATIONS} integrations; "
+                "showing the longest setup tried")})
+
+    exp = det.make_exposure(mode, calc.readout_pattern, groups, nint, calc.exposures)
+    m = measure(images, exp, mode.full_well_e)
+    sat = _saturation_report(images, exp, mode.full_well_e)
+    sat.update(partial_saturated_pixels=m.partial_sat_ap, full_saturated_pixels=m.full_sat_ap)
+
+    if m.full_sat_ap:
+        flags.append("full_saturation")
+        errors.append({"code": "full_saturation", "message": (
+            f"{m.full_sat_ap} pixel(s) in the aperture saturate before the second group: "
+            "no S/N can be measured. Use fewer groups, a faster readout pattern or a "
+            "fainter source")})
+    elif m.partial_sat_ap:
+        flags.append("partial_saturation")
+        warnings.append({"code": "partial_saturation", "message": (
+            f"{m.partial_sat_ap} pixel(s) in the aperture saturate after "
+            f"{sat['groups_before_saturation']} of {groups} groups; their slopes use only "
+            "the unsaturated groups")})
+    if m.full_sat_ann:
+        flags.append("annulus_saturation")
+        warnings.append({"code": "annulus_saturation", "message": (
+            f"{m.full_sat_ann} background-annulus pixel(s) saturate and are left out")})
+    if m.snr is not None and m.signal <= 0:
+        flags.append("no_signal")
+        warnings.append({"code": "no_signal", "message": (
+            "no net source signal in the aperture (source outside it or as bright in the "
+            "annulus)")})
+    if calc.strategy.kind == "snr" and m.snr is not None and m.snr < 3:
+        flags.append("low_snr")
+
+    ap_src = float((images.ap_weight * images.source).sum())
+    frac = ap_src / images.total_source_rate if images.total_source_rate > 0 else 0.0
+    return Result(
+        snr=m.snr,
+        extracted_source_rate_e_s=m.signal,
+        background_rate_e_s=float(images.ap_weight.sum() * images.background),
+        dark_rate_e_s=float(images.ap_weight.sum() * images.dark),
+        total_exposure_time_s=exp.total_exposure_time_s,
+        measurement_time_s=exp.measurement_time_s,
+        integration_time_s=exp.integration_time_s,
+        instrument=calc.instrument, mode=calc.mode, filter=calc.filter,
+        readout_pattern=calc.readout_pattern, groups=groups, integrations=nint,
+        exposures=calc.exposures,
+        aperture_radius_arcsec=calc.aperture_radius_arcsec,
+        annulus_inner_arcsec=calc.annulus_inner_arcsec,
+        annulus_outer_arcsec=calc.annulus_outer_arcsec,
+        aperture_pixels=float(images.ap_weight.sum()),
+        annulus_pixels=float(images.ann_weight.sum()),
+        aperture_source_fraction=frac,
+        background_per_pixel_e_s=images.background,
+        background_mjy_sr=float(phys.background_mjy_sr(np.array([filt.pivot_um]),
+                                                       calc.background_scale)[0]),
+        saturation=sat,
+        strategy=strategy,
+        flags=flags, warnings=warnings, errors=errors,
+        images={"images": images, "exposure": exp, "measurement": m},
+    )
+
+
+def prepare(calculation: dict, scene: Any, sources_by_id: dict):
+    calc = validate_calculation(calculation)
+    sc = validate_scene(scene)
+    srcs = validate_sources(sc, sources_by_id)
+    return calc, sc, srcs
+
+
+def calculate(calculation: dict, scene: Any, sources_by_id: dict[str, dict]) -> Result:
+    """Validate the three inputs (raising ValidationError) and run the calculation."""
+    return run(*prepare(calculation, scene, sources_by_id))

@@ -1,0 +1,171 @@
+"""Instrument, telescope and background parameters, read from ``data/instruments.json``.
+
+Every number lives in that one file next to the page or paper it comes from; this module only
+reads it and offers small typed views of it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def raw() -> dict[str, Any]:
+    """The parsed data file (cached; treat as read-only)."""
+    text = resources.files("etckit.engine").joinpath("data/instruments.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _v(entry: Any) -> Any:
+    """A ``{"value": x, "source": s}`` entry's value (plain values pass through)."""
+    return entry["value"] if isinstance(entry, dict) and "value" in entry else entry
+
+
+@dataclass(frozen=True)
+class Filter:
+    name: str
+    pivot_um: float
+    bandwidth_um: float
+    pce: float
+
+
+@dataclass(frozen=True)
+class Pattern:
+    name: str
+    nframe: int
+    nskip: int
+    max_groups: int
+    frame_time_factor: float = 1.0
+    read_noise_factor: float = 1.0
+    extra_reset: bool = False
+
+
+@dataclass(frozen=True)
+class Mode:
+    instrument: str
+    name: str
+    label: str
+    pixel_scale_arcsec: float
+    read_noise_e: float
+    dark_current_e_s: float
+    gain_e_adu: float
+    full_well_e: float
+    frame_time_s: float
+    readout_family: str
+    default_aperture: tuple[float | None, float | None, float | None]
+    filters: dict[str, Filter]
+    scatter_fraction: float = 0.0
+    scatter_fwhm_arcsec: float = 1.0
+
+
+@dataclass(frozen=True)
+class Telescope:
+    area_cm2: float
+    diameter_m: float
+    obscuration: float
+    segment_m: float
+    wfe_nm: float
+
+
+@dataclass(frozen=True)
+class BackgroundModel:
+    scattered_at_1um: float
+    scattered_temp_k: float
+    thermal_at_12um: float
+    thermal_temp_k: float
+    observatory_at_25um: float
+    observatory_temp_k: float
+    stray_light: tuple[tuple[float, float], ...]
+
+
+@lru_cache(maxsize=1)
+def telescope() -> Telescope:
+    t = raw()["telescope"]
+    return Telescope(
+        area_cm2=_v(t["collecting_area_m2"]) * 1e4,
+        diameter_m=_v(t["diameter_m"]),
+        obscuration=_v(t["obscuration_ratio"]),
+        segment_m=_v(t["segment_size_m"]),
+        wfe_nm=_v(t["wavefront_error_nm"]),
+    )
+
+
+@lru_cache(maxsize=1)
+def background_model() -> BackgroundModel:
+    b = raw()["background"]
+    return BackgroundModel(
+        scattered_at_1um=_v(b["zodi_scattered_MJy_sr_at_1um"]),
+        scattered_temp_k=_v(b["zodi_scattered_temperature_K"]),
+        thermal_at_12um=_v(b["zodi_thermal_MJy_sr_at_12um"]),
+        thermal_temp_k=_v(b["zodi_thermal_temperature_K"]),
+        observatory_at_25um=_v(b["observatory_MJy_sr_at_25um"]),
+        observatory_temp_k=_v(b["observatory_temperature_K"]),
+        stray_light=tuple((float(w), float(v)) for w, v in _v(b["stray_light_MJy_sr"])),
+    )
+
+
+def instruments() -> list[str]:
+    return list(raw()["instruments"])
+
+
+def modes(instrument: str) -> list[str]:
+    return list(raw()["instruments"][instrument]["modes"])
+
+
+@cache
+def mode(instrument: str, name: str) -> Mode:
+    m = raw()["instruments"][instrument]["modes"][name]
+    filters = {
+        k: Filter(k, float(f["pivot_um"]), float(f["bandwidth_um"]), float(f["pce"]))
+        for k, f in m["filters"].items()
+    }
+    return Mode(
+        instrument=instrument,
+        name=name,
+        label=m["label"],
+        pixel_scale_arcsec=_v(m["pixel_scale_arcsec"]),
+        read_noise_e=_v(m["read_noise_e_per_frame"]),
+        dark_current_e_s=_v(m["dark_current_e_per_s"]),
+        gain_e_adu=_v(m["gain_e_per_adu"]),
+        full_well_e=_v(m["full_well_e"]),
+        frame_time_s=_v(m["frame_time_s"]),
+        readout_family=m["readout_family"],
+        default_aperture=(
+            m["aperture_radius_arcsec"],
+            m["annulus_inner_arcsec"],
+            m["annulus_outer_arcsec"],
+        ),
+        filters=filters,
+        scatter_fraction=float(m.get("detector_scatter", {}).get("fraction", 0.0)),
+        scatter_fwhm_arcsec=float(m.get("detector_scatter", {}).get("fwhm_arcsec", 1.0)),
+    )
+
+
+def patterns(family: str) -> dict[str, Pattern]:
+    table = raw()["readout_patterns"][family]
+    return {
+        k: Pattern(
+            name=k,
+            nframe=int(p["nframe"]),
+            nskip=int(p["nskip"]),
+            max_groups=int(p["max_groups"]),
+            frame_time_factor=float(p.get("frame_time_factor", 1.0)),
+            read_noise_factor=float(p.get("read_noise_factor", 1.0)),
+            extra_reset=bool(p.get("extra_reset", False)),
+        )
+        for k, p in table.items()
+        if not k.startswith("_")
+    }
+
+
+def find_filter(name: str) -> tuple[str, str] | None:
+    """(instrument, mode) that offers filter ``name``, or None."""
+    for inst, idata in raw()["instruments"].items():
+        for mname, mdata in idata["modes"].items():
+            if name in mdata["filters"]:
+                return inst, mname
+    return None

@@ -1,0 +1,76 @@
+"""Engine throughput: calculations per second (one process), plot render times, and the
+(one calculation + four plots) budget against the 1 s target, with same-run baselines."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+from etckit.engine import calculate, defaults
+from etckit.engine.plots import KINDS, render
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def empty_figure_png() -> bytes:
+    import io
+    fig = Figure(figsize=(4.8, 3.4), dpi=80)
+    FigureCanvasAgg(fig)
+    fig.add_subplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def main() -> None:
+    d = defaults()
+    c, s, src = d["calculation"], d["scene"], {"1": d["source"]}
+    calculate(c, s, src)  # warm caches (PSF profile, data file)
+    for k in KINDS:
+        render(k, c, s, src)
+
+    a = np.random.default_rng(0).random((512, 512))
+    base_np = statistics.median(timed(lambda: np.fft.rfft2(a), 50))
+    base_fig = statistics.median(timed(empty_figure_png, 10))
+
+    t_calc = timed(lambda: calculate(c, s, src), 30)
+    med_calc = statistics.median(t_calc)
+    print(f"calculations per second (1 process): {1 / med_calc:8.1f}  "
+          f"(median {med_calc * 1e3:.1f} ms)")
+    result = calculate(c, s, src)
+    med_plot = {}
+    for k in KINDS:
+        med_plot[k] = statistics.median(timed(lambda k=k: render(k, c, s, src, result=result), 10))
+        print(f"plot {k:15s} median {med_plot[k] * 1e3:7.1f} ms   "
+              f"x empty figure {med_plot[k] / base_fig:5.2f}")
+    miri = dict(c, instrument="miri", mode="imaging", filter="F1500W", readout_pattern="FASTR1",
+                groups=40, aperture_radius_arcsec=None, annulus_inner_arcsec=None,
+                annulus_outer_arcsec=None, strategy={"kind": "time_for_snr", "target_snr": 10})
+    med_miri = statistics.median(timed(lambda: calculate(miri, s, src), 10))
+    print(f"MIRI F1500W time_for_snr calculation median {med_miri * 1e3:7.1f} ms")
+
+    def calc_and_plots() -> None:
+        r = calculate(c, s, src)
+        for k in KINDS:
+            render(k, c, s, src, result=r)
+
+    total = statistics.median(timed(calc_and_plots, 5))
+    print(f"one calculation + four plots: {total * 1e3:7.1f} ms = {total / 1.0:.2f} x the 1 s target")
+    print(f"baseline numpy rfft2 512x512: {base_np * 1e3:7.2f} ms; calculation = "
+          f"{med_calc / base_np:6.1f} x baseline")
+    print(f"baseline empty matplotlib figure -> PNG: {base_fig * 1e3:7.1f} ms; "
+          f"calc + 4 plots = {total / base_fig:5.1f} x baseline")
+
+
+if __name__ == "__main__":
+    main()
