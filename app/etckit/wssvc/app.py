@@ -244,16 +244,25 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
             await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
 
     publisher = asyncio.create_task(publish_brokers())
+    http_stop = asyncio.Event()
+
+    async def shutdown() -> None:  # say goodbye to the browsers before the server stops
+        await stop.wait()
+        service.hub.close_all(1001, "server shutting down")
+        await asyncio.sleep(0.2)
+        http_stop.set()
+
+    closer = asyncio.create_task(shutdown())
     try:
         app = create_app(service)
         log.info("listening", extra={"host": cfg.wssvc.host, "port": cfg.wssvc.port,
                                      "pool": pool})
-        await serve_app(app, host=cfg.wssvc.host, port=cfg.wssvc.port, stop=stop,
+        await serve_app(app, host=cfg.wssvc.host, port=cfg.wssvc.port, stop=http_stop,
                         certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
                         max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096)
     finally:
         publisher.cancel()
-        service.hub.close_all(1001, "server shutting down")
+        closer.cancel()
         await service.upstream.stop()
         await reg.stop()
         await db.close()
