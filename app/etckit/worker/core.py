@@ -45,10 +45,11 @@ RECONNECT_MAX = 10.0
 class HandlerError(Exception):
     """An error the client should see: code and one clear message."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 @dataclass
@@ -117,8 +118,10 @@ async def handle(db: Database, cfg: Config, body: bytes,
             raise HandlerError("unknown_type", f"no handler for type {message.get('type')!r}")
         await fn(ctx, message)
     except HandlerError as exc:
-        ctx.deliveries = [{"to": {"client": ctx.client},
-                           "message": error_message(exc.code, exc.message, ctx.request_id)}]
+        error = error_message(exc.code, exc.message, ctx.request_id)
+        if exc.field:
+            error["field"] = exc.field
+        ctx.deliveries = [{"to": {"client": ctx.client}, "message": error}]
     except Exception:
         log.exception("handler failed", extra={"type": message.get("type")})
         ctx.deliveries = [{"to": {"client": ctx.client}, "message": error_message(
