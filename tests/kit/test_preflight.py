@@ -32,7 +32,8 @@ def test_a_missing_secret_is_refused_by_name(inventory, tmp_path, secret):
 
 
 def test_a_placeholder_secret_counts_as_missing(inventory, tmp_path):
-    inventory.edit_vars("all/vault.yml", lambda v: v.update(vault_etckit_session_secret="CHANGE-ME"))
+    inventory.edit_vars("all/vault.yml",
+                        lambda v: v.update(vault_etckit_session_secret="CHANGE-ME"))
     refused(preflight(inventory, tmp_path), "secret vault_etckit_session_secret is missing")
 
 
