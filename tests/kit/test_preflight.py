@@ -86,3 +86,8 @@ def test_a_broker_for_a_pool_without_wssvc_is_refused(inventory, tmp_path):
                          ["etckit_broker_instances"].update(front9={"frontend_port": 5561,
                                                                     "backend_port": 5562}))
     refused(preflight(inventory, tmp_path), "pool front9 has brokers or workers but no wssvc")
+
+
+def test_a_host_without_an_address_is_refused(inventory, tmp_path):
+    inventory.edit_hosts(lambda h: h["all"]["hosts"]["front2"].update(ansible_host="front2.lan"))
+    refused(preflight(inventory, tmp_path), "host front2 has no IP address")
