@@ -221,3 +221,21 @@ def test_wssvc_accepts_exactly_the_types_workers_handle():
 
     assert set(HANDLERS) == set(REQUEST_TYPES)
     assert not LOCAL_TYPES & REQUEST_TYPES
+
+
+@pytest.mark.parametrize("program", ["wssvc", "broker", "worker"])
+def test_a_program_that_loses_its_database_exits_non_zero(tmp_path, pg_server, program):
+    import psycopg
+
+    name = f"lose_{program}"
+    chain = Chain(tmp_path, db_url=pg_server.create_database(name),
+                  broker__pool="p1", database__busy_timeout="1")
+    try:
+        proc = chain.start(program)
+        wait_for(lambda: "registered" in proc.output(), what=f"{program} registered")
+        with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        assert proc.wait(30) == 1, proc.output()
+        assert "\"level\": \"error\"" in proc.output()  # it said why before it went
+    finally:
+        chain.stop()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import zmq
 
 from .config import Config
-from .lifecycle import Fatal
+from .lifecycle import Fatal, wait_first
 from .messaging.protocol import (
     CLIENT,
     COMMAND_NAMES,
@@ -274,11 +274,13 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         log.info("serving", extra={"pool": pool, "frontend": front, "backend": back})
         halt = threading.Event()
         loop_task = asyncio.create_task(asyncio.to_thread(broker.loop, halt))
-        stopper = asyncio.create_task(stop.wait())
+        stopper = asyncio.create_task(wait_first(stop, reg.lost))
         await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         halt.set()
         stopper.cancel()
         await loop_task  # re-raises if the loop crashed
+        if reg.lost.is_set():
+            raise Fatal("the database (service registry) is unreachable")
     finally:
         if reg is not None:
             await reg.stop()

@@ -27,7 +27,7 @@ from .. import __version__
 from ..auth import tickets
 from ..config import Config
 from ..http import serve_app
-from ..lifecycle import Fatal
+from ..lifecycle import Fatal, wait_first
 from ..messaging.protocol import ProtocolError, dumps, error_message, loads
 from ..messaging.types import ID_MAX, LOCAL_TYPES, REQUEST_TYPES
 from ..registry import Registration
@@ -348,7 +348,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     http_stop = asyncio.Event()
 
     async def shutdown() -> None:  # say goodbye to the browsers before the server stops
-        await stop.wait()
+        await wait_first(stop, reg.lost)
         service.hub.close_all(1001, "server shutting down")
         await asyncio.sleep(0.2)
         http_stop.set()
@@ -367,4 +367,6 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         await service.upstream.stop()
         await reg.stop()
         await db.close()
+    if reg.lost.is_set():
+        raise Fatal("the database (service registry) is unreachable")
     return 0
