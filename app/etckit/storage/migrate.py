@@ -81,6 +81,16 @@ CREATE TABLE used_tickets (
     expires_at DOUBLE PRECISION NOT NULL
 )
 """),
+    Migration(3, "wssvc assignments", """
+CREATE TABLE assignments (
+    scope TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    service_id TEXT NOT NULL,
+    pool TEXT NOT NULL,
+    assigned_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX assignments_user ON assignments (user_id)
+"""),
 ]
 
 
