@@ -13,6 +13,12 @@ async function main() {
     link.hidden = false;
   }
   show("anonymous-login", options.anonymous);
+  if (options.anonymous_lifetime) {
+    const hours = options.anonymous_lifetime / 3600;
+    document.getElementById("anonymous-lifetime").textContent =
+      hours >= 1 ? `${Math.round(hours)} hour${Math.round(hours) === 1 ? "" : "s"}`
+                 : `${Math.round(hours * 60)} minutes`;
+  }
   show("fake-login", options.fake_login);
   show("no-login", !options.sso && !options.anonymous && !options.fake_login);
   document.body.dataset.ready = "true";

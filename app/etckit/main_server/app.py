@@ -362,7 +362,7 @@ def create_app(cfg: Config, db: Database) -> Quart:
     async def login_options():
         response = jsonify(
             anonymous=cfg.auth.anonymous, fake_login=cfg.auth.fake_login,
-            sso=site.oidc is not None,
+            anonymous_lifetime=cfg.auth.anonymous_lifetime, sso=site.oidc is not None,
             registration_url=cfg.sso.registration_url if site.oidc is not None else "")
         body = await response.get_json()
         response.set_data(json.dumps({**body, "csrf": csrf_for(response)}))
