@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.chain import Chain
-from tests.support.procs import Proc, etckit_argv, wait_http
+from tests.support.procs import Proc, wait_http
 from tests.support.system import free_port, missing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,6 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.browser
 
 
 def chromium_path() -> str:

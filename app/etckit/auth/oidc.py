@@ -135,10 +135,32 @@ class OidcClient:
         id_token = token.get("id_token")
         if not id_token:
             raise SsoError("The sign-in service sent no ID token.")
-        claims = await self._validate(id_token, txn["nonce"])
+        claims = dict(await self._validate(id_token, txn["nonce"]))
+        if not (claims.get("name") and claims.get("email")):
+            claims = {**await self._userinfo(meta, token, claims["sub"]), **claims}
         return Identity(issuer=self.issuer, subject=str(claims["sub"]),
                         name=str(claims.get("name") or claims.get("preferred_username") or ""),
                         email=str(claims.get("email") or ""))
+
+    async def _userinfo(self, meta: dict[str, Any], token: dict[str, Any],
+                        subject: str) -> dict[str, Any]:
+        """Profile claims from the UserInfo endpoint (many providers keep the ID token lean)."""
+        url = meta.get("userinfo_endpoint")
+        if not url or not token.get("access_token"):
+            return {}
+        try:
+            async with httpx.AsyncClient(verify=self.verify, timeout=10.0) as http:
+                response = await http.get(
+                    url, headers={"Authorization": f"Bearer {token['access_token']}"})
+                response.raise_for_status()
+                info = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("OIDC userinfo failed, going on without it: %s", exc)
+            return {}
+        if not isinstance(info, dict) or info.get("sub") != subject:
+            log.warning("OIDC userinfo is about another subject, ignored")
+            return {}
+        return {k: info[k] for k in ("name", "preferred_username", "email") if k in info}
 
     async def _validate(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims, after checking signature, iss, aud, exp, iat and nonce."""
