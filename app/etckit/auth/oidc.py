@@ -13,17 +13,25 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 log = logging.getLogger(__name__)
+
+with warnings.catch_warnings():
+    # authlib >= 1.6 warns at import that it would rather use the httpx2 fork; httpx is what
+    # we have, supported by authlib until 2.0. Keep the warning out of the JSON log.
+    import authlib.deprecate  # noqa: F401  (it installs an "always" filter: go after it)
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 TRANSACTION_MAX_AGE = 600  # seconds a login may take at the provider
 METADATA_TTL = 3600.0
