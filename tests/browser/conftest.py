@@ -32,8 +32,8 @@ def chromium_path() -> str:
     raise AssertionError("unreachable")
 
 
-@pytest.fixture(scope="session")
-def browser():
+@pytest.fixture(scope="module")  # not session: Playwright's sync API holds an event loop
+def browser():                   # while it runs, which later asyncio tests must not find
     path = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
