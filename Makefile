@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint pytest wheel bench clean venv-test
+.PHONY: run test lint kitlint pytest wheel bench clean venv-test
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,17 @@ venv-test: $(VENV)/.created
 lint: venv-test
 	$(VENV)/bin/ruff check .
 
+# The deployment kit: yamllint, ansible-lint (production profile, offline) and a syntax check
+# of every playbook. Its pytest tests are tests/kit/.
+kitlint: venv-test
+	$(VENV)/bin/yamllint --strict .
+	PATH="$(abspath $(VENV))/bin:$$PATH" ANSIBLE_CONFIG=ansible.cfg $(VENV)/bin/ansible-lint -q
+	ANSIBLE_CONFIG=ansible.cfg $(VENV)/bin/ansible-playbook --syntax-check playbooks/*.yml
+
 pytest: venv-test
 	$(VENV)/bin/pytest
 
-test: lint pytest
+test: lint kitlint pytest
 
 wheel: $(VENV)/.created
 	$(PIP) install build

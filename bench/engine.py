@@ -7,10 +7,11 @@ import statistics
 import time
 
 import numpy as np
-from etckit.engine import calculate, defaults
-from etckit.engine.plots import KINDS, render
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from etckit.engine import calculate, defaults
+from etckit.engine.plots import KINDS, render
 
 
 def timed(fn, repeat: int) -> list[float]:
@@ -65,7 +66,8 @@ def main() -> None:
             render(k, c, s, src, result=r)
 
     total = statistics.median(timed(calc_and_plots, 5))
-    print(f"one calculation + four plots: {total * 1e3:7.1f} ms = {total / 1.0:.2f} x the 1 s target")
+    print(f"one calculation + four plots: {total * 1e3:7.1f} ms = "
+          f"{total / 1.0:.2f} x the 1 s target")
     print(f"baseline numpy rfft2 512x512: {base_np * 1e3:7.2f} ms; calculation = "
           f"{med_calc / base_np:6.1f} x baseline")
     print(f"baseline empty matplotlib figure -> PNG: {base_fig * 1e3:7.1f} ms; "

@@ -209,6 +209,15 @@ async def test_a_client_that_does_not_read_is_disconnected(tmp_path):
         with pytest.raises(websockets.ConnectionClosed) as info:
             while True:
                 await sleeper.recv(timeout=10)
-        assert info.value.rcvd.code == 4001
+        # 4001, unless the server gave up writing the close frame into a full socket first
+        assert info.value.rcvd is None or info.value.rcvd.code == 4001
     finally:
         chain.stop()
+
+
+def test_wssvc_accepts_exactly_the_types_workers_handle():
+    from etckit.messaging.types import LOCAL_TYPES, REQUEST_TYPES
+    from etckit.worker import HANDLERS
+
+    assert set(HANDLERS) == set(REQUEST_TYPES)
+    assert not LOCAL_TYPES & REQUEST_TYPES

@@ -95,6 +95,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_bad_messages": Key(int, 10, _range(1, 100000), "bad messages before 1008"),
         "ping_interval": Key(float, 20.0, _range(0.1, 3600), "seconds between pings"),
         "pool": Key(str, "", None, "pool name served (empty: host name and port)"),
+        "plot_cache_bytes": Key(int, 64 * 1024 * 1024, _range(0, 1 << 34),
+                                "memory for plots served again without a worker"),
     },
     "broker": {
         "host": Key(str, "127.0.0.1", None, "address to bind the ZeroMQ sockets to"),

@@ -39,7 +39,8 @@ def run_program(name: str, program: Program, cfg: Config) -> int:
         return 0 if code is None else code
 
     try:
-        code = asyncio.run(main())
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            code = runner.run(main())
     except KeyboardInterrupt:
         code = 0
     except Exception:
@@ -48,6 +49,15 @@ def run_program(name: str, program: Program, cfg: Config) -> int:
     log.info("stopped", extra={"exit_status": code})
     sys.stdout.flush()
     return code
+
+
+def loop_factory():
+    """uvloop where it is installed (it is a dependency), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return None
+    return uvloop.new_event_loop
 
 
 def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+
 from etckit.engine import ValidationError, calculate, catalog, defaults
 
 

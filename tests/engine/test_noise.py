@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from etckit.engine import detector as det
 from etckit.engine import instruments as inst
 from etckit.engine.calculator import Images, measure

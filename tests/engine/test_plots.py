@@ -2,6 +2,7 @@ import struct
 import zlib
 
 import pytest
+
 from etckit.engine import calculate, defaults
 from etckit.engine.plots import KINDS, render
 

@@ -88,6 +88,7 @@ class Chain:
         hello = await client.recv()
         assert hello["type"] == "hello", hello
         client.id = hello["client"]
+        client.hello = hello
         return client
 
     def output(self) -> str:
@@ -104,6 +105,7 @@ class Client:
     def __init__(self, ws) -> None:
         self.ws = ws
         self.id = ""
+        self.hello: dict = {}
         self._n = 0
 
     async def send(self, message: dict | str | bytes) -> None:

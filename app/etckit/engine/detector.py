@@ -121,5 +121,6 @@ def groups_before_saturation(rate_e_s: np.ndarray, exp: Exposure, full_well_e: f
     """Number of groups (capped at exp.groups) whose last frame stays below full well."""
     rate = np.maximum(np.asarray(rate_e_s, dtype=float), 1e-30)
     # charge after group k = rate * (k (m+d) - d) t_f <= FW  ->  k <= (FW/(rate t_f) + d)/(m+d)
-    kmax = np.floor((full_well_e / (rate * exp.frame_time_s) + exp.nskip) / (exp.nframe + exp.nskip))
+    per_group = exp.nframe + exp.nskip
+    kmax = np.floor((full_well_e / (rate * exp.frame_time_s) + exp.nskip) / per_group)
     return np.clip(kmax, 0, exp.groups).astype(int)

@@ -191,7 +191,7 @@ def band_psf_profile(instrument: str, mode: str, filter_name: str, r_max_arcsec:
     step = lam_d_arcsec / 40.0
     r = np.arange(0.0, r_max_arcsec + 2 * step, step)
     prof = np.zeros_like(r)
-    for w, wt in zip(waves, weights):
+    for w, wt in zip(waves, weights, strict=True):
         prof += wt * psf_radial(r, float(w))
     m = inst.mode(instrument, mode)
     if m.scatter_fraction > 0:  # detector-internal scattering (IPC, MIRI cruciform) as a halo

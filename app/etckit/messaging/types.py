@@ -13,6 +13,12 @@ REQUEST_TYPES = frozenset({
     "workbook.create",
     "workbook.rename",
     "workbook.delete",
+    "workbook.copy",
+    "workbook.open",
+    *(f"{kind}.{verb}" for kind in ("source", "scene", "calculation")
+      for verb in ("add", "edit", "copy", "delete")),
+    "calculation.download",
+    "plot.render",
 })
 
 ID_MAX = 64

@@ -81,7 +81,42 @@ CREATE TABLE used_tickets (
     expires_at DOUBLE PRECISION NOT NULL
 )
 """),
-    Migration(3, "wssvc assignments", """
+    Migration(3, "sources, scenes and calculations inside workbooks", """
+CREATE TABLE sources (
+    id TEXT PRIMARY KEY,
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX sources_workbook ON sources (workbook_id);
+CREATE TABLE scenes (
+    id TEXT PRIMARY KEY,
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX scenes_workbook ON scenes (workbook_id);
+CREATE TABLE calculations (
+    id TEXT PRIMARY KEY,
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    scene_id TEXT NOT NULL REFERENCES scenes (id),
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    result TEXT,
+    status TEXT NOT NULL DEFAULT 'pending',
+    error TEXT NOT NULL DEFAULT '',
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX calculations_workbook ON calculations (workbook_id);
+CREATE INDEX calculations_scene ON calculations (scene_id)
+"""),
+    Migration(4, "wssvc assignments", """
 CREATE TABLE assignments (
     scope TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,

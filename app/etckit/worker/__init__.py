@@ -7,7 +7,7 @@ import asyncio
 from ..config import Config
 from ..registry import Registration
 from ..storage import connect
-from . import handlers  # noqa: F401  (registers the handlers)
+from . import contents, handlers  # noqa: F401  (registers the handlers)
 from .core import HANDLERS, Context, HandlerError, Worker, handler
 
 __all__ = ["HANDLERS", "Context", "HandlerError", "handler", "run"]

@@ -45,10 +45,11 @@ RECONNECT_MAX = 10.0
 class HandlerError(Exception):
     """An error the client should see: code and one clear message."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.field = field
 
 
 @dataclass
@@ -117,8 +118,10 @@ async def handle(db: Database, cfg: Config, body: bytes,
             raise HandlerError("unknown_type", f"no handler for type {message.get('type')!r}")
         await fn(ctx, message)
     except HandlerError as exc:
-        ctx.deliveries = [{"to": {"client": ctx.client},
-                           "message": error_message(exc.code, exc.message, ctx.request_id)}]
+        error = error_message(exc.code, exc.message, ctx.request_id)
+        if exc.field:
+            error["field"] = exc.field
+        ctx.deliveries = [{"to": {"client": ctx.client}, "message": error}]
     except Exception:
         log.exception("handler failed", extra={"type": message.get("type")})
         ctx.deliveries = [{"to": {"client": ctx.client}, "message": error_message(
@@ -153,6 +156,7 @@ class Worker:
         self.interval = cfg.heartbeat.interval
         self.liveness = cfg.heartbeat.liveness
         self.handled = 0
+        self.last_heard = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = RECONNECT_MIN
@@ -186,42 +190,44 @@ class Worker:
         log.info("joining broker", extra={"broker": broker["id"], "endpoint": endpoint,
                                           "pool": broker["pool"]})
         await sock.send_multipart([WORKER, READY, dumps({"id": self.reg.id})])
-        expiry = time.monotonic() + self.interval * self.liveness
+        self.last_heard = time.monotonic()
         jobs: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        runner = asyncio.create_task(self._run_jobs(sock, jobs))
-        beat = asyncio.create_task(self._beat(sock))
+        tasks = {asyncio.create_task(self._receive(sock, jobs)),
+                 asyncio.create_task(self._run_jobs(sock, jobs)),
+                 asyncio.create_task(self._beat(sock))}
         stopper = asyncio.create_task(stop.wait())
+        span = self.interval * self.liveness
         try:
-            while True:
-                recv = asyncio.ensure_future(sock.recv_multipart())
-                done, _ = await asyncio.wait(
-                    {recv, stopper, runner}, timeout=max(0.0, expiry - time.monotonic()),
-                    return_when=asyncio.FIRST_COMPLETED)
-                if recv not in done:
-                    recv.cancel()
-                    if stopper in done:
-                        await sock.send_multipart([WORKER, DISCONNECT])
-                        return
-                    if runner in done:
-                        runner.result()  # re-raise a crash of the job runner
+            while True:  # watchdog: wake up when the broker may have gone silent
+                left = self.last_heard + span - time.monotonic()
+                if left <= 0:
                     log.warning("broker lost: no heartbeat", extra={"broker": broker["id"]})
                     return
-                frames = recv.result()
-                expiry = time.monotonic() + self.interval * self.liveness
-                if len(frames) < 2 or frames[0] != WORKER:
-                    log.warning("malformed frames from the broker, ignored")
-                    continue
-                command = frames[1]
-                if command == REQUEST and len(frames) == 5:
-                    jobs.put_nowait(frames[2:])
-                elif command == DISCONNECT:
+                done, _ = await asyncio.wait({*tasks, stopper}, timeout=left,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stopper in done:
+                    await sock.send_multipart([WORKER, DISCONNECT])
+                    return
+                for task in done:
+                    task.result()  # re-raise a crash; a clean end means DISCONNECT
                     log.info("broker asked us to reconnect", extra={"broker": broker["id"]})
                     return
         finally:
-            for task in (runner, beat, stopper):
+            for task in (*tasks, stopper):
                 task.cancel()
-            await asyncio.gather(runner, beat, stopper, return_exceptions=True)
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
             sock.close(0)
+
+    async def _receive(self, sock: zmq.asyncio.Socket, jobs: asyncio.Queue) -> None:
+        while True:
+            frames = await sock.recv_multipart()
+            self.last_heard = time.monotonic()
+            if len(frames) < 2 or frames[0] != WORKER:
+                log.warning("malformed frames from the broker, ignored")
+            elif frames[1] == REQUEST and len(frames) == 5:
+                jobs.put_nowait(frames[2:])
+            elif frames[1] == DISCONNECT:
+                return
 
     async def _beat(self, sock: zmq.asyncio.Socket) -> None:
         while True:

@@ -8,16 +8,20 @@ what fails gets an error reply and never reaches a worker; too many failures clo
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import itertools
 import json
 import logging
+import secrets
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
-from quart import Quart, jsonify, websocket
+from quart import Quart, jsonify, make_response, request, websocket
 
 from .. import __version__
 from ..auth import tickets
@@ -53,7 +57,9 @@ class Service:
         self.pool = pool
         self.secret = cfg.auth.session_secret.encode()
         self.hub = Hub()
-        self.pending: dict[bytes, tuple[str, Any]] = {}  # rid -> (client id, message id)
+        # rid -> (client id, message id), or a future for wssvc's own requests (plots)
+        self.pending: dict[bytes, tuple[str, Any] | asyncio.Future] = {}
+        self.plots = PlotCache(cfg.wssvc.plot_cache_bytes)
         self._rids = itertools.count(1)
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
                                    [origin_of(cfg.main_server.public_url)])
@@ -72,6 +78,10 @@ class Service:
         except ProtocolError as exc:
             log.warning("unreadable reply from a broker: %s", exc)
             reply = {"error": {"code": "internal", "message": "unreadable reply"}}
+        if isinstance(entry, asyncio.Future):  # a request of wssvc's own (a plot)
+            if not entry.done():
+                entry.set_result(reply)
+            return
         if "error" in reply:
             if entry is not None:
                 client = self.hub.clients.get(entry[0])
@@ -84,6 +94,9 @@ class Service:
     def on_broker_lost(self, broker_id: str) -> None:
         log.warning("broker lost: closing every client with 1012",
                     extra={"broker": broker_id, "clients": len(self.hub)})
+        for entry in self.pending.values():
+            if isinstance(entry, asyncio.Future) and not entry.done():
+                entry.set_result({"error": {"code": "unavailable", "message": "broker lost"}})
         self.pending.clear()
         self.hub.close_all(CLOSE_SERVICE_RESTART, "broker restarting, please reconnect")
 
@@ -134,14 +147,39 @@ class Service:
             return
         self.pending[rid] = (client.id, message["id"])
 
+    async def ask_worker(self, client: Client, message: dict[str, Any],
+                         timeout: float = 60.0) -> dict[str, Any]:
+        """A request of wssvc's own on behalf of a client; the worker's message (or error)."""
+        rid = str(next(self._rids)).encode()
+        body = dumps({"client": f"wssvc:{rid.decode()}", "user": client.user,
+                      "workbook": client.workbook, "message": message})
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        try:
+            sent = self.upstream.send(rid, body)
+        except zmq.Again:
+            sent = None
+        if sent is None:
+            return error_message("unavailable", "no broker is available")
+        self.pending[rid] = future
+        try:
+            reply = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return error_message("timeout", "the worker did not answer in time")
+        finally:
+            self.pending.pop(rid, None)
+        if "error" in reply:
+            return error_message(reply["error"]["code"], reply["error"]["message"])
+        deliveries = reply.get("deliveries") or [{}]
+        return deliveries[0].get("message", error_message("internal", "empty reply"))
+
     async def serve_client(self, ticket: tickets.Ticket) -> None:
         ws = websocket._get_current_object()
         client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
                         queue=asyncio.Queue(self.cfg.wssvc.client_queue),
-                        last_seen=time.monotonic())
+                        last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18))
         self.hub.add(client)
         client.send({"type": "hello", "client": client.id, "workbook": ticket.workbook,
-                     "version": __version__})
+                     "version": __version__, "plot_key": client.plot_key})
         tasks = [asyncio.create_task(self._send_loop(ws, client)),
                  asyncio.create_task(self._receive_loop(ws, client)),
                  asyncio.create_task(self._ping_loop(client))]
@@ -191,8 +229,71 @@ class _Bad(Exception):
         self.code, self.text, self.ref = code, text, ref
 
 
+class PlotCache:
+    """Identical plot requests are served from memory (bounded in bytes, least recently used
+    first out). Keys carry the user and the calculation's revision, so an edit never serves a
+    stale picture and one user never gets another's."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self.size = 0
+        self.items: OrderedDict[tuple, bytes] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, key: tuple) -> bytes | None:
+        png = self.items.get(key)
+        if png is None:
+            self.misses += 1
+            return None
+        self.items.move_to_end(key)
+        self.hits += 1
+        return png
+
+    def put(self, key: tuple, png: bytes) -> None:
+        if len(png) > self.limit:
+            return
+        if key in self.items:
+            self.size -= len(self.items.pop(key))
+        self.items[key] = png
+        self.size += len(png)
+        while self.size > self.limit:
+            _, old = self.items.popitem(last=False)
+            self.size -= len(old)
+
+
+PLOT_STATUS = {"not_found": 404, "invalid": 400, "unavailable": 503, "busy": 503,
+               "timeout": 504, "worker_lost": 503}
+
+
 def create_app(service: Service) -> Quart:
     app = Quart(__name__)
+
+    @app.get("/plots/<calculation>/<int:revision>/<kind>.png")
+    async def plot(calculation: str, revision: int, kind: str):
+        """A plot for the page that holds a websocket here: ?client=ID&key=its plot key."""
+        client = service.hub.clients.get(request.args.get("client", ""))
+        key = request.args.get("key", "")
+        if client is None or not hmac.compare_digest(client.plot_key, key):
+            return jsonify(error="not_authenticated",
+                           message="open the workbook's websocket on this wssvc first"), 401
+        cache_key = (client.user, calculation, revision, kind)
+        png = service.plots.get(cache_key)
+        hit = png is not None
+        if png is None:
+            reply = await service.ask_worker(client, {"id": "plot", "type": "plot.render",
+                                                      "calculation": calculation, "kind": kind})
+            if reply.get("type") == "error":
+                return jsonify(error=reply["code"], message=reply["message"]), \
+                    PLOT_STATUS.get(reply["code"], 502)
+            png = base64.b64decode(reply["png"])
+            if reply.get("revision") == revision:
+                service.plots.put(cache_key, png)
+        response = await make_response(png)
+        response.headers["Content-Type"] = "image/png"
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["X-Plot-Cache"] = "hit" if hit else "miss"
+        return response
 
     @app.get("/healthz")
     async def healthz():
@@ -244,16 +345,25 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
             await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
 
     publisher = asyncio.create_task(publish_brokers())
+    http_stop = asyncio.Event()
+
+    async def shutdown() -> None:  # say goodbye to the browsers before the server stops
+        await stop.wait()
+        service.hub.close_all(1001, "server shutting down")
+        await asyncio.sleep(0.2)
+        http_stop.set()
+
+    closer = asyncio.create_task(shutdown())
     try:
         app = create_app(service)
         log.info("listening", extra={"host": cfg.wssvc.host, "port": cfg.wssvc.port,
                                      "pool": pool})
-        await serve_app(app, host=cfg.wssvc.host, port=cfg.wssvc.port, stop=stop,
+        await serve_app(app, host=cfg.wssvc.host, port=cfg.wssvc.port, stop=http_stop,
                         certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
                         max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096)
     finally:
         publisher.cancel()
-        service.hub.close_all(1001, "server shutting down")
+        closer.cancel()
         await service.upstream.stop()
         await reg.stop()
         await db.close()

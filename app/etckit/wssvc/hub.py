@@ -28,6 +28,7 @@ class Client:
     close_reason: str = ""
     closed: asyncio.Event = field(default_factory=asyncio.Event)
     last_seen: float = 0.0
+    plot_key: str = ""
 
     def send(self, message: dict[str, Any] | str) -> bool:
         """Queue a message; False (and the client is closed) if its queue is full."""

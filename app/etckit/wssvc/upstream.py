@@ -43,55 +43,56 @@ class BrokerLink:
         self.sock.setsockopt(zmq.SNDHWM, 100000)
         self.sock.setsockopt(zmq.RCVHWM, 100000)
         self.sock.connect(self.endpoint)
-        # the same socket, used synchronously: sends never block (high HWM) and a drain of
-        # everything waiting does not go back to the event loop for every message
-        self.sync = zmq.Socket.shadow(self.sock.underlying)
+        self.last_heard = 0.0
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"broker-link-{self.id}")
 
     def send(self, rid: bytes, body: bytes) -> None:
-        self.sync.send_multipart([CLIENT, REQUEST, rid, body], flags=zmq.NOBLOCK)
+        self.sock.send_multipart([CLIENT, REQUEST, rid, body])
 
     async def _run(self) -> None:
+        self.last_heard = time.monotonic()
+        receiver = asyncio.create_task(self._receive())
         beat = asyncio.create_task(self._beat())
-        expiry = time.monotonic() + self.interval * self.liveness
         why = "no heartbeat from the broker"
         try:
-            while True:
-                timeout = max(0.0, expiry - time.monotonic())
-                if not await self.sock.poll(timeout * 1000, zmq.POLLIN):
+            while not receiver.done():
+                span = self.interval * self.liveness
+                left = self.last_heard + span - time.monotonic()
+                if left <= 0:
                     break
-                while True:
-                    try:
-                        frames = self.sync.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    expiry = time.monotonic() + self.interval * self.liveness
-                    if not self.established:
-                        self.established = True
-                        log.info("broker link established", extra={"broker": self.id})
-                    if len(frames) < 2 or frames[0] != CLIENT:
-                        log.warning("malformed frames from a broker, ignored")
-                        continue
-                    if frames[1] == REPLY and len(frames) == 4:
-                        self.on_reply(frames[2], frames[3])
-                    elif frames[1] == DISCONNECT:
-                        why = "broker said DISCONNECT"
-                        raise _Lost
-        except _Lost:
-            pass
+                await asyncio.wait({receiver}, timeout=left)
+            if receiver.done() and not receiver.cancelled():
+                receiver.result()  # a crash of the receiver is a crash of the link
+                why = "broker said DISCONNECT"
         finally:
+            receiver.cancel()
             beat.cancel()
             self.sock.close(0)
         log.warning("broker link lost", extra={"broker": self.id, "reason": why,
                                                "was_established": self.established})
         self.on_lost(self)
 
+    async def _receive(self) -> None:
+        """Read frames until the broker says DISCONNECT (the watchdog above handles silence)."""
+        while True:
+            frames = await self.sock.recv_multipart()
+            self.last_heard = time.monotonic()
+            if not self.established:
+                self.established = True
+                log.info("broker link established", extra={"broker": self.id})
+            if len(frames) < 2 or frames[0] != CLIENT:
+                log.warning("malformed frames from a broker, ignored")
+            elif frames[1] == REPLY and len(frames) == 4:
+                self.on_reply(frames[2], frames[3])
+            elif frames[1] == DISCONNECT:
+                return
+
     async def _beat(self) -> None:
         while True:
-            self.sync.send_multipart([CLIENT, HEARTBEAT], flags=zmq.NOBLOCK)
+            await self.sock.send_multipart([CLIENT, HEARTBEAT])
             await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
@@ -103,14 +104,11 @@ class BrokerLink:
                 pass
         if not self.sock.closed:
             try:
-                self.sync.send_multipart([CLIENT, DISCONNECT], flags=zmq.NOBLOCK)
+                zmq.Socket.shadow(self.sock.underlying).send_multipart(
+                    [CLIENT, DISCONNECT], flags=zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
             self.sock.close(0)
-
-
-class _Lost(Exception):
-    pass
 
 
 class Upstream:

@@ -1,0 +1,138 @@
+"""The settings, units and firewall the kit renders for the example inventory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from etckit.config import load
+from tests.kit.support import REPO
+from tests.support.system import require_program
+
+ETCKIT_HOSTS = ["front1", "front2", "internal1"]
+
+
+def env_file(path: Path) -> dict[str, str]:
+    pairs = [line.split("=", 1) for line in path.read_text().splitlines()
+             if line and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def settings(host_dir: Path, env_name: str, monkeypatch):
+    """What an etckit program started with this env file and etckit.toml sees."""
+    for key in list(os.environ):
+        if key.startswith("ETCKIT_"):
+            monkeypatch.delenv(key)
+    for key, value in env_file(host_dir / env_name).items():
+        monkeypatch.setenv(key, value)
+    return load(str(host_dir / "etckit.toml"))
+
+
+@pytest.mark.parametrize("host", ETCKIT_HOSTS)
+def test_etckit_toml_is_valid_and_holds_the_database_url(example_render, host):
+    cfg = load(str(example_render / host / "etckit.toml"))
+    assert cfg.database.url == (
+        "postgresql://etckit:test-db-password%2Fwith%3Aodd%40chars"
+        "@internal1.etc.example.org:5432/etckit")
+    assert cfg.auth.fake_login is False
+    assert cfg.auth.session_secret == "test-session-secret"
+    assert cfg.main_server.public_url == "https://www.etc.example.org"
+
+
+def test_front_host_programs_see_their_settings(example_render, monkeypatch):
+    front1 = example_render / "front1"
+    wssvc = settings(front1, "wssvc.env", monkeypatch)
+    assert (wssvc.wssvc.pool, wssvc.wssvc.public_host, wssvc.wssvc.port) == (
+        "front1", "front1.etc.example.org", 8081)
+    assert wssvc.wssvc.certfile == "/etc/ssl/certs/etckit-wildcard.crt"
+    main = settings(front1, "main-server.env", monkeypatch)
+    assert (main.main_server.host, main.main_server.port) == ("0.0.0.0", 8080)
+    assert list(main.main_server.trusted_proxies) == ["192.0.2.10"]
+    broker = settings(front1, "broker-front1.env", monkeypatch)
+    assert (broker.broker.pool, broker.broker.frontend_port, broker.broker.backend_port,
+            broker.broker.advertise_host) == ("front1", 5551, 5552, "192.0.2.11")
+
+
+def test_internal_host_serves_both_pools(example_render, monkeypatch):
+    internal = example_render / "internal1"
+    brokers = {settings(internal, f"broker-{pool}.env", monkeypatch).broker.pool: pool
+               for pool in ("front1", "front2")}
+    assert brokers == {"front1": "front1", "front2": "front2"}
+    front2 = settings(internal, "broker-front2.env", monkeypatch).broker
+    assert (front2.frontend_port, front2.backend_port) == (5553, 5554)
+    workers = sorted(p.name for p in internal.glob("worker-*.env"))
+    assert workers == ["worker-front1-1.env", "worker-front1-2.env",
+                       "worker-front2-1.env", "worker-front2-2.env"]
+    assert settings(internal, "worker-front2-2.env", monkeypatch).worker.pool == "front2"
+    assert not (internal / "wssvc.env").exists()
+
+
+UNITS = [("front1", "etckit-main-server.service"), ("front1", "etckit-wssvc.service"),
+         ("internal1", "etckit-broker@.service"), ("internal1", "etckit-worker@.service")]
+
+
+@pytest.mark.parametrize(("host", "unit"), UNITS)
+def test_units_are_hardened(example_render, host, unit):
+    text = (example_render / host / unit).read_text()
+    for line in ["User=etckit", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+                 "Restart=on-failure", "RestartPreventExitStatus=2", "PartOf=etckit.target",
+                 "WantedBy=etckit.target", "CapabilityBoundingSet="]:
+        assert f"\n{line}\n" in text, line
+
+
+@pytest.mark.parametrize(("host", "unit"), UNITS)
+def test_units_pass_systemd_analyze_verify(example_render, host, unit):
+    require_program("systemd-analyze", "systemd")
+    checker = REPO / "roles" / "etckit_base" / "files" / "etckit-verify-unit"
+    result = subprocess.run([str(checker), str(example_render / host / unit), unit],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_unit_checker_rejects_an_unknown_key(example_render, tmp_path):
+    require_program("systemd-analyze", "systemd")
+    bad = tmp_path / "bad.service"
+    text = (example_render / "front1" / "etckit-wssvc.service").read_text()
+    bad.write_text(text.replace("NoNewPrivileges=yes", "NoNewPrivilege=yes"))
+    checker = REPO / "roles" / "etckit_base" / "files" / "etckit-verify-unit"
+    result = subprocess.run([str(checker), str(bad), "etckit-wssvc.service"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "NoNewPrivilege" in result.stderr
+
+
+def input_rules(host_dir: Path) -> str:
+    return (host_dir / "nftables.conf").read_text().split("chain input", 1)[1]
+
+
+def test_firewall_opens_only_https_and_wssvc_to_the_internet(example_render):
+    assert "tcp dport { 80, 443 } accept" in input_rules(example_render / "lb1")
+    assert "tcp dport { 8081 } accept" in input_rules(example_render / "front1")
+    internal = input_rules(example_render / "internal1")
+    assert "tcp dport {" not in internal
+    assert "ip saddr @cluster4 accept" in internal
+    cluster = (example_render / "internal1" / "nftables.conf").read_text()
+    assert "elements = { 192.0.2.11, 192.0.2.12, 192.0.2.21, 192.0.2.10 }" in cluster
+
+
+@pytest.mark.parametrize("host", ["lb1", "front1", "internal1"])
+def test_firewall_rules_pass_nft_check(example_render, host):
+    nft = require_program("nft", "nftables")
+    if os.geteuid() != 0:
+        pytest.skip("nft -c needs root")
+    result = subprocess.run([nft, "-c", "-f", str(example_render / host / "nftables.conf")],
+                            capture_output=True, text=True)
+    if result.returncode != 0 and "Operation not permitted" in result.stderr:
+        pytest.skip("nft -c is not permitted in this sandbox")
+    assert result.returncode == 0, result.stderr
+
+
+def test_postgresql_admits_only_the_etckit_hosts(example_render):
+    rules = [line.split() for line in (example_render / "internal1" / "pg_hba.conf").read_text()
+             .splitlines() if line.startswith("host ")]
+    remote = [r[3] for r in rules if r[3] not in ("127.0.0.1/32", "::1/128")]
+    assert remote == ["192.0.2.11/32", "192.0.2.12/32", "192.0.2.21/32"]
+    assert all(r[1:3] == ["etckit", "etckit"] for r in rules if r[3] in remote)
