@@ -77,6 +77,7 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
   let closedByUs = false;
   let timer = null;
   let counter = 0;
+  let currentUrl = null;
   const prefix = `c${++clientIds}-${Math.random().toString(36).slice(2, 7)}`;
   const pending = new Map(); // id -> {type, fields, resolve, reject, resend, sent, timer}
 
@@ -126,6 +127,7 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
     if (closedByUs) return;
     const socket = new WebSocket(where.url);
     ws = socket;
+    currentUrl = where.url;
     let helloSeen = false;
     socket.onmessage = (event) => {
       let message;
@@ -254,5 +256,7 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
     send,
     close,
     get state() { return state; },
+    /** The websocket URL in use (its host serves this page's plots over HTTP(S)). */
+    get url() { return currentUrl; },
   };
 }

@@ -3,6 +3,7 @@
 // #workbook-content for the sources, scenes and calculations UI.
 import { connect } from "/static/js/connection.js";
 import { loadSession } from "/static/js/session.js";
+import { WorkbookContents } from "/static/js/workbook-contents.js";
 
 const $ = (id) => document.getElementById(id);
 export const workbookId = decodeURIComponent(window.location.pathname.split("/").pop());
@@ -13,7 +14,11 @@ function showError(text) {
   $("workbook-error").hidden = !text;
 }
 
+let contents = null;
+
 function onMessage(message) {
+  if (message.type === "hello") contents?.hello(message);
+  else if (contents?.handle(message)) return;
   if (message.type === "workbook.updated" && message.workbook.id === workbookId) {
     showWorkbook(message.workbook);
   } else if (message.type === "workbook.deleted" && message.workbook === workbookId) {
@@ -41,14 +46,15 @@ export const conn = connect({
 
 async function load() {
   try {
-    const reply = await conn.request("workbook.list", {}, { resend: true });
-    const wb = reply.workbooks.find((w) => w.id === workbookId);
-    if (wb) showWorkbook(wb);
-    else showError("This workbook no longer exists.");
+    const reply = await contents.load();
+    showWorkbook(reply.workbook);
     document.body.dataset.ready = "true";
   } catch (err) {
-    showError(`The workbook could not be loaded: ${err.message}`);
+    showError(err.code === "not_found" ? "This workbook no longer exists."
+      : `The workbook could not be loaded: ${err.message}`);
   }
 }
+
+contents = new WorkbookContents({ conn, workbookId, container: content });
 
 loadSession().catch((err) => showError(err.message));
