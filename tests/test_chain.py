@@ -197,12 +197,12 @@ async def test_a_client_that_does_not_read_is_disconnected(tmp_path):
     chain = Chain(tmp_path, wssvc__client_queue="4")
     chain.start_all()
     try:
-        sleeper = await chain.connect("alice")
+        sleeper = await chain.connect("alice", rcvbuf=4096)
         other = await chain.connect("alice")
         sleeper.ws.transport.pause_reading()  # stops reading: the socket, then its queue fill
-        big = "x" * 400_000
-        for i in range(40):
-            await sleeper.send({"id": i, "type": "echo", "data": big})
+        # the other client's request fans out 16 MB to the sleeper, more than any buffer
+        done = await other.request("test.broadcast", count=40, size=400_000, timeout=30)
+        assert done["count"] == 40
         wait_for(lambda: chain.health()["clients"] == 1, what="slow client dropped")
         assert (await other.request("echo", data="fine"))["data"] == "fine"
         sleeper.ws.transport.resume_reading()

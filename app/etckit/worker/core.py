@@ -32,6 +32,7 @@ from ..messaging.protocol import (
     dumps,
     error_message,
     loads,
+    reply_body,
 )
 from ..registry import Registration, live
 from ..storage import Database
@@ -100,16 +101,16 @@ def handler(message_type: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def handle(db: Database, cfg: Config, body: bytes,
+async def handle(db: Database, cfg: Config, body: list[bytes],
                  handlers: dict[str, Handler] | None = None) -> list[dict[str, Any]]:
-    """Run one request body through its handler; returns the deliveries to send."""
+    """Run one request body (who, message) through its handler; returns the deliveries."""
     handlers = HANDLERS if handlers is None else handlers
     try:
-        request = loads(body)
-        message = request["message"]
+        request = loads(body[0])
+        message = loads(body[1])
         ctx = Context(db=db, cfg=cfg, client=request["client"], user=request["user"],
                       workbook=request.get("workbook"), request_id=message.get("id"))
-    except (ProtocolError, KeyError, TypeError, AttributeError) as exc:
+    except (ProtocolError, KeyError, TypeError, AttributeError, IndexError) as exc:
         log.warning("malformed request body, dropped: %s", exc)
         return []
     fn = handlers.get(message.get("type"))
@@ -197,7 +198,7 @@ class Worker:
             self.last_heard = time.monotonic()
             if len(frames) < 2 or frames[0] != WORKER:
                 log.warning("malformed frames from the broker, ignored")
-            elif frames[1] == REQUEST and len(frames) == 5:
+            elif frames[1] == REQUEST and len(frames) == 6:
                 jobs.put_nowait(frames[2:])
             elif frames[1] == DISCONNECT:
                 goodbye.set()
@@ -230,10 +231,10 @@ class Worker:
 
     async def _run_jobs(self, sock: LoopSocket, jobs: asyncio.Queue) -> None:
         while True:
-            client, rid, body = await jobs.get()
+            client, rid, *body = await jobs.get()
             deliveries = await handle(self.db, self.cfg, body)
             self.handled += 1
-            sock.send([WORKER, REPLY, client, rid, dumps({"deliveries": deliveries})])
+            sock.send([WORKER, REPLY, client, rid, *reply_body(deliveries)])
 
 
 async def _first(*aws) -> None:

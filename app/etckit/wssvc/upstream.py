@@ -24,7 +24,7 @@ from ..storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
-OnReply = Callable[[bytes, bytes], None]
+OnReply = Callable[[bytes, list[bytes]], None]
 
 
 class BrokerLink:
@@ -51,8 +51,8 @@ class BrokerLink:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"broker-link-{self.id}")
 
-    def send(self, rid: bytes, body: bytes) -> None:
-        self.sock.send([CLIENT, REQUEST, rid, body])
+    def send(self, rid: bytes, body: list[bytes]) -> None:
+        self.sock.send([CLIENT, REQUEST, rid, *body])
 
     def _on_frames(self, frames: list[bytes]) -> None:
         self.last_heard = time.monotonic()
@@ -61,8 +61,8 @@ class BrokerLink:
             log.info("broker link established", extra={"broker": self.id})
         if len(frames) < 2 or frames[0] != CLIENT:
             log.warning("malformed frames from a broker, ignored")
-        elif frames[1] == REPLY and len(frames) == 4:
-            self.on_reply(frames[2], frames[3])
+        elif frames[1] == REPLY and len(frames) >= 4:
+            self.on_reply(frames[2], frames[3:])
         elif frames[1] == DISCONNECT:
             self.said_goodbye.set()
 
@@ -128,7 +128,7 @@ class Upstream:
     def ready(self) -> list[BrokerLink]:
         return [link for link in self.links.values() if link.established]
 
-    def send(self, rid: bytes, body: bytes) -> str | None:
+    def send(self, rid: bytes, body: list[bytes]) -> str | None:
         """Send a request to an established broker; returns its id, or None if there is none."""
         ready = self.ready
         if not ready:
