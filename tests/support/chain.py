@@ -81,7 +81,8 @@ class Chain:
                 " (SELECT 1 FROM users WHERE id = :id)", {"id": user})
 
     async def connect(self, user: str = "alice", workbook: str | None = None,
-                      origin: str = ORIGIN, rcvbuf: int | None = None) -> Client:
+                      origin: str = ORIGIN, rcvbuf: int | None = None,
+                      compression: str | None = "deflate") -> Client:
         """A websocket client; rcvbuf makes its kernel receive buffer small (slow readers)."""
         await self.ensure_user(user)
         sock = None
@@ -90,7 +91,7 @@ class Chain:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.connect(("127.0.0.1", self.port))
         ws = await websockets.connect(self.url(self.ticket(user, workbook)), origin=origin,
-                                      max_size=None, sock=sock)
+                                      max_size=None, sock=sock, compression=compression)
         client = Client(ws)
         hello = await client.recv()
         assert hello["type"] == "hello", hello
