@@ -183,13 +183,11 @@ class Service:
         client.send({"type": "hello", "client": client.id, "workbook": ticket.workbook,
                      "version": __version__, "plot_key": client.plot_key})
         tasks = [asyncio.create_task(self._send_loop(ws, client)),
-                 asyncio.create_task(self._receive_loop(ws, client)),
-                 asyncio.create_task(self._ping_loop(client))]
-        closed = asyncio.create_task(client.closed.wait())
+                 asyncio.create_task(self._receive_loop(ws, client))]
         try:
-            await asyncio.wait([*tasks, closed], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*tasks, client.closed], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in [*tasks, closed]:
+            for task in tasks:
                 task.cancel()
             self.hub.remove(client)
         if client.close_code is not None:
@@ -215,14 +213,18 @@ class Service:
                 continue
             self.handle(client, message, data)
 
-    async def _ping_loop(self, client: Client) -> None:
+    async def ping_all(self) -> None:
+        """One task pings every client; a client silent for PING_GRACE intervals is closed."""
         interval = self.cfg.wssvc.ping_interval
         for n in itertools.count(1):
             await asyncio.sleep(interval)
-            if time.monotonic() - client.last_seen > interval * PING_GRACE:
-                client.close(CLOSE_PING_TIMEOUT, "no answer to ping")
-                return
-            client.send({"type": "ping", "id": f"s{n}"})
+            now = time.monotonic()
+            ping = json.dumps({"type": "ping", "id": f"s{n}"})
+            for client in list(self.hub.clients.values()):
+                if now - client.last_seen > interval * PING_GRACE:
+                    client.close(CLOSE_PING_TIMEOUT, "no answer to ping")
+                else:
+                    client.send(ping)
 
 
 class _Bad(Exception):
@@ -347,6 +349,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
             await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
 
     publisher = asyncio.create_task(publish_brokers())
+    pinger = asyncio.create_task(service.ping_all())
     http_stop = asyncio.Event()
 
     async def shutdown() -> None:  # say goodbye to the browsers before the server stops
@@ -365,6 +368,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
                         max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096)
     finally:
         publisher.cancel()
+        pinger.cancel()
         closer.cancel()
         await service.upstream.stop()
         await reg.stop()

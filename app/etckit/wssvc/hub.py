@@ -26,13 +26,15 @@ class Client:
     queue: asyncio.Queue[str]
     close_code: int | None = None
     close_reason: str = ""
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
+    # a future, not an Event: the connection handler waits on it directly, without a task
+    closed: asyncio.Future = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
     last_seen: float = 0.0
     plot_key: str = ""
 
     def send(self, message: dict[str, Any] | str) -> bool:
         """Queue a message; False (and the client is closed) if its queue is full."""
-        if self.closed.is_set():
+        if self.closed.done():
             return False
         text = message if isinstance(message, str) else json.dumps(message)
         try:
@@ -43,9 +45,9 @@ class Client:
         return True
 
     def close(self, code: int, reason: str) -> None:
-        if not self.closed.is_set():
+        if not self.closed.done():
             self.close_code, self.close_reason = code, reason
-            self.closed.set()
+            self.closed.set_result(None)
 
 
 class Hub:
