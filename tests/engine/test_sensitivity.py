@@ -8,8 +8,9 @@ Published values:
 - MIRI (uJy): JDox "MIRI Sensitivity" Table 1, ETC 4.0, FULL array, low background
   (https://jwst-docs.stsci.edu/jwst-mid-infrared-instrument/miri-performance/miri-sensitivity).
 
-Filters checked against the 30% tolerance: six NIRCam and four MIRI ones; the others are printed
-for information (see docs/engine.md for why F070W/F090W and F2100W/F2550W fall outside).
+Filters checked against the 30% tolerance: six NIRCam and eight MIRI ones (F770W with little
+margin: 0.71); the others are printed for information (see docs/engine.md for why F070W/F090W
+and F560W still fall outside).
 """
 
 from etckit.engine import instruments as inst
@@ -21,7 +22,7 @@ NIRCAM_NJY = {"F070W": 22.5, "F090W": 15.3, "F115W": 13.2, "F150W": 10.6, "F200W
 MIRI_UJY = {"F560W": 0.13, "F770W": 0.24, "F1000W": 0.46, "F1130W": 1.02, "F1280W": 0.83,
             "F1500W": 1.18, "F1800W": 2.42, "F2100W": 4.70, "F2550W": 15.3}
 CHECKED = {"F115W", "F150W", "F200W", "F277W", "F356W", "F444W",
-           "F1000W", "F1130W", "F1280W", "F1500W", "F1800W"}
+           "F770W", "F1000W", "F1130W", "F1280W", "F1500W", "F1800W", "F2100W", "F2550W"}
 TOLERANCE = 0.30
 
 
@@ -61,6 +62,6 @@ def test_sensitivity_matches_published():
            if f in CHECKED and abs(eng / pub - 1) > TOLERANCE]
     assert not bad, f"outside {TOLERANCE:.0%}: {bad}"
     assert sum(1 for f in CHECKED if f in NIRCAM_NJY) >= 5
-    assert sum(1 for f in CHECKED if f in MIRI_UJY) >= 4
+    assert sum(1 for f in CHECKED if f in MIRI_UJY) >= 8
     # every filter, checked or not, within a factor 3
     assert all(1 / 3 <= eng / pub <= 3 for _, eng, pub, _ in rows)

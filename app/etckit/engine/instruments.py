@@ -60,6 +60,9 @@ class Mode:
     filters: dict[str, Filter]
     scatter_fraction: float = 0.0
     scatter_fwhm_arcsec: float = 1.0
+    charge_diffusion_arcsec: float = 0.0
+    cruciform: tuple[tuple[float, float], ...] = ()  # (wavelength um, fraction of the light)
+    cruciform_scale_arcsec: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Telescope:
     obscuration: float
     segment_m: float
     wfe_nm: float
+    jitter_arcsec: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,7 @@ class BackgroundModel:
     scattered_temp_k: float
     thermal_at_12um: float
     thermal_temp_k: float
-    observatory_at_25um: float
-    observatory_temp_k: float
+    observatory_thermal: tuple[tuple[float, float], ...]
     stray_light: tuple[tuple[float, float], ...]
 
 
@@ -91,6 +94,7 @@ def telescope() -> Telescope:
         obscuration=_v(t["obscuration_ratio"]),
         segment_m=_v(t["segment_size_m"]),
         wfe_nm=_v(t["wavefront_error_nm"]),
+        jitter_arcsec=_v(t.get("pointing_jitter_arcsec", 0.0)),
     )
 
 
@@ -102,8 +106,9 @@ def background_model() -> BackgroundModel:
         scattered_temp_k=_v(b["zodi_scattered_temperature_K"]),
         thermal_at_12um=_v(b["zodi_thermal_MJy_sr_at_12um"]),
         thermal_temp_k=_v(b["zodi_thermal_temperature_K"]),
-        observatory_at_25um=_v(b["observatory_MJy_sr_at_25um"]),
-        observatory_temp_k=_v(b["observatory_temperature_K"]),
+        observatory_thermal=tuple(
+            (float(w), float(v)) for w, v in _v(b["observatory_thermal_MJy_sr"])
+        ),
         stray_light=tuple((float(w), float(v)) for w, v in _v(b["stray_light_MJy_sr"])),
     )
 
@@ -142,6 +147,12 @@ def mode(instrument: str, name: str) -> Mode:
         filters=filters,
         scatter_fraction=float(m.get("detector_scatter", {}).get("fraction", 0.0)),
         scatter_fwhm_arcsec=float(m.get("detector_scatter", {}).get("fwhm_arcsec", 1.0)),
+        charge_diffusion_arcsec=float(_v(m.get("charge_diffusion_sigma_arcsec", 0.0))),
+        cruciform=tuple(
+            (float(w), float(f))
+            for w, f in m.get("cruciform", {}).get("fraction_vs_wavelength", [])
+        ),
+        cruciform_scale_arcsec=float(m.get("cruciform", {}).get("scale_arcsec", 1.0)),
     )
 
 

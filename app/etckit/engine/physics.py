@@ -97,9 +97,9 @@ def electron_rate(fnu_jy: np.ndarray, wave_um: np.ndarray, filt: inst.Filter) ->
 
 
 def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """Benchmark background surface brightness [MJy/sr]: zodi scattered + zodi thermal +
-    observatory thermal (each a diluted blackbody anchored at one wavelength) + the tabulated
-    stray light."""
+    """Benchmark background surface brightness [MJy/sr]: zodi scattered + zodi thermal (diluted
+    blackbodies anchored at one wavelength each) + the NIRCam stray light (tabulated, <= 5 um) +
+    the observatory's thermal self-emission (the JWST background model's curve, >= 5 um)."""
     b = inst.background_model()
     w = np.asarray(wave_um, dtype=float)
     scat = b.scattered_at_1um * planck_nu_shape(w, b.scattered_temp_k) / planck_nu_shape(
@@ -108,13 +108,14 @@ def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
     therm = b.thermal_at_12um * planck_nu_shape(w, b.thermal_temp_k) / planck_nu_shape(
         np.array(12.0), b.thermal_temp_k
     )
-    obs = b.observatory_at_25um * planck_nu_shape(w, b.observatory_temp_k) / planck_nu_shape(
-        np.array(25.0), b.observatory_temp_k
-    )
     sw = np.array([p[0] for p in b.stray_light])
     sv = np.log(np.array([p[1] for p in b.stray_light]))
-    stray = np.exp(np.interp(w, sw, sv))
-    return scale * (scat + therm + obs + stray)
+    stray = np.where(w <= sw[-1], np.exp(np.interp(w, sw, sv)), 0.0)
+    tw = np.log(np.array([p[0] for p in b.observatory_thermal]))
+    tv = np.log(np.array([p[1] for p in b.observatory_thermal]))
+    lw = np.log(np.maximum(w, 1e-3))
+    obs = np.where(lw >= tw[0], np.exp(np.interp(lw, tw, tv, right=tv[-1])), 0.0)
+    return scale * (scat + therm + stray + obs)
 
 
 def background_rate_per_pixel(filt: inst.Filter, pixel_arcsec: float, scale: float = 1.0) -> float:
@@ -178,23 +179,70 @@ def psf_radial(r_arcsec: np.ndarray, wave_um: float) -> np.ndarray:
     return strehl * airy + (1 - strehl) * halo
 
 
+def _i0e(z: np.ndarray) -> np.ndarray:
+    """Exponentially scaled modified Bessel function exp(-z) I0(z), z >= 0."""
+    z = np.asarray(z, dtype=float)
+    small = z < 50.0
+    out = np.empty_like(z)
+    out[small] = np.i0(z[small]) * np.exp(-z[small])
+    zb = z[~small]
+    out[~small] = (1 + 1 / (8 * zb) + 9 / (128 * zb**2)) / np.sqrt(2 * np.pi * zb)
+    return out
+
+
+def gaussian_blur_radial(r: np.ndarray, prof: np.ndarray, sigma: float) -> np.ndarray:
+    """A circular profile on the uniform grid ``r`` (r[0] = 0) convolved with a 2-D Gaussian of
+    standard deviation ``sigma``: P'(r) = int P(r') exp(-(r-r')^2/2s^2) I0e(r r'/s^2) r' dr' / s^2,
+    each row's weights normalised so that a constant stays constant.  Below the grid step the
+    blur is unresolved and the profile is returned unchanged."""
+    step = float(r[1] - r[0])
+    if sigma < step:
+        return prof
+    k = int(np.ceil(6.0 * sigma / step))
+    idx = np.arange(len(r))[:, None] + np.arange(-k, k + 1)[None, :]
+    ok = (idx >= 0) & (idx < len(r))
+    idx = np.clip(idx, 0, len(r) - 1)
+    rr, rp = r[:, None], r[idx]
+    w = np.where(ok, rp * np.exp(-0.5 * ((rr - rp) / sigma) ** 2) * _i0e(rr * rp / sigma**2), 0.0)
+    return (w * prof[idx]).sum(axis=1) / w.sum(axis=1)
+
+
+def cruciform_fraction(m: inst.Mode, wave_um: np.ndarray) -> np.ndarray:
+    """Fraction of the light the detector's cruciform moves out of the PSF core at each
+    wavelength (linear interpolation of the tabulated values, 0 where none is tabulated)."""
+    if not m.cruciform:
+        return np.zeros_like(np.asarray(wave_um, dtype=float))
+    cw = np.array([p[0] for p in m.cruciform])
+    cf = np.array([p[1] for p in m.cruciform])
+    return np.interp(wave_um, cw, cf, left=cf[0], right=0.0)
+
+
 @lru_cache(maxsize=64)
 def band_psf_profile(instrument: str, mode: str, filter_name: str, r_max_arcsec: float):
     """Broadband radial PSF (mean of 7 monochromatic PSFs across the band, weighted by the
-    band's photon response to a flat f_nu source), with the detector's scattering halo,
-    sampled on a fine radius grid."""
-    filt = inst.mode(instrument, mode).filters[filter_name]
+    band's photon response to a flat f_nu source), blurred by pointing jitter and detector charge
+    diffusion, with the detector's wavelength-dependent cruciform and its IPC halo, sampled on a
+    fine radius grid."""
+    m = inst.mode(instrument, mode)
+    filt = m.filters[filter_name]
     waves = filt.pivot_um + filt.bandwidth_um * np.linspace(-0.45, 0.45, 7)
     weights = throughput(filt, waves) / waves
     weights = weights / weights.sum()
     lam_d_arcsec = filt.pivot_um * 1e-6 / inst.telescope().diameter_m / ARCSEC_RAD
     step = lam_d_arcsec / 40.0
     r = np.arange(0.0, r_max_arcsec + 2 * step, step)
+    cruc = cruciform_fraction(m, waves)
     prof = np.zeros_like(r)
-    for w, wt in zip(waves, weights, strict=True):
-        prof += wt * psf_radial(r, float(w))
-    m = inst.mode(instrument, mode)
-    if m.scatter_fraction > 0:  # detector-internal scattering (IPC, MIRI cruciform) as a halo
+    for w, wt, fc in zip(waves, weights, cruc, strict=True):
+        prof += wt * (1 - fc) * psf_radial(r, float(w))
+    blur = np.hypot(inst.telescope().jitter_arcsec, m.charge_diffusion_arcsec)
+    if blur > 0:
+        prof = gaussian_blur_radial(r, prof, blur)
+    f_cruc = float(np.dot(weights, cruc))
+    if f_cruc > 0:  # exponential disc of the cruciform's e-folding scale
+        b = m.cruciform_scale_arcsec
+        prof = prof + f_cruc * np.exp(-r / b) / (2 * np.pi * b**2)
+    if m.scatter_fraction > 0:  # inter-pixel capacitance as a 2-pixel halo
         sig = m.scatter_fwhm_arcsec / 2.3548
         halo = np.exp(-0.5 * (r / sig) ** 2) / (2 * np.pi * sig**2)
         prof = (1 - m.scatter_fraction) * prof + m.scatter_fraction * halo

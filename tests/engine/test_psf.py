@@ -1,0 +1,29 @@
+"""PSF pieces: the radial Gaussian blur, the cruciform table, the thermal background curve."""
+
+import numpy as np
+
+from etckit.engine import instruments as inst
+from etckit.engine import physics as phys
+
+
+def test_radial_blur_of_gaussian_adds_widths_in_quadrature():
+    r = np.arange(0.0, 0.3, 0.0005)
+    s1, s2 = 0.01, 0.0062
+    g = np.exp(-0.5 * (r / s1) ** 2) / (2 * np.pi * s1**2)
+    out = phys.gaussian_blur_radial(r, g, s2)
+    s = np.hypot(s1, s2)
+    want = np.exp(-0.5 * (r / s) ** 2) / (2 * np.pi * s**2)
+    assert np.max(np.abs(out - want)) < 0.01 * want[0]
+    assert abs(np.trapezoid(2 * np.pi * r * out, r) - 1) < 1e-3
+
+
+def test_cruciform_fades_with_wavelength():
+    f = phys.cruciform_fraction(inst.mode("miri", "imaging"), np.array([5.6, 7.7, 10.0, 18.0]))
+    assert f[0] > f[1] > f[2] > f[3] == 0.0
+    assert np.all(phys.cruciform_fraction(inst.mode("nircam", "sw_imaging"), np.array([1.0])) == 0)
+
+
+def test_observatory_thermal_dominates_long_wavelengths():
+    bg = phys.background_mjy_sr(np.array([12.4, 21.0, 25.5]))
+    assert 10 < bg[0] < 25  # zodi ~ observatory near 12.5 um (Rigby et al. 2023)
+    assert bg[2] / bg[1] > 3  # steep rise of the self-emission
