@@ -13,6 +13,7 @@ import base64
 import json
 import time
 import uuid
+from collections import OrderedDict
 from typing import Any
 
 from .. import engine
@@ -114,13 +115,38 @@ async def _inputs(tx, calc_row: dict[str, Any]) -> tuple[dict, dict, dict[str, d
             {s["id"]: {**json.loads(s["data"]), "name": s["name"]} for s in sources})
 
 
-def _compute(calculation: dict, scene: dict, sources: dict) -> tuple[str, str | None, str]:
-    """(status, result JSON or None, error text) — runs in a thread."""
+class ResultCache:
+    """The last few results (with their images) by (calculation, revision), so the four plots
+    a page asks for right after a calculation do not compute it again."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.items: OrderedDict[tuple[str, int], engine.Result] = OrderedDict()
+
+    def get(self, key: tuple[str, int]) -> engine.Result | None:
+        result = self.items.get(key)
+        if result is not None:
+            self.items.move_to_end(key)
+        return result
+
+    def put(self, key: tuple[str, int], result: engine.Result) -> None:
+        self.items[key] = result
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+RESULTS = ResultCache()
+
+
+def _compute(calculation: dict, scene: dict, sources: dict
+             ) -> tuple[str, str | None, str, engine.Result | None]:
+    """(status, result JSON or None, error text, result) — runs in a thread."""
     try:
         result = engine.calculate(calculation, scene, sources)
     except engine.ValidationError as exc:
-        return "error", None, f"{exc.field}: {exc.message}"
-    return ("error" if result.errors else "ok"), result.to_json(), ""
+        return "error", None, f"{exc.field}: {exc.message}", None
+    return ("error" if result.errors else "ok"), result.to_json(), "", result
 
 
 async def _recalculate(ctx: Context, tx, calc_rows: list[dict[str, Any]]) -> list[dict]:
@@ -128,13 +154,17 @@ async def _recalculate(ctx: Context, tx, calc_rows: list[dict[str, Any]]) -> lis
     views = []
     for row in calc_rows:
         calculation, scene, sources = await _inputs(tx, row)
-        status, result, error = await asyncio.to_thread(_compute, calculation, scene, sources)
+        status, result, error, computed = await asyncio.to_thread(
+            _compute, calculation, scene, sources)
         await tx.execute(
             "UPDATE calculations SET status = :s, result = :r, error = :e, updated_at = :t,"
             " revision = revision + 1 WHERE id = :id",
             {"s": status, "r": result, "e": error, "t": time.time(), "id": row["id"]})
-        views.append(_view("calculation", await tx.fetchone(
-            "SELECT * FROM calculations WHERE id = :id", {"id": row["id"]})))
+        view = _view("calculation", await tx.fetchone(
+            "SELECT * FROM calculations WHERE id = :id", {"id": row["id"]}))
+        if computed is not None:
+            RESULTS.put((view["id"], view["revision"]), computed)
+        views.append(view)
     return views
 
 
@@ -364,8 +394,17 @@ async def render_plot(ctx: Context, message: dict[str, Any]) -> None:
     async with ctx.db.transaction() as tx:
         row = await _row(tx, ctx, "calculation", item)
         calculation, scene, sources = await _inputs(tx, row)
+    key = (item, row["revision"])
+
+    def draw() -> bytes:
+        result = RESULTS.get(key)
+        if result is None:
+            result = engine.calculate(calculation, scene, sources)
+            RESULTS.put(key, result)
+        return plots.render(kind, calculation, scene, sources, result=result)
+
     try:
-        png = await asyncio.to_thread(plots.render, kind, calculation, scene, sources)
+        png = await asyncio.to_thread(draw)
     except engine.ValidationError as exc:
         raise _invalid(exc) from None
     ctx.reply({"type": "plot", "calculation": item, "kind": kind,
