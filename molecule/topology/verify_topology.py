@@ -54,6 +54,8 @@ _getaddrinfo = socket.getaddrinfo
 
 
 def _resolve(host, *args, **kwargs):  # a --resolve for every client library at once
+    if isinstance(host, bytes):  # anyio (httpx) passes the IDNA-encoded name
+        host = host.decode("ascii")
     if isinstance(host, str) and host.endswith("." + DOMAIN):
         host = ADDRESSES[host[: -len(DOMAIN) - 1]]
     return _getaddrinfo(host, *args, **kwargs)
@@ -336,6 +338,7 @@ async def step_grow(s: State) -> None:
     subprocess.run(["podman", "run", "--detach", "--name", "internal2", "--hostname", "internal2",
                     "--systemd=always", "--network", "etckit-mol-topology",
                     "--ip", ADDRESSES["internal2"], "--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN",
+                    "--ulimit=nofile=16384:16384", "--ulimit=nproc=4096:4096",
                     f"--network-alias=internal2.{DOMAIN}", "--label", "owner=molecule",
                     "localhost/etckit-molecule-bookworm:latest", "/sbin/init"],
                    check=True, capture_output=True)
