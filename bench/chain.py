@@ -81,7 +81,7 @@ def ws_send_recv(ws):
 
 async def bench_chain(chain: Chain, args) -> dict:
     async def open_client():
-        c = await chain.connect("bench")
+        c = await chain.connect("bench", compression=args.compression)
         return c.ws
 
     one = await open_client()
@@ -133,11 +133,12 @@ async def bench_ws_echo(args, tmp: Path) -> dict:
                 await ws.recv()
             return send_recv
 
-        one = await websockets.connect(url)
+        one = await websockets.connect(url, compression=args.compression)
         for i in range(200):
             await echo(one)(i)
         p50, p99 = await latency(echo(one), args.requests)
-        clients = [await websockets.connect(url) for _ in range(args.clients)]
+        clients = [await websockets.connect(url, compression=args.compression)
+                   for _ in range(args.clients)]
         rps = await throughput(clients, echo, args.seconds)
         for ws in [one, *clients]:
             await ws.close()
@@ -239,7 +240,10 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--sockets", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--compression", choices=["deflate", "none"], default="deflate",
+                        help="permessage-deflate as browsers negotiate it (default), or none")
     args = parser.parse_args()
+    args.compression = None if args.compression == "none" else args.compression
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -262,7 +266,8 @@ async def main() -> None:
     results["zmq_echo"] = bench_zmq_echo(args)
 
     print(f"etckit chain benchmark: {os.cpu_count()} cores, {args.clients} concurrent clients, "
-          f"{args.workers} workers, {args.seconds:.0f} s per throughput run")
+          f"{args.workers} workers, {args.seconds:.0f} s per throughput run, "
+          f"websocket compression {args.compression or 'off'}")
     print(f"{'path':<34}{'p50 ms':>9}{'p99 ms':>9}{'round trips/s':>15}")
     names = {"chain": "chain (ws→wssvc→broker→worker)", "ws_echo": "(a) bare websocket echo",
              "zmq_echo": "(b) bare pyzmq DEALER→ROUTER"}

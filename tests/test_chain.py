@@ -197,12 +197,12 @@ async def test_a_client_that_does_not_read_is_disconnected(tmp_path):
     chain = Chain(tmp_path, wssvc__client_queue="4")
     chain.start_all()
     try:
-        sleeper = await chain.connect("alice")
+        sleeper = await chain.connect("alice", rcvbuf=4096)
         other = await chain.connect("alice")
         sleeper.ws.transport.pause_reading()  # stops reading: the socket, then its queue fill
-        big = "x" * 400_000
-        for i in range(40):
-            await sleeper.send({"id": i, "type": "echo", "data": big})
+        # the other client's request fans out 16 MB to the sleeper, more than any buffer
+        done = await other.request("test.broadcast", count=40, size=400_000, timeout=30)
+        assert done["count"] == 40
         wait_for(lambda: chain.health()["clients"] == 1, what="slow client dropped")
         assert (await other.request("echo", data="fine"))["data"] == "fine"
         sleeper.ws.transport.resume_reading()
@@ -221,3 +221,21 @@ def test_wssvc_accepts_exactly_the_types_workers_handle():
 
     assert set(HANDLERS) == set(REQUEST_TYPES)
     assert not LOCAL_TYPES & REQUEST_TYPES
+
+
+@pytest.mark.parametrize("program", ["wssvc", "broker", "worker"])
+def test_a_program_that_loses_its_database_exits_non_zero(tmp_path, pg_server, program):
+    import psycopg
+
+    name = f"lose_{program}"
+    chain = Chain(tmp_path, db_url=pg_server.create_database(name),
+                  broker__pool="p1", database__busy_timeout="1")
+    try:
+        proc = chain.start(program)
+        wait_for(lambda: "registered" in proc.output(), what=f"{program} registered")
+        with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        assert proc.wait(30) == 1, proc.output()
+        assert "\"level\": \"error\"" in proc.output()  # it said why before it went
+    finally:
+        chain.stop()

@@ -53,7 +53,8 @@ def test_main_server_stops_cleanly_and_logs_json(tmp_path, sig):
     import json
 
     port = free_port()
-    env = env_with(database__url=f"sqlite:///{tmp_path / 'db.sqlite'}", main_server__port=port)
+    env = env_with(database__url=f"sqlite:///{tmp_path / 'db.sqlite'}", main_server__port=port,
+                   auth__session_secret="s")
     subprocess.run(etckit_argv("db", "upgrade"), env=env, check=True, capture_output=True)
     proc = Proc("main", etckit_argv("main-server"), env, tmp_path)
     try:
@@ -71,7 +72,8 @@ def test_main_server_stops_cleanly_and_logs_json(tmp_path, sig):
 
 def test_healthz_is_503_until_the_schema_is_current(tmp_path):
     port = free_port()
-    env = env_with(database__url=f"sqlite:///{tmp_path / 'db.sqlite'}", main_server__port=port)
+    env = env_with(database__url=f"sqlite:///{tmp_path / 'db.sqlite'}", main_server__port=port,
+                   auth__session_secret="s")
     proc = Proc("main", etckit_argv("main-server"), env, tmp_path)
     try:
         r = wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, status=503)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import zmq
 
 from .config import Config
-from .lifecycle import Fatal
+from .lifecycle import Fatal, wait_first
 from .messaging.protocol import (
     CLIENT,
     COMMAND_NAMES,
@@ -43,8 +43,8 @@ class WorkerState:
     job: tuple[bytes, bytes] | None = None  # (client routing id, request id)
 
 
-def error_body(code: str, message: str) -> bytes:
-    return dumps({"error": {"code": code, "message": message}})
+def error_body(code: str, message: str) -> list[bytes]:
+    return [dumps({"error": {"code": code, "message": message}})]
 
 
 class Broker:
@@ -62,7 +62,7 @@ class Broker:
             sock.setsockopt(zmq.RCVHWM, 100000)
         self.workers: dict[bytes, WorkerState] = {}
         self.idle: deque[bytes] = deque()
-        self.waiting: deque[tuple[bytes, bytes, bytes]] = deque()
+        self.waiting: deque[tuple[bytes, bytes, list[bytes]]] = deque()
         self.clients: dict[bytes, float] = {}  # wssvc routing id -> expiry
         self.handled = 0
 
@@ -96,8 +96,8 @@ class Broker:
                 raise
         return False
 
-    def reply_to_client(self, client: bytes, rid: bytes, body: bytes) -> None:
-        if not self._send(self.frontend, [client, CLIENT, REPLY, rid, body]):
+    def reply_to_client(self, client: bytes, rid: bytes, body: list[bytes]) -> None:
+        if not self._send(self.frontend, [client, CLIENT, REPLY, rid, *body]):
             log.info("reply for a wssvc that is gone",
                      extra={"request": rid.decode(errors="replace")})
 
@@ -110,8 +110,8 @@ class Broker:
             return
         self.clients[client] = time.monotonic() + self.expiry_span
         command = frames[2]
-        if command == REQUEST and len(frames) == 5:
-            rid, body = frames[3], frames[4]
+        if command == REQUEST and len(frames) == 6:
+            rid, body = frames[3], frames[4:]
             if len(self.waiting) >= self.queue_limit:
                 self.reply_to_client(client, rid, error_body(
                     "busy", "all workers are busy and the queue is full; try again shortly"))
@@ -142,8 +142,8 @@ class Broker:
             self._send(self.backend, [identity, WORKER, DISCONNECT])
             return
         worker.expiry = time.monotonic() + self.expiry_span
-        if command == REPLY and len(frames) == 6:
-            client, rid, body = frames[3], frames[4], frames[5]
+        if command == REPLY and len(frames) >= 6:
+            client, rid, body = frames[3], frames[4], frames[5:]
             if worker.job is not None and worker.job == (client, rid):
                 worker.job = None
                 self.handled += 1
@@ -165,7 +165,7 @@ class Broker:
             if worker is None:
                 continue
             client, rid, body = self.waiting.popleft()
-            if self._send(self.backend, [identity, WORKER, REQUEST, client, rid, body]):
+            if self._send(self.backend, [identity, WORKER, REQUEST, client, rid, *body]):
                 worker.job = (client, rid)
             else:
                 self.waiting.appendleft((client, rid, body))
@@ -274,11 +274,13 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         log.info("serving", extra={"pool": pool, "frontend": front, "backend": back})
         halt = threading.Event()
         loop_task = asyncio.create_task(asyncio.to_thread(broker.loop, halt))
-        stopper = asyncio.create_task(stop.wait())
+        stopper = asyncio.create_task(wait_first(stop, reg.lost))
         await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
         halt.set()
         stopper.cancel()
         await loop_task  # re-raises if the loop crashed
+        if reg.lost.is_set():
+            raise Fatal("the database (service registry) is unreachable")
     finally:
         if reg is not None:
             await reg.stop()

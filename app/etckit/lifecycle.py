@@ -51,6 +51,16 @@ def run_program(name: str, program: Program, cfg: Config) -> int:
     return code
 
 
+async def wait_first(*events: asyncio.Event) -> None:
+    """Return as soon as any of these events is set."""
+    waits = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 def loop_factory():
     """uvloop where it is installed (it is a dependency), else asyncio's own loop."""
     try:

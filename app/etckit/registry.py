@@ -40,6 +40,7 @@ class Registration:
         self._task: asyncio.Task[None] | None = None
         self._halt = asyncio.Event()
         self.failures = 0
+        self.lost = asyncio.Event()  # set when the heartbeat failed for a whole liveness window
 
     async def start(self) -> None:
         await self._insert()
@@ -72,6 +73,7 @@ class Registration:
             await self._insert()
 
     async def _beat(self) -> None:
+        last_ok = time.monotonic()
         while True:
             try:
                 await asyncio.wait_for(self._halt.wait(), self.interval)
@@ -81,10 +83,15 @@ class Registration:
             try:
                 await self.beat()
                 self.failures = 0
+                last_ok = time.monotonic()
             except StorageError as exc:
                 self.failures += 1
                 log.warning("registry heartbeat failed: %s", exc,
                             extra={"failures": self.failures})
+                if time.monotonic() - last_ok > self.liveness:
+                    log.error("registry unreachable for longer than the liveness window")
+                    self.lost.set()
+                    return
 
     async def halt(self) -> None:
         """Stop refreshing the heartbeat (never in the middle of a transaction)."""

@@ -333,11 +333,11 @@ export class WorkbookContents {
       this.submitForm(state, form, error);
     } });
     form.append(el("h3", {}, item ? `Edit ${kind} “${item.name}”` : `New ${kind}`));
-    form.append(this.input("name", "Name", "text", state.name, null, (v) => { state.name = v; }));
+    form.append(this.input("name", "Name", "text", state.name, null, (v) => { state.name = v; }, ""));
     if (kind === "calculation") {
       const scenes = [...this.items.scene.values()];
       form.append(this.input("scene", "Scene", "select", state.scene,
-        scenes.map((s) => [s.id, s.name]), (v) => { state.scene = v; }));
+        scenes.map((s) => [s.id, s.name]), (v) => { state.scene = v; }, ""));
     }
     if (kind === "scene") {
       const sources = [...this.items.source.values()].map((s) => [s.id, s.name]);
@@ -382,9 +382,9 @@ export class WorkbookContents {
     this.drawForm(state);
   }
 
-  input(path, label, type, value, options, onChange) {
+  input(path, label, type, value, options, onChange, prefix = "data.") {
     let control;
-    const name = `data.${path}`;
+    const name = `${prefix}${path}`;
     if (type === "select") {
       const opts = (options || []).map((o) => (Array.isArray(o) ? o : [o, o]));
       control = el("select", { name, dataset: { field: path } },
@@ -425,7 +425,8 @@ export class WorkbookContents {
       this.drawCalculations();
       error.textContent = err.message;
       error.hidden = false;
-      const field = (err.reply?.field || "").replace(/^data\./, "");
+      const field = (err.reply?.field || "").replace(/^data\./, "") ||
+        (err.message.match(/^(name|scene)\b/) || [])[1];
       const bad = field && (form.querySelector(`[data-field="${CSS.escape(field)}"]`) ||
         form.querySelector(`[data-field^="${CSS.escape(field)}."]`));
       if (bad) { bad.classList.add("invalid"); bad.focus(); }

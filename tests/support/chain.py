@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -80,10 +81,17 @@ class Chain:
                 " (SELECT 1 FROM users WHERE id = :id)", {"id": user})
 
     async def connect(self, user: str = "alice", workbook: str | None = None,
-                      origin: str = ORIGIN) -> Client:
+                      origin: str = ORIGIN, rcvbuf: int | None = None,
+                      compression: str | None = "deflate") -> Client:
+        """A websocket client; rcvbuf makes its kernel receive buffer small (slow readers)."""
         await self.ensure_user(user)
+        sock = None
+        if rcvbuf is not None:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.connect(("127.0.0.1", self.port))
         ws = await websockets.connect(self.url(self.ticket(user, workbook)), origin=origin,
-                                      max_size=None)
+                                      max_size=None, sock=sock, compression=compression)
         client = Client(ws)
         hello = await client.recv()
         assert hello["type"] == "hello", hello

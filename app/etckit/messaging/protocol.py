@@ -44,10 +44,14 @@ def error_message(code: str, message: str, ref: Any = None) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, "ref": ref}
 
 
-def reply_body(deliveries: list[dict[str, Any]]) -> bytes:
-    """A REPLY body: the messages to deliver and to whom (see docs/protocol.md)."""
-    return dumps({"deliveries": deliveries})
+def request_body(client: str, user: str, workbook: str | None, text: bytes) -> list[bytes]:
+    """A REQUEST body: who asks (JSON), then the browser's message as it came (JSON text),
+    so wssvc never re-encodes what it forwards."""
+    return [dumps({"client": client, "user": user, "workbook": workbook}), text]
 
 
-def to_client(client: str, message: dict[str, Any]) -> dict[str, Any]:
-    return {"to": {"client": client}, "message": message}
+def reply_body(deliveries: list[dict[str, Any]]) -> list[bytes]:
+    """A REPLY body: the recipients (JSON), then one JSON message frame per recipient, which
+    wssvc passes to the browsers without decoding them."""
+    return [dumps({"to": [d["to"] for d in deliveries]}),
+            *(dumps(d["message"]) for d in deliveries)]

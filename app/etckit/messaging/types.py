@@ -9,6 +9,7 @@ LOCAL_TYPES = frozenset({"ping", "pong"})
 REQUEST_TYPES = frozenset({
     "echo",
     "test.sleep",
+    "test.broadcast",
     "workbook.list",
     "workbook.create",
     "workbook.rename",

@@ -116,6 +116,16 @@ CREATE TABLE calculations (
 CREATE INDEX calculations_workbook ON calculations (workbook_id);
 CREATE INDEX calculations_scene ON calculations (scene_id)
 """),
+    Migration(4, "wssvc assignments", """
+CREATE TABLE assignments (
+    scope TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    service_id TEXT NOT NULL,
+    pool TEXT NOT NULL,
+    assigned_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX assignments_user ON assignments (user_id)
+"""),
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ..config import Config
+from ..lifecycle import Fatal, wait_first
 from ..registry import Registration
 from ..storage import connect
 from . import contents, handlers  # noqa: F401  (registers the handlers)
@@ -19,9 +20,19 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
                        interval=cfg.heartbeat.registry_interval,
                        liveness=cfg.heartbeat.registry_liveness)
     await reg.start()
+    halt = asyncio.Event()  # stop asked, or the registry lost
+
+    async def watch() -> None:
+        await wait_first(stop, reg.lost)
+        halt.set()
+
+    watcher = asyncio.create_task(watch())
     try:
-        await Worker(cfg, db, reg).run(stop)
+        await Worker(cfg, db, reg).run(halt)
     finally:
+        watcher.cancel()
         await reg.stop()
         await db.close()
+    if reg.lost.is_set():
+        raise Fatal("the database (service registry) is unreachable")
     return 0

@@ -108,10 +108,10 @@ async def _inputs(tx, calc_row: dict[str, Any]) -> tuple[dict, dict, dict[str, d
                               {"id": calc_row["scene_id"]})
     if scene is None:
         raise HandlerError("not_found", f"no scene {calc_row['scene_id']}")
-    sources = await tx.fetchall("SELECT id, data FROM sources WHERE workbook_id = :w",
+    sources = await tx.fetchall("SELECT id, name, data FROM sources WHERE workbook_id = :w",
                                 {"w": calc_row["workbook_id"]})
     return (json.loads(calc_row["data"]), json.loads(scene["data"]),
-            {s["id"]: json.loads(s["data"]) for s in sources})
+            {s["id"]: {**json.loads(s["data"]), "name": s["name"]} for s in sources})
 
 
 def _compute(calculation: dict, scene: dict, sources: dict) -> tuple[str, str | None, str]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
 from ..config import Config
+from ..messaging.loop import LoopSocket
 from ..messaging.protocol import (
     DISCONNECT,
     HEARTBEAT,
@@ -32,6 +32,7 @@ from ..messaging.protocol import (
     dumps,
     error_message,
     loads,
+    reply_body,
 )
 from ..registry import Registration, live
 from ..storage import Database
@@ -100,16 +101,16 @@ def handler(message_type: str) -> Callable[[Handler], Handler]:
     return register
 
 
-async def handle(db: Database, cfg: Config, body: bytes,
+async def handle(db: Database, cfg: Config, body: list[bytes],
                  handlers: dict[str, Handler] | None = None) -> list[dict[str, Any]]:
-    """Run one request body through its handler; returns the deliveries to send."""
+    """Run one request body (who, message) through its handler; returns the deliveries."""
     handlers = HANDLERS if handlers is None else handlers
     try:
-        request = loads(body)
-        message = request["message"]
+        request = loads(body[0])
+        message = loads(body[1])
         ctx = Context(db=db, cfg=cfg, client=request["client"], user=request["user"],
                       workbook=request.get("workbook"), request_id=message.get("id"))
-    except (ProtocolError, KeyError, TypeError, AttributeError) as exc:
+    except (ProtocolError, KeyError, TypeError, AttributeError, IndexError) as exc:
         log.warning("malformed request body, dropped: %s", exc)
         return []
     fn = handlers.get(message.get("type"))
@@ -152,7 +153,7 @@ class Worker:
         self.cfg = cfg
         self.db = db
         self.reg = reg
-        self.ctx = zmq.asyncio.Context()
+        self.ctx = zmq.Context()
         self.interval = cfg.heartbeat.interval
         self.liveness = cfg.heartbeat.liveness
         self.handled = 0
@@ -183,61 +184,64 @@ class Worker:
     async def session(self, broker: dict[str, Any], stop: asyncio.Event) -> None:
         """One connection to one broker, until it is lost or we are asked to stop."""
         endpoint = broker["extra"]["backend"]
-        sock = self.ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(endpoint)
+        raw = self.ctx.socket(zmq.DEALER)
+        raw.setsockopt(zmq.LINGER, 0)
+        raw.connect(endpoint)
         self.reg.extra = {"broker": broker["id"], "endpoint": endpoint}
         log.info("joining broker", extra={"broker": broker["id"], "endpoint": endpoint,
                                           "pool": broker["pool"]})
-        await sock.send_multipart([WORKER, READY, dumps({"id": self.reg.id})])
-        self.last_heard = time.monotonic()
         jobs: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        tasks = {asyncio.create_task(self._receive(sock, jobs)),
-                 asyncio.create_task(self._run_jobs(sock, jobs)),
-                 asyncio.create_task(self._beat(sock))}
-        stopper = asyncio.create_task(stop.wait())
-        span = self.interval * self.liveness
-        try:
-            while True:  # watchdog: wake up when the broker may have gone silent
-                left = self.last_heard + span - time.monotonic()
-                if left <= 0:
-                    log.warning("broker lost: no heartbeat", extra={"broker": broker["id"]})
-                    return
-                done, _ = await asyncio.wait({*tasks, stopper}, timeout=left,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if stopper in done:
-                    await sock.send_multipart([WORKER, DISCONNECT])
-                    return
-                for task in done:
-                    task.result()  # re-raise a crash; a clean end means DISCONNECT
-                    log.info("broker asked us to reconnect", extra={"broker": broker["id"]})
-                    return
-        finally:
-            for task in (*tasks, stopper):
-                task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
-            sock.close(0)
+        goodbye = asyncio.Event()
+        self.last_heard = time.monotonic()
 
-    async def _receive(self, sock: zmq.asyncio.Socket, jobs: asyncio.Queue) -> None:
-        while True:
-            frames = await sock.recv_multipart()
+        def on_frames(frames: list[bytes]) -> None:
             self.last_heard = time.monotonic()
             if len(frames) < 2 or frames[0] != WORKER:
                 log.warning("malformed frames from the broker, ignored")
-            elif frames[1] == REQUEST and len(frames) == 5:
+            elif frames[1] == REQUEST and len(frames) == 6:
                 jobs.put_nowait(frames[2:])
             elif frames[1] == DISCONNECT:
-                return
+                goodbye.set()
 
-    async def _beat(self, sock: zmq.asyncio.Socket) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await sock.send_multipart([WORKER, HEARTBEAT])
+        sock = LoopSocket(raw, on_frames)
+        sock.send([WORKER, READY, dumps({"id": self.reg.id})])
+        runner = asyncio.create_task(self._run_jobs(sock, jobs))
+        ended = asyncio.create_task(_first(stop.wait(), goodbye.wait()))
+        span = self.interval * self.liveness
+        try:
+            while True:  # heartbeat, and watch for silence, a goodbye or a stop
+                done, _ = await asyncio.wait({ended, runner}, timeout=self.interval)
+                if runner in done:
+                    runner.result()  # re-raise a crash of the job runner
+                if stop.is_set():
+                    sock.send([WORKER, DISCONNECT])
+                    return
+                if goodbye.is_set():
+                    log.info("broker asked us to reconnect", extra={"broker": broker["id"]})
+                    return
+                if time.monotonic() - self.last_heard > span:
+                    log.warning("broker lost: no heartbeat", extra={"broker": broker["id"]})
+                    return
+                sock.send([WORKER, HEARTBEAT])
+        finally:
+            for task in (runner, ended):
+                task.cancel()
+            await asyncio.gather(runner, ended, return_exceptions=True)
+            sock.close()
 
-    async def _run_jobs(self, sock: zmq.asyncio.Socket, jobs: asyncio.Queue) -> None:
+    async def _run_jobs(self, sock: LoopSocket, jobs: asyncio.Queue) -> None:
         while True:
-            client, rid, body = await jobs.get()
+            client, rid, *body = await jobs.get()
             deliveries = await handle(self.db, self.cfg, body)
             self.handled += 1
-            await sock.send_multipart([WORKER, REPLY, client, rid, dumps(
-                {"deliveries": deliveries})])
+            sock.send([WORKER, REPLY, client, rid, *reply_body(deliveries)])
+
+
+async def _first(*aws) -> None:
+    """Return when the first of these awaitables is done."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

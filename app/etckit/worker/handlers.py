@@ -68,6 +68,22 @@ async def sleep(ctx: Context, message: dict[str, Any]) -> None:
     ctx.reply({"type": "test.slept", "seconds": seconds})
 
 
+@handler("test.broadcast")
+async def broadcast(ctx: Context, message: dict[str, Any]) -> None:
+    """Diagnostics for tests of slow readers: send `count` messages of `size` bytes to the
+    user's other clients."""
+    if not ctx.cfg.worker.diagnostics:
+        raise HandlerError("unknown_type", "no handler for type 'test.broadcast'")
+    count, size = message.get("count", 1), message.get("size", 10)
+    if not isinstance(count, int) or not 1 <= count <= 1000:
+        raise HandlerError("invalid", "count must be an integer from 1 to 1000")
+    if not isinstance(size, int) or not 1 <= size <= 1_000_000:
+        raise HandlerError("invalid", "size must be an integer from 1 to 1000000")
+    for i in range(count):
+        ctx.to_user({"type": "test.noise", "n": i, "data": "x" * size}, except_sender=True)
+    ctx.reply({"type": "test.broadcast", "count": count})
+
+
 @handler("workbook.list")
 async def list_workbooks(ctx: Context, message: dict[str, Any]) -> None:
     rows = await ctx.db.fetchall(

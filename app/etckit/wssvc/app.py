@@ -27,8 +27,8 @@ from .. import __version__
 from ..auth import tickets
 from ..config import Config
 from ..http import serve_app
-from ..lifecycle import Fatal
-from ..messaging.protocol import ProtocolError, dumps, error_message, loads
+from ..lifecycle import Fatal, wait_first
+from ..messaging.protocol import ProtocolError, dumps, error_message, loads, request_body
 from ..messaging.types import ID_MAX, LOCAL_TYPES, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database, connect
@@ -71,32 +71,34 @@ class Service:
 
     # -- from the brokers ----------------------------------------------------------------
 
-    def on_reply(self, rid: bytes, body: bytes) -> None:
+    def on_reply(self, rid: bytes, body: list[bytes]) -> None:
+        """A reply: recipients (JSON) and message texts, passed on without decoding them."""
         entry = self.pending.pop(rid, None)
         try:
-            reply = loads(body)
+            meta = loads(body[0])
         except ProtocolError as exc:
             log.warning("unreadable reply from a broker: %s", exc)
-            reply = {"error": {"code": "internal", "message": "unreadable reply"}}
+            meta = {"error": {"code": "internal", "message": "unreadable reply"}}
         if isinstance(entry, asyncio.Future):  # a request of wssvc's own (a plot)
             if not entry.done():
-                entry.set_result(reply)
+                entry.set_result((meta, body[1:]))
             return
-        if "error" in reply:
+        if "error" in meta:
             if entry is not None:
                 client = self.hub.clients.get(entry[0])
                 if client is not None:
-                    client.send(error_message(reply["error"]["code"],
-                                              reply["error"]["message"], entry[1]))
+                    client.send(error_message(meta["error"]["code"],
+                                              meta["error"]["message"], entry[1]))
             return
-        self.hub.deliver(reply.get("deliveries", []))
+        self.hub.deliver(meta.get("to", []), body[1:])
 
     def on_broker_lost(self, broker_id: str) -> None:
         log.warning("broker lost: closing every client with 1012",
                     extra={"broker": broker_id, "clients": len(self.hub)})
         for entry in self.pending.values():
             if isinstance(entry, asyncio.Future) and not entry.done():
-                entry.set_result({"error": {"code": "unavailable", "message": "broker lost"}})
+                entry.set_result(({"error": {"code": "unavailable", "message": "broker lost"}},
+                                  []))
         self.pending.clear()
         self.hub.close_all(CLOSE_SERVICE_RESTART, "broker restarting, please reconnect")
 
@@ -107,7 +109,7 @@ class Service:
         if isinstance(data, bytes):
             raise _Bad("binary_frame", "binary frames are not accepted; send JSON text")
         limit = self.cfg.wssvc.max_message_bytes
-        if len(data) > limit or len(data.encode()) > limit:
+        if len(data) > limit or (len(data) * 4 > limit and len(data.encode()) > limit):
             raise _Bad("too_large", f"message is larger than {limit} bytes")
         try:
             message = json.loads(data)
@@ -127,7 +129,7 @@ class Service:
             raise _Bad("unknown_type", f"unknown message type {mtype!r}", mid)
         return message
 
-    def handle(self, client: Client, message: dict[str, Any]) -> None:
+    def handle(self, client: Client, message: dict[str, Any], text: str) -> None:
         mtype = message["type"]
         if mtype == "ping":
             client.send({"type": "pong", "ref": message["id"]})
@@ -135,8 +137,7 @@ class Service:
         if mtype == "pong":
             return
         rid = str(next(self._rids)).encode()
-        body = dumps({"client": client.id, "user": client.user, "workbook": client.workbook,
-                      "message": message})
+        body = request_body(client.id, client.user, client.workbook, text.encode())
         try:
             sent = self.upstream.send(rid, body)
         except zmq.Again:
@@ -151,8 +152,8 @@ class Service:
                          timeout: float = 60.0) -> dict[str, Any]:
         """A request of wssvc's own on behalf of a client; the worker's message (or error)."""
         rid = str(next(self._rids)).encode()
-        body = dumps({"client": f"wssvc:{rid.decode()}", "user": client.user,
-                      "workbook": client.workbook, "message": message})
+        body = request_body(f"wssvc:{rid.decode()}", client.user, client.workbook,
+                            dumps(message))
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         try:
             sent = self.upstream.send(rid, body)
@@ -162,15 +163,16 @@ class Service:
             return error_message("unavailable", "no broker is available")
         self.pending[rid] = future
         try:
-            reply = await asyncio.wait_for(future, timeout)
+            meta, texts = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return error_message("timeout", "the worker did not answer in time")
         finally:
             self.pending.pop(rid, None)
-        if "error" in reply:
-            return error_message(reply["error"]["code"], reply["error"]["message"])
-        deliveries = reply.get("deliveries") or [{}]
-        return deliveries[0].get("message", error_message("internal", "empty reply"))
+        if "error" in meta:
+            return error_message(meta["error"]["code"], meta["error"]["message"])
+        if not texts:
+            return error_message("internal", "empty reply")
+        return loads(texts[0])
 
     async def serve_client(self, ticket: tickets.Ticket) -> None:
         ws = websocket._get_current_object()
@@ -211,7 +213,7 @@ class Service:
                     client.close(CLOSE_POLICY, "too many bad messages")
                     return
                 continue
-            self.handle(client, message)
+            self.handle(client, message, data)
 
     async def _ping_loop(self, client: Client) -> None:
         interval = self.cfg.wssvc.ping_interval
@@ -348,7 +350,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     http_stop = asyncio.Event()
 
     async def shutdown() -> None:  # say goodbye to the browsers before the server stops
-        await stop.wait()
+        await wait_first(stop, reg.lost)
         service.hub.close_all(1001, "server shutting down")
         await asyncio.sleep(0.2)
         http_stop.set()
@@ -367,4 +369,6 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         await service.upstream.stop()
         await reg.stop()
         await db.close()
+    if reg.lost.is_set():
+        raise Fatal("the database (service registry) is unreachable")
     return 0

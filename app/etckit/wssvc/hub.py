@@ -85,11 +85,12 @@ class Hub:
         skip = to.get("except")
         return [c for c in targets if c.id != skip]
 
-    def deliver(self, deliveries: list[dict[str, Any]]) -> int:
+    def deliver(self, recipients: list[dict[str, Any]], texts: list[bytes]) -> int:
+        """Each message text (JSON, already encoded by the worker) to its recipients."""
         sent = 0
-        for delivery in deliveries:
-            text = json.dumps(delivery["message"])
-            for client in self.recipients(delivery.get("to", {})):
+        for to, raw in zip(recipients, texts, strict=False):
+            text = raw.decode()
+            for client in self.recipients(to):
                 sent += client.send(text)
         return sent
 

@@ -16,19 +16,19 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-import zmq.asyncio
 
+from ..messaging.loop import LoopSocket
 from ..messaging.protocol import CLIENT, DISCONNECT, HEARTBEAT, REPLY, REQUEST
 from ..registry import live
 from ..storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
-OnReply = Callable[[bytes, bytes], None]
+OnReply = Callable[[bytes, list[bytes]], None]
 
 
 class BrokerLink:
-    def __init__(self, ctx: zmq.asyncio.Context, broker: dict[str, Any], *, interval: float,
+    def __init__(self, ctx: zmq.Context, broker: dict[str, Any], *, interval: float,
                  liveness: int, on_reply: OnReply,
                  on_lost: Callable[[BrokerLink], None]) -> None:
         self.id: str = broker["id"]
@@ -38,62 +38,56 @@ class BrokerLink:
         self.on_reply = on_reply
         self.on_lost = on_lost
         self.established = False
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 100000)
-        self.sock.setsockopt(zmq.RCVHWM, 100000)
-        self.sock.connect(self.endpoint)
-        self.last_heard = 0.0
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 100000)
+        sock.setsockopt(zmq.RCVHWM, 100000)
+        sock.connect(self.endpoint)
+        self.sock = LoopSocket(sock, self._on_frames)
+        self.last_heard = time.monotonic()
+        self.said_goodbye = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"broker-link-{self.id}")
 
-    def send(self, rid: bytes, body: bytes) -> None:
-        self.sock.send_multipart([CLIENT, REQUEST, rid, body])
+    def send(self, rid: bytes, body: list[bytes]) -> None:
+        self.sock.send([CLIENT, REQUEST, rid, *body])
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        self.last_heard = time.monotonic()
+        if not self.established:
+            self.established = True
+            log.info("broker link established", extra={"broker": self.id})
+        if len(frames) < 2 or frames[0] != CLIENT:
+            log.warning("malformed frames from a broker, ignored")
+        elif frames[1] == REPLY and len(frames) >= 4:
+            self.on_reply(frames[2], frames[3:])
+        elif frames[1] == DISCONNECT:
+            self.said_goodbye.set()
 
     async def _run(self) -> None:
-        self.last_heard = time.monotonic()
-        receiver = asyncio.create_task(self._receive())
-        beat = asyncio.create_task(self._beat())
+        """Heartbeat the broker; end when it is silent for the liveness window or says bye."""
         why = "no heartbeat from the broker"
+        span = self.interval * self.liveness
         try:
-            while not receiver.done():
-                span = self.interval * self.liveness
-                left = self.last_heard + span - time.monotonic()
-                if left <= 0:
+            while True:
+                self.sock.send([CLIENT, HEARTBEAT])
+                try:
+                    await asyncio.wait_for(self.said_goodbye.wait(), self.interval)
+                    why = "broker said DISCONNECT"
                     break
-                await asyncio.wait({receiver}, timeout=left)
-            if receiver.done() and not receiver.cancelled():
-                receiver.result()  # a crash of the receiver is a crash of the link
-                why = "broker said DISCONNECT"
+                except TimeoutError:
+                    pass
+                if time.monotonic() - self.last_heard > span:
+                    break
+        except zmq.ZMQError as exc:
+            why = f"socket error: {exc}"
         finally:
-            receiver.cancel()
-            beat.cancel()
-            self.sock.close(0)
+            self.sock.close()
         log.warning("broker link lost", extra={"broker": self.id, "reason": why,
                                                "was_established": self.established})
         self.on_lost(self)
-
-    async def _receive(self) -> None:
-        """Read frames until the broker says DISCONNECT (the watchdog above handles silence)."""
-        while True:
-            frames = await self.sock.recv_multipart()
-            self.last_heard = time.monotonic()
-            if not self.established:
-                self.established = True
-                log.info("broker link established", extra={"broker": self.id})
-            if len(frames) < 2 or frames[0] != CLIENT:
-                log.warning("malformed frames from a broker, ignored")
-            elif frames[1] == REPLY and len(frames) == 4:
-                self.on_reply(frames[2], frames[3])
-            elif frames[1] == DISCONNECT:
-                return
-
-    async def _beat(self) -> None:
-        while True:
-            await self.sock.send_multipart([CLIENT, HEARTBEAT])
-            await asyncio.sleep(self.interval)
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -104,11 +98,10 @@ class BrokerLink:
                 pass
         if not self.sock.closed:
             try:
-                zmq.Socket.shadow(self.sock.underlying).send_multipart(
-                    [CLIENT, DISCONNECT], flags=zmq.NOBLOCK)
+                self.sock.send([CLIENT, DISCONNECT])
             except zmq.ZMQError:
                 pass
-            self.sock.close(0)
+            self.sock.close()
 
 
 class Upstream:
@@ -125,7 +118,7 @@ class Upstream:
         self.registry_liveness = registry_liveness
         self.on_reply = on_reply
         self.on_broker_lost = on_broker_lost
-        self.ctx = zmq.asyncio.Context()
+        self.ctx = zmq.Context()
         self.links: dict[str, BrokerLink] = {}
         self.gone: set[str] = set()  # brokers lost: never reconnect to the same registration
         self._rr = itertools.count()
@@ -135,7 +128,7 @@ class Upstream:
     def ready(self) -> list[BrokerLink]:
         return [link for link in self.links.values() if link.established]
 
-    def send(self, rid: bytes, body: bytes) -> str | None:
+    def send(self, rid: bytes, body: list[bytes]) -> str | None:
         """Send a request to an established broker; returns its id, or None if there is none."""
         ready = self.ready
         if not ready:
