@@ -142,28 +142,48 @@ class ConnectionLost(Exception):
 
 
 class Connection:
+    """One websocket: a reader task answers the server's pings and hands replies to requests."""
+
     def __init__(self, ws, hello: dict[str, Any], assignment: dict[str, Any]) -> None:
         self.ws = ws
         self.hello = hello
         self.url = assignment["url"]
         self.front = re.match(r"wss://([^.]+)\.", self.url)[1]
+        self.closed: str | None = None
         self._n = 0
+        self._pending: dict[str, asyncio.Future] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                if message.get("type") == "ping":
+                    await self.ws.send(json.dumps({"type": "pong", "id": f"c-{message['id']}",
+                                                   "ref": message["id"]}))
+                elif message.get("ref") in self._pending:
+                    self._pending.pop(message["ref"]).set_result(message)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            rcvd = self.ws.close_rcvd
+            self.closed = f"closed with {rcvd.code if rcvd else 'no close frame'}"
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionLost(self.closed))
 
     async def request(self, type_: str, timeout: float = 60, **fields) -> dict[str, Any]:
+        if self.closed:
+            raise ConnectionLost(self.closed)
         self._n += 1
         mid = f"{type_}-{self._n}"
+        future = asyncio.get_running_loop().create_future()
+        self._pending[mid] = future
         try:
             await self.ws.send(json.dumps({"id": mid, "type": type_, **fields}))
-            async with asyncio.timeout(timeout):
-                while True:
-                    message = json.loads(await self.ws.recv())
-                    if message.get("type") == "ping":
-                        await self.ws.send(json.dumps({"type": "pong", "id": f"c-{message['id']}",
-                                                       "ref": message["id"]}))
-                    elif message.get("ref") == mid:
-                        return message
         except websockets.ConnectionClosed as exc:
-            raise ConnectionLost(f"closed with {exc.rcvd.code if exc.rcvd else 'no code'}") from exc
+            raise ConnectionLost(str(exc)) from exc
+        return await asyncio.wait_for(future, timeout)
 
     async def ok(self, type_: str, **fields) -> dict[str, Any]:
         reply = await self.request(type_, **fields)
@@ -173,6 +193,7 @@ class Connection:
 
     async def close(self) -> None:
         await self.ws.close()
+        await self._reader
 
 
 class Browser:
@@ -207,7 +228,7 @@ class Browser:
                     hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
                     assert hello["type"] == "hello", hello
                     return Connection(ws, hello, assignment)
-                except (OSError, asyncio.TimeoutError, websockets.WebSocketException) as exc:
+                except (OSError, TimeoutError, websockets.WebSocketException) as exc:
                     last = f"{assignment['url'].split('?')[0]}: {exc!r}"
             elif r.status_code == 503:
                 last = "503 no_wssvc"
@@ -277,13 +298,13 @@ async def step_kill_worker(s: State) -> None:
     for (host, _unit), state in before.items():
         on(host, "kill", "-9", state["MainPID"])
     for v in victims:
-        wait_until(f"systemd restarted {v[1]} on {v[0]}",
+        await asyncio.to_thread(wait_until, f"systemd restarted {v[1]} on {v[0]}",
                    lambda v=v: (st := unit_state(*v))["ActiveState"] == "active"
                    and st["MainPID"] not in ("0", before[v]["MainPID"]))
         assert int(unit_state(*v)["NRestarts"]) > int(before[v]["NRestarts"]), v
     started = time.monotonic()
     while True:  # the restarted workers join their broker within a few heartbeats
-        reply = await s.conn.request("calculation.get" if False else "workbook.open")
+        reply = await s.conn.request("workbook.open")
         if reply.get("type") != "error":
             break
         assert reply["code"] in ("busy", "unavailable") and time.monotonic() - started < 30, reply
@@ -313,7 +334,8 @@ async def step_stop_wssvc(s: State) -> None:
             "plot and edit work there")
     finally:
         on(gone, "systemctl", "start", "etckit-wssvc.service")
-    wait_until(f"{gone}'s wssvc answers again", lambda: _healthz(gone) == 200)
+    await asyncio.to_thread(wait_until, f"{gone}'s wssvc answers again",
+                            lambda: _healthz(gone) == 200)
 
 
 def _healthz(front: str) -> int:
@@ -329,10 +351,8 @@ def _running(hosts: list[str]) -> dict[tuple[str, str], str]:
             for h in hosts for u in etckit_units(h)}
 
 
-async def step_grow(s: State) -> None:
-    """Add internal2 as a worker host (site.yml --limit): used at once, nothing else restarts."""
-    old_hosts = ["front1", "front2", "internal1"]
-    before = _running(old_hosts)
+def start_internal2() -> None:
+    """The fifth container, like the others (molecule.yml), on the scenario's network."""
     subprocess.run(["podman", "rm", "--force", "--ignore", "internal2"], check=True,
                    capture_output=True)
     subprocess.run(["podman", "run", "--detach", "--name", "internal2", "--hostname", "internal2",
@@ -343,8 +363,15 @@ async def step_grow(s: State) -> None:
                     "localhost/etckit-molecule-bookworm:latest", "/sbin/init"],
                    check=True, capture_output=True)
     on("internal2", "systemctl", "is-system-running", "--wait", check=False)
-    playbook("cluster-access.yml")
-    playbook("site.yml", "--limit", "internal2")
+
+
+async def step_grow(s: State) -> None:
+    """Add internal2 as a worker host (site.yml --limit): used at once, nothing else restarts."""
+    old_hosts = ["front1", "front2", "internal1"]
+    before = _running(old_hosts)
+    await asyncio.to_thread(start_internal2)
+    await asyncio.to_thread(playbook, "cluster-access.yml")
+    await asyncio.to_thread(playbook, "site.yml", "--limit", "internal2")
     after = _running(old_hosts)
     restarted = sorted(f"{h}:{u}" for (h, u), t in before.items() if after.get((h, u)) != t)
     assert not restarted, f"adding internal2 restarted {restarted}"
@@ -371,9 +398,8 @@ async def step_grow(s: State) -> None:
         "calculation and its plot")
 
 
-async def step_rolling_upgrade(s: State) -> None:
-    """A new wheel, rolled out host by host while a client keeps working."""
-    version = f"0.1.0+molecule.{int(time.time())}"
+def build_wheel(version: str) -> None:
+    """This checkout as etckit VERSION, in place of the etckit wheel of every wheelhouse."""
     build = Path(tempfile.mkdtemp(prefix="etckit-upgrade-"))
     try:
         for part in ("app", "static", "pyproject.toml", "README.md"):
@@ -394,6 +420,12 @@ async def step_rolling_upgrade(s: State) -> None:
                 shutil.copy(wheels[0], house)
     finally:
         shutil.rmtree(build, ignore_errors=True)
+
+
+async def step_rolling_upgrade(s: State) -> None:
+    """A new wheel, rolled out host by host while a client keeps working."""
+    version = f"0.1.0+molecule.{int(time.time())}"
+    await asyncio.to_thread(build_wheel, version)
 
     stats = {"edits": 0, "http": 0, "reconnects": 0, "lost": 0, "fronts": set()}
     stop = asyncio.Event()
@@ -437,7 +469,7 @@ async def step_rolling_upgrade(s: State) -> None:
             maps = on(host, "cat", f"/proc/{pid}/maps")
             assert release[host] in maps, f"{host} {unit} does not run {release[host]}"
     for front in ("front1", "front2"):
-        health = httpx.get(f"https://{front}.{DOMAIN}:8081/healthz", verify=TLS).json()
+        health = (await s.browser.http.get(f"https://{front}.{DOMAIN}:8081/healthz")).json()
         assert health["version"] == version, (front, health)
     assert (await s.browser.http.get("/healthz")).json()["version"] == version
     say(f"rolling upgrade to {version}: {stats['edits']} edits and {stats['http']} HTTP "
@@ -449,7 +481,8 @@ async def step_rolling_upgrade(s: State) -> None:
 
 async def step_idempotent(s: State) -> None:
     """site.yml over the whole grown, upgraded topology changes nothing."""
-    changed = {h: r["changed"] for h, r in recap(playbook("site.yml")).items() if r["changed"]}
+    output = await asyncio.to_thread(playbook, "site.yml")
+    changed = {h: r["changed"] for h, r in recap(output).items() if r["changed"]}
     assert not changed, f"site.yml changed something on the grown topology: {changed}"
     say("site.yml on all five hosts after growth and upgrade: nothing changed")
 
