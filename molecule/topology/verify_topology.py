@@ -508,6 +508,16 @@ STEPS = {
 }
 
 
+def diagnose() -> None:
+    """What the hosts say, for a failed step: every etckit unit and its last log lines."""
+    for host in ("front1", "front2", "internal1", "internal2"):
+        units = on(host, "systemctl", "list-units", "--plain", "--no-legend", "--all",
+                   "etckit*", check=False)
+        print(f"--- {host}\n{units}", file=sys.stderr)
+        print(on(host, "journalctl", "-u", "etckit*", "-n", "40", "--no-pager", "-o", "cat",
+                 check=False), file=sys.stderr)
+
+
 async def main(names: list[str]) -> int:
     s = State()
     try:
@@ -515,7 +525,12 @@ async def main(names: list[str]) -> int:
             if name != "client" and not hasattr(s, "browser"):
                 await step_client(s)
             started = time.monotonic()
-            await STEPS[name](s)
+            try:
+                await STEPS[name](s)
+            except BaseException:
+                say(f"step {name} FAILED after {time.monotonic() - started:.0f}s")
+                diagnose()
+                raise
             say(f"step {name} passed in {time.monotonic() - started:.0f}s")
     finally:
         if hasattr(s, "browser"):
