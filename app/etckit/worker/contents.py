@@ -187,8 +187,11 @@ async def _users_of(tx, kind: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     return [row]
 
 
-def _broadcast(ctx: Context, workbook: str, message: dict[str, Any]) -> None:
-    ctx.to_workbook(workbook, message, except_sender=True)
+def _announce(ctx: Context, type_: str, workbook: str, item: Any) -> None:
+    """Answer the sender and tell every other client that has the workbook open."""
+    event = {"type": type_, "workbook": workbook, "item": item}
+    ctx.reply(event)
+    ctx.to_workbook(workbook, event, except_sender=True)
 
 
 # -- handlers -------------------------------------------------------------------------------
@@ -263,9 +266,7 @@ def _register(kind: str) -> None:
             row = await tx.fetchone(f"SELECT * FROM {KINDS[kind]} WHERE id = :id", {"id": item})
             views = await _recalculate(ctx, tx, [row]) if kind == "calculation" else []
         view = views[0] if views else _view(kind, row)
-        event = {"type": f"{kind}.saved", "workbook": workbook, "item": view}
-        ctx.reply(event)
-        _broadcast(ctx, workbook, event)
+        _announce(ctx, f"{kind}.saved", workbook, view)
 
     async def edit(ctx: Context, message: dict[str, Any]) -> None:
         item = _id(message, kind)
@@ -286,9 +287,7 @@ def _register(kind: str) -> None:
             row = await tx.fetchone(f"SELECT * FROM {KINDS[kind]} WHERE id = :id", {"id": item})
             recalculated = await _recalculate(ctx, tx, await _users_of(tx, kind, row))
         view = recalculated[0] if kind == "calculation" else _view(kind, row)
-        event = {"type": f"{kind}.saved", "workbook": workbook, "item": view}
-        ctx.reply(event)
-        _broadcast(ctx, workbook, event)
+        _announce(ctx, f"{kind}.saved", workbook, view)
         if kind != "calculation":  # the calculations that use it were recalculated
             for calc in recalculated:
                 ctx.to_workbook(workbook, {"type": "calculation.saved", "workbook": workbook,
@@ -307,9 +306,7 @@ def _register(kind: str) -> None:
             await _touch(tx, workbook)
             view = _view(kind, await tx.fetchone(
                 f"SELECT * FROM {KINDS[kind]} WHERE id = :id", {"id": new}))
-        event = {"type": f"{kind}.saved", "workbook": workbook, "item": view}
-        ctx.reply(event)
-        _broadcast(ctx, workbook, event)
+        _announce(ctx, f"{kind}.saved", workbook, view)
 
     async def delete(ctx: Context, message: dict[str, Any]) -> None:
         item = _id(message, kind)
@@ -319,9 +316,7 @@ def _register(kind: str) -> None:
             await _refuse_if_used(tx, kind, row)
             await tx.execute(f"DELETE FROM {KINDS[kind]} WHERE id = :id", {"id": item})
             await _touch(tx, workbook)
-        event = {"type": f"{kind}.deleted", "workbook": workbook, "item": item}
-        ctx.reply(event)
-        _broadcast(ctx, workbook, event)
+        _announce(ctx, f"{kind}.deleted", workbook, item)
 
     for verb, fn in (("add", add), ("edit", edit), ("copy", copy), ("delete", delete)):
         handler(f"{kind}.{verb}")(fn)
