@@ -239,3 +239,13 @@ def test_a_program_that_loses_its_database_exits_non_zero(tmp_path, pg_server, p
         assert "\"level\": \"error\"" in proc.output()  # it said why before it went
     finally:
         chain.stop()
+
+
+async def test_a_broker_without_workers_is_not_sent_requests(chain):
+    """Two brokers in the pool, the only worker on the first: every request is served."""
+    second = chain.start("broker", broker__pool=chain.pool)
+    wait_for(lambda: "serving" in second.output(), what="second broker serving")
+    await asyncio.sleep(1.5)  # wssvc links to it and hears its heartbeat (0 workers)
+    alice = await chain.connect()
+    for i in range(10):
+        assert (await alice.request("echo", data=i, timeout=5))["data"] == i

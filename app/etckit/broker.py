@@ -194,8 +194,9 @@ class Broker:
             log.info("wssvc expired", extra={"peer": client.hex()})
         for identity in list(self.workers):
             self._send(self.backend, [identity, WORKER, HEARTBEAT])
+        workers = str(len(self.workers)).encode()  # wssvc sends only to brokers with workers
         for client in list(self.clients):
-            self._send(self.frontend, [client, CLIENT, HEARTBEAT])
+            self._send(self.frontend, [client, CLIENT, HEARTBEAT, workers])
 
     def loop(self, stop: threading.Event) -> None:
         poller = zmq.Poller()

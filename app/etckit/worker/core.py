@@ -144,7 +144,17 @@ async def choose_broker(cfg: Config, db: Database) -> tuple[str, dict[str, Any]]
     for w in workers:
         per_pool[w["pool"]] = per_pool.get(w["pool"], 0) + 1
     pool = min({b["pool"] for b in brokers}, key=lambda p: (per_pool.get(p, 0), p))
-    broker = min((b for b in brokers if b["pool"] == pool), key=lambda b: (b["load"], b["id"]))
+    # count the workers that said they joined each broker (fresher than the broker's own load)
+    per_broker: dict[str, int] = {}
+    for w in workers:
+        joined = (w.get("extra") or {}).get("broker")
+        if joined:
+            per_broker[joined] = per_broker.get(joined, 0) + 1
+    candidates = [b for b in brokers if b["pool"] == pool]
+    fewest = min(max(b["load"], per_broker.get(b["id"], 0)) for b in candidates)
+    # ties broken at random, so workers starting together spread over the brokers
+    broker = random.choice([b for b in candidates
+                            if max(b["load"], per_broker.get(b["id"], 0)) == fewest])
     return pool, broker
 
 

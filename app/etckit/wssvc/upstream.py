@@ -38,6 +38,7 @@ class BrokerLink:
         self.on_reply = on_reply
         self.on_lost = on_lost
         self.established = False
+        self.workers = 0  # as the broker's last heartbeat said
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100000)
@@ -63,6 +64,11 @@ class BrokerLink:
             log.warning("malformed frames from a broker, ignored")
         elif frames[1] == REPLY and len(frames) >= 4:
             self.on_reply(frames[2], frames[3:])
+        elif frames[1] == HEARTBEAT and len(frames) == 3:
+            try:
+                self.workers = int(frames[2])
+            except ValueError:
+                log.warning("malformed heartbeat from a broker, ignored")
         elif frames[1] == DISCONNECT:
             self.said_goodbye.set()
 
@@ -129,11 +135,14 @@ class Upstream:
         return [link for link in self.links.values() if link.established]
 
     def send(self, rid: bytes, body: list[bytes]) -> str | None:
-        """Send a request to an established broker; returns its id, or None if there is none."""
+        """Send a request to an established broker, preferring those that have workers;
+        returns its id, or None if there is none."""
         ready = self.ready
         if not ready:
             return None
-        link = ready[next(self._rr) % len(ready)]
+        staffed = [link for link in ready if link.workers > 0]
+        choices = staffed or ready  # none has a worker: the request waits in a broker's queue
+        link = choices[next(self._rr) % len(choices)]
         link.send(rid, body)
         return link.id
 
