@@ -21,7 +21,6 @@ from .config import Config
 from .lifecycle import Fatal, wait_first
 from .messaging.protocol import (
     CLIENT,
-    COMMAND_NAMES,
     DISCONNECT,
     HEARTBEAT,
     READY,
@@ -291,4 +290,4 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     return 0
 
 
-__all__ = ["Broker", "run", "COMMAND_NAMES"]
+__all__ = ["Broker", "run"]

@@ -311,11 +311,8 @@ def reference() -> str:
     return "\n".join(lines) + "\n"
 
 
-def all_keys() -> list[str]:
-    return [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
 
-
-__all__ = ["Config", "ConfigError", "load", "reference", "all_keys"]
+__all__ = ["Config", "ConfigError", "load", "reference"]
 
 
 if __name__ == "__main__":  # python -m etckit.config > the table in docs/configuration.md

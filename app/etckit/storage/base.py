@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 Params = Mapping[str, Any] | None
@@ -82,8 +81,3 @@ class Database(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-@asynccontextmanager
-async def nothing() -> AsyncIterator[None]:
-    yield None
