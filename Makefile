@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test test-all lint kitlint pytest molecule molecule-if-usable wheel bench clean venv-test
+.PHONY: run test lint kitlint pytest molecule molecule-if-usable wheel bench clean venv-test
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -36,17 +36,14 @@ pytest: venv-test
 # Molecule: the roles and the whole site deployed to systemd containers under rootful podman
 # (molecule/, images/build). `make molecule` requires podman; `make molecule-if-usable` skips
 # with the reason when podman is missing (with CI=true it fails instead). Times per scenario:
-# test-artifacts/molecule-times.txt. Not yet part of `make test`: the topology scenario has not
-# passed a clean-clone run yet (see molecule/README.md); `make test-all` includes it.
+# test-artifacts/molecule-times.txt. `make test` runs them last (molecule-if-usable).
 molecule: venv-test
 	MOLECULE_REQUIRED=1 VENV=$(VENV) tests/molecule/run
 
 molecule-if-usable: venv-test
 	VENV=$(VENV) tests/molecule/run
 
-test: lint kitlint pytest
-
-test-all: test molecule-if-usable
+test: lint kitlint pytest molecule-if-usable
 
 wheel: $(VENV)/.created
 	$(PIP) install build
