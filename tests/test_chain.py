@@ -249,3 +249,46 @@ async def test_a_broker_without_workers_is_not_sent_requests(chain):
     alice = await chain.connect()
     for i in range(10):
         assert (await alice.request("echo", data=i, timeout=5))["data"] == i
+
+
+async def test_requests_reaching_a_broker_whose_worker_died_are_served_by_another(tmp_path):
+    """A broker counts a dead worker until it expires, and wssvc hears that count a heartbeat
+    late: requests that reach the broker meanwhile are returned and served elsewhere (found by
+    the Molecule topology, where the restarted worker joined the other broker)."""
+    chain = Chain(tmp_path, heartbeat__interval="1")  # a wide window: expiry after 3 s
+    try:
+        chain.start_all(workers=1)
+        second = chain.start("broker", broker__pool=chain.pool)
+        wait_for(lambda: '"serving"' in second.output(), what="second broker serving")
+        doomed = chain.start("worker")  # joins the broker with fewer workers: the second
+        wait_for(lambda: '"worker ready"' in second.output(), what="worker on the second broker")
+        await asyncio.sleep(2.5)  # wssvc hears the second broker count it
+        alice = await chain.connect()
+        os.kill(doomed.pid, signal.SIGKILL)
+        await asyncio.sleep(0.3)  # the broker's socket sees the peer gone; the count stays 1
+        for i in range(6):  # round-robin: half of them reach the second broker
+            await alice.send({"id": f"r{i}", "type": "echo", "data": i})
+        replies = {}
+        while len(replies) < 6:
+            message = await alice.recv(timeout=15)
+            replies[message["ref"]] = message
+        assert {ref: m.get("data") for ref, m in replies.items()} == {
+            f"r{i}": i for i in range(6)}, replies
+        assert "requests returned to wssvc" in second.output()
+        assert "sent to another" in chain.wssvc.output()
+    finally:
+        chain.stop()
+
+
+async def test_with_no_worker_at_all_a_request_waits_then_gets_no_worker(chain):
+    alice = await chain.connect()
+    wait_for(lambda: '"worker ready"' in chain.broker.output(), what="the worker joined")
+    chain.workers[0].stop()  # graceful: the broker drops it at once
+    wait_for(lambda: '"worker dropped"' in chain.broker.output(), what="worker dropped")
+    started = asyncio.get_running_loop().time()
+    error = await alice.request("echo", data=1, timeout=20)
+    waited = asyncio.get_running_loop().time() - started
+    assert error["type"] == "error" and error["code"] == "no_worker", error
+    assert waited >= 10 * 0.6 * 0.9, waited  # ten liveness windows of 0.2 s x 3
+    chain.workers.append(chain.start("worker"))  # a worker comes back: served again
+    assert (await alice.request("echo", data=2, timeout=20))["data"] == 2

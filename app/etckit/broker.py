@@ -2,7 +2,9 @@
 
 State is three plain collections, as in zguide's Majordomo broker: ``workers`` (every worker
 that said READY, with its expiry and the job it holds), ``idle`` (free workers, least recently
-used first) and ``waiting`` (requests queued while no worker is free, bounded). The ZeroMQ loop
+used first) and ``waiting`` (requests queued while no worker is free, bounded). Requests that
+have waited while the broker had no worker at all for the liveness window go back to their wssvc
+(RETURN), which sends them to a broker of the pool that has workers. The ZeroMQ loop
 is synchronous and runs in its own thread; the asyncio side only keeps the registry entry fresh.
 """
 
@@ -26,8 +28,9 @@ from .messaging.protocol import (
     READY,
     REPLY,
     REQUEST,
+    RETURN,
     WORKER,
-    dumps,
+    error_body,
 )
 from .registry import Registration, live
 from .storage import connect
@@ -40,10 +43,6 @@ class WorkerState:
     identity: bytes
     expiry: float
     job: tuple[bytes, bytes] | None = None  # (client routing id, request id)
-
-
-def error_body(code: str, message: str) -> list[bytes]:
-    return [dumps({"error": {"code": code, "message": message}})]
 
 
 class Broker:
@@ -61,8 +60,9 @@ class Broker:
             sock.setsockopt(zmq.RCVHWM, 100000)
         self.workers: dict[bytes, WorkerState] = {}
         self.idle: deque[bytes] = deque()
-        self.waiting: deque[tuple[bytes, bytes, list[bytes]]] = deque()
+        self.waiting: deque[tuple[bytes, bytes, list[bytes], float]] = deque()  # ..., queued at
         self.clients: dict[bytes, float] = {}  # wssvc routing id -> expiry
+        self.unstaffed_since: float | None = time.monotonic()  # no worker since then
         self.handled = 0
 
     def bind(self, host: str, frontend_port: int, backend_port: int) -> tuple[int, int]:
@@ -115,7 +115,7 @@ class Broker:
                 self.reply_to_client(client, rid, error_body(
                     "busy", "all workers are busy and the queue is full; try again shortly"))
                 return
-            self.waiting.append((client, rid, body))
+            self.waiting.append((client, rid, body, time.monotonic()))
             self.dispatch()
         elif command == DISCONNECT:
             self.clients.pop(client, None)
@@ -134,6 +134,7 @@ class Broker:
                 self.drop_worker(worker, "worker said READY again")
             self.workers[identity] = WorkerState(identity, time.monotonic() + self.expiry_span)
             self.idle.append(identity)
+            self.unstaffed_since = None
             log.info("worker ready", extra={"worker": identity.hex(), "workers": len(self.workers)})
             self.dispatch()
             return
@@ -163,11 +164,11 @@ class Broker:
             worker = self.workers.get(identity)
             if worker is None:
                 continue
-            client, rid, body = self.waiting.popleft()
+            client, rid, body, since = self.waiting.popleft()
             if self._send(self.backend, [identity, WORKER, REQUEST, client, rid, *body]):
                 worker.job = (client, rid)
             else:
-                self.waiting.appendleft((client, rid, body))
+                self.waiting.appendleft((client, rid, body, since))
                 self.drop_worker(worker, "worker unreachable")
 
     def drop_worker(self, worker: WorkerState, why: str) -> None:
@@ -180,6 +181,8 @@ class Broker:
             client, rid = worker.job
             self.reply_to_client(client, rid, error_body(
                 "worker_lost", "the worker handling this request stopped; please retry"))
+        if not self.workers and self.unstaffed_since is None:
+            self.unstaffed_since = time.monotonic()
         log.warning("worker dropped", extra={"worker": worker.identity.hex(), "reason": why,
                                              "had_job": worker.job is not None,
                                              "workers": len(self.workers)})
@@ -191,11 +194,23 @@ class Broker:
         for client in [c for c, exp in self.clients.items() if exp < now]:
             del self.clients[client]
             log.info("wssvc expired", extra={"peer": client.hex()})
+        if self.unstaffed_since is not None and now - self.unstaffed_since >= self.expiry_span:
+            self.return_waiting(now - self.expiry_span)
         for identity in list(self.workers):
             self._send(self.backend, [identity, WORKER, HEARTBEAT])
         workers = str(len(self.workers)).encode()  # wssvc sends only to brokers with workers
         for client in list(self.clients):
             self._send(self.frontend, [client, CLIENT, HEARTBEAT, workers])
+
+    def return_waiting(self, queued_before: float) -> None:
+        """No worker for the liveness window (they died, or joined another broker): hand the
+        requests queued for that long back to their wssvc instead of holding them."""
+        returned = 0
+        while self.waiting and self.waiting[0][3] <= queued_before:
+            client, rid, body, _ = self.waiting.popleft()
+            returned += self._send(self.frontend, [client, CLIENT, RETURN, rid, *body])
+        if returned:
+            log.warning("no worker: requests returned to wssvc", extra={"returned": returned})
 
     def loop(self, stop: threading.Event) -> None:
         poller = zmq.Poller()

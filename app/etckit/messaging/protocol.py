@@ -19,9 +19,10 @@ REQUEST = b"\x02"  # wssvc -> broker [rid, body]; broker -> worker [client, rid,
 REPLY = b"\x03"  # worker -> broker [client, rid, body]; broker -> wssvc [rid, body]
 HEARTBEAT = b"\x04"  # both ways, no body
 DISCONNECT = b"\x05"  # both ways: I am going away
+RETURN = b"\x06"  # broker -> wssvc [rid, body]: not served, no worker came; send it elsewhere
 
 COMMAND_NAMES = {READY: "READY", REQUEST: "REQUEST", REPLY: "REPLY", HEARTBEAT: "HEARTBEAT",
-                 DISCONNECT: "DISCONNECT"}
+                 DISCONNECT: "DISCONNECT", RETURN: "RETURN"}
 
 
 class ProtocolError(Exception):
@@ -42,6 +43,11 @@ def loads(data: bytes) -> Any:
 def error_message(code: str, message: str, ref: Any = None) -> dict[str, Any]:
     """The browser-facing error object: {"type": "error", "code", "message", "ref"}."""
     return {"type": "error", "code": code, "message": message, "ref": ref}
+
+
+def error_body(code: str, message: str) -> list[bytes]:
+    """A REPLY body made by the broker or wssvc itself instead of a worker."""
+    return [dumps({"error": {"code": code, "message": message}})]
 
 
 def request_body(client: str, user: str, workbook: str | None, text: bytes) -> list[bytes]:

@@ -266,7 +266,7 @@ class PlotCache:
 
 
 PLOT_STATUS = {"not_found": 404, "invalid": 400, "unavailable": 503, "busy": 503,
-               "timeout": 504, "worker_lost": 503}
+               "timeout": 504, "worker_lost": 503, "no_worker": 503}
 
 
 def create_app(service: Service) -> Quart:

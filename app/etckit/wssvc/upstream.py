@@ -4,6 +4,9 @@ Links are found in the service registry; a link becomes *established* when the b
 answers. When an established link loses its broker (no heartbeat within the liveness window, or
 a DISCONNECT), the caller's on_lost runs: wssvc closes its clients with 1012 and they come back
 through main_server. A link that never got an answer (a stale registry row) is dropped quietly.
+A request a broker RETURNs (it has had no worker for the liveness window) goes to another broker
+that has workers; while none has, it waits in a broker's queue again, up to MAX_RETURNS times,
+and is then answered with `no_worker`.
 """
 
 from __future__ import annotations
@@ -18,25 +21,36 @@ from typing import Any
 import zmq
 
 from ..messaging.loop import LoopSocket
-from ..messaging.protocol import CLIENT, DISCONNECT, HEARTBEAT, REPLY, REQUEST
+from ..messaging.protocol import (
+    CLIENT,
+    DISCONNECT,
+    HEARTBEAT,
+    REPLY,
+    REQUEST,
+    RETURN,
+    error_body,
+)
 from ..registry import live
 from ..storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
 OnReply = Callable[[bytes, list[bytes]], None]
+MAX_RETURNS = 10  # a request waits at most this many liveness windows for a worker
 
 
 class BrokerLink:
     def __init__(self, ctx: zmq.Context, broker: dict[str, Any], *, interval: float,
                  liveness: int, on_reply: OnReply,
-                 on_lost: Callable[[BrokerLink], None]) -> None:
+                 on_lost: Callable[[BrokerLink], None],
+                 on_return: Callable[[BrokerLink, bytes, list[bytes]], None]) -> None:
         self.id: str = broker["id"]
         self.endpoint: str = broker["endpoint"]
         self.interval = interval
         self.liveness = liveness
         self.on_reply = on_reply
         self.on_lost = on_lost
+        self.on_return = on_return
         self.established = False
         self.workers = 0  # as the broker's last heartbeat said
         sock = ctx.socket(zmq.DEALER)
@@ -69,6 +83,9 @@ class BrokerLink:
                 self.workers = int(frames[2])
             except ValueError:
                 log.warning("malformed heartbeat from a broker, ignored")
+        elif frames[1] == RETURN and len(frames) >= 4:
+            self.workers = 0  # it has none, whatever its last heartbeat said
+            self.on_return(self, frames[2], frames[3:])
         elif frames[1] == DISCONNECT:
             self.said_goodbye.set()
 
@@ -128,6 +145,7 @@ class Upstream:
         self.links: dict[str, BrokerLink] = {}
         self.gone: set[str] = set()  # brokers lost: never reconnect to the same registration
         self._rr = itertools.count()
+        self.returned: dict[bytes, int] = {}  # request id -> times a broker returned it
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -146,6 +164,25 @@ class Upstream:
         link.send(rid, body)
         return link.id
 
+    def _reply(self, rid: bytes, body: list[bytes]) -> None:
+        self.returned.pop(rid, None)
+        self.on_reply(rid, body)
+
+    def _returned(self, by: BrokerLink, rid: bytes, body: list[bytes]) -> None:
+        times = self.returned[rid] = self.returned.get(rid, 0) + 1
+        ready = self.ready
+        staffed = [link for link in ready if link is not by and link.workers > 0]
+        if staffed:  # its workers went elsewhere (or died): another broker serves it
+            link = staffed[next(self._rr) % len(staffed)]
+            log.info("request returned by a broker without workers, sent to another",
+                     extra={"broker": by.id, "to": link.id})
+            link.send(rid, body)
+        elif ready and times < MAX_RETURNS:  # no worker anywhere yet: wait for one to start
+            ready[next(self._rr) % len(ready)].send(rid, body)
+        else:
+            self._reply(rid, error_body(
+                "no_worker", "no worker is available for this request; please retry shortly"))
+
     async def refresh(self) -> None:
         brokers = await live(self.db, "broker", self.registry_liveness, pool=self.pool)
         for broker in brokers:
@@ -154,7 +191,8 @@ class Upstream:
             log.info("broker found", extra={"broker": broker["id"],
                                             "endpoint": broker["endpoint"]})
             link = BrokerLink(self.ctx, broker, interval=self.interval, liveness=self.liveness,
-                              on_reply=self.on_reply, on_lost=self._lost)
+                              on_reply=self._reply, on_lost=self._lost,
+                              on_return=self._returned)
             self.links[link.id] = link
             link.start()
 
@@ -162,6 +200,7 @@ class Upstream:
         self.links.pop(link.id, None)
         self.gone.add(link.id)
         if link.established:
+            self.returned.clear()  # on_broker_lost drops every pending request
             self.on_broker_lost(link.id)
 
     async def _watch(self) -> None:
