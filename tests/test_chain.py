@@ -149,6 +149,23 @@ async def test_killed_worker_fails_its_request_and_the_next_one_succeeds(chain):
     assert (await alice.request("echo", data=2, timeout=15))["data"] == 2
 
 
+async def test_a_stopped_worker_finishes_its_request_before_it_leaves(chain):
+    """SIGTERM (systemd's stop, a rolling upgrade) costs no request: the worker finishes the
+    one it holds, the broker passes on the reply, then acknowledges and the worker exits."""
+    alice = await chain.connect()
+    wait_for(lambda: '"worker ready"' in chain.broker.output(), what="the worker joined")
+    slow = asyncio.create_task(alice.request("test.sleep", seconds=1.5, timeout=15))
+    await asyncio.sleep(0.5)
+    chain.workers[0].signal(signal.SIGTERM)
+    assert (await slow) == {"type": "test.slept", "seconds": 1.5, "ref": "test.sleep-1"}
+    assert chain.workers[0].wait(timeout=10) == 0
+    assert '"worker leaving after its request"' in chain.broker.output()
+    assert '"worker left after its request"' in chain.broker.output()
+    assert '"request unfinished"' not in chain.workers[0].output()
+    chain.workers.append(chain.start("worker"))
+    assert (await alice.request("echo", data=1, timeout=15))["data"] == 1
+
+
 async def test_killed_broker_closes_clients_with_1012_then_they_carry_on(chain):
     alice = await chain.connect()
     wb = (await alice.request("workbook.create", name="Kept"))["workbook"]["id"]

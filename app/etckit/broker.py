@@ -43,6 +43,7 @@ class WorkerState:
     identity: bytes
     expiry: float
     job: tuple[bytes, bytes] | None = None  # (client routing id, request id)
+    leaving: bool = False  # said DISCONNECT while holding a job: goes once it replies
 
 
 class Broker:
@@ -148,13 +149,22 @@ class Broker:
                 worker.job = None
                 self.handled += 1
                 self.reply_to_client(client, rid, body)
-                self.idle.append(identity)
-                self.dispatch()
+                if worker.leaving:
+                    self.drop_worker(worker, "worker left after its request")
+                    self._send(self.backend, [identity, WORKER, DISCONNECT])
+                else:
+                    self.idle.append(identity)
+                    self.dispatch()
             else:
                 log.warning("reply for a request the worker did not hold", extra={
                     "worker": identity.hex()})
-        elif command == DISCONNECT:
-            self.drop_worker(worker, "worker disconnected")
+        elif command == DISCONNECT:  # it is stopping: let it finish its job, then acknowledge
+            if worker.job is None:
+                self.drop_worker(worker, "worker disconnected")
+                self._send(self.backend, [identity, WORKER, DISCONNECT])
+            elif not worker.leaving:
+                worker.leaving = True
+                log.info("worker leaving after its request", extra={"worker": identity.hex()})
         elif command != HEARTBEAT:
             log.warning("unexpected command from a worker", extra={"command": command.hex()})
 

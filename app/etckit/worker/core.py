@@ -5,6 +5,10 @@ and only then is the reply sent, so an acknowledged edit is never lost. A handle
 HandlerError answers that error; any other exception answers "internal" and is logged; either
 way the worker carries on. A worker that stops hearing its broker goes back to the registry,
 picks a broker again and reconnects with backoff.
+
+Stopping (SIGTERM) is graceful: the worker tells its broker it is leaving (DISCONNECT), finishes
+the request it holds, if any, and exits when the broker acknowledges with DISCONNECT, so a
+restart under systemd costs no request.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ log = logging.getLogger(__name__)
 
 RECONNECT_MIN = 0.25
 RECONNECT_MAX = 10.0
+STOP_GRACE = 20.0  # the longest a stopping worker finishes its request (units allow 30 s)
 
 
 class HandlerError(Exception):
@@ -168,6 +173,8 @@ class Worker:
         self.liveness = cfg.heartbeat.liveness
         self.handled = 0
         self.last_heard = 0.0
+        self.busy = False
+        self.idle_since = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = RECONNECT_MIN
@@ -218,18 +225,34 @@ class Worker:
         runner = asyncio.create_task(self._run_jobs(sock, jobs))
         ended = asyncio.create_task(_first(stop.wait(), goodbye.wait()))
         span = self.interval * self.liveness
+        leave_by = None  # once stopping: the deadline for finishing the request held
         try:
             while True:  # heartbeat, and watch for silence, a goodbye or a stop
                 done, _ = await asyncio.wait({ended, runner}, timeout=self.interval)
                 if runner in done:
                     runner.result()  # re-raise a crash of the job runner
-                if stop.is_set():
+                now = time.monotonic()
+                if leave_by is not None:
+                    if goodbye.is_set():  # the broker holds nothing more for us
+                        return
+                    idle = not self.busy and jobs.empty()
+                    if now > leave_by or (idle and now - self.idle_since > 2 * self.interval):
+                        # no acknowledgement (a broker of an older release), or out of time
+                        if not idle:
+                            log.warning("stopping with a request unfinished",
+                                        extra={"broker": broker["id"]})
+                        return
+                elif stop.is_set():
                     sock.send([WORKER, DISCONNECT])
-                    return
-                if goodbye.is_set():
+                    leave_by = now + STOP_GRACE
+                    if not self.busy:
+                        self.idle_since = now
+                    ended = asyncio.create_task(goodbye.wait())
+                    continue
+                elif goodbye.is_set():
                     log.info("broker asked us to reconnect", extra={"broker": broker["id"]})
                     return
-                if time.monotonic() - self.last_heard > span:
+                if now - self.last_heard > span:
                     log.warning("broker lost: no heartbeat", extra={"broker": broker["id"]})
                     return
                 sock.send([WORKER, HEARTBEAT])
@@ -242,7 +265,12 @@ class Worker:
     async def _run_jobs(self, sock: LoopSocket, jobs: asyncio.Queue) -> None:
         while True:
             client, rid, *body = await jobs.get()
-            deliveries = await handle(self.db, self.cfg, body)
+            self.busy = True
+            try:
+                deliveries = await handle(self.db, self.cfg, body)
+            finally:
+                self.busy = False
+                self.idle_since = time.monotonic()
             self.handled += 1
             sock.send([WORKER, REPLY, client, rid, *reply_body(deliveries)])
 
