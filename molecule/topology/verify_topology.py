@@ -116,7 +116,8 @@ def playbook(name: str, *args: str, grown: bool = True) -> str:
 def recap(output: str) -> dict[str, dict[str, int]]:
     hosts = {}
     for line in output.split("PLAY RECAP", 1)[1].splitlines():
-        m = re.match(r"^(\S+)\s+:\s+(.*)$", re.sub(r"\x1b\[[0-9;]*m", "", line))
+        # host : ok=N changed=N ... (other callbacks, such as profile_tasks, add lines after it)
+        m = re.match(r"^(\S+)\s+:\s+(ok=\d+.*)$", re.sub(r"\x1b\[[0-9;]*m", "", line))
         if m:
             hosts[m[1]] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[2])}
     return hosts
