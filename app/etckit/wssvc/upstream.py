@@ -160,12 +160,16 @@ class Upstream:
             return None
         staffed = [link for link in ready if link.workers > 0]
         choices = staffed or ready  # none has a worker: the request waits in a broker's queue
-        link = choices[next(self._rr) % len(choices)]
+        link = self._pick(choices)
         link.send(rid, body)
         return link.id
 
+    def _pick(self, links: list[BrokerLink]) -> BrokerLink:
+        return links[next(self._rr) % len(links)]
+
     def _reply(self, rid: bytes, body: list[bytes]) -> None:
-        self.returned.pop(rid, None)
+        if self.returned:  # almost always empty: no dict lookup per reply
+            self.returned.pop(rid, None)
         self.on_reply(rid, body)
 
     def _returned(self, by: BrokerLink, rid: bytes, body: list[bytes]) -> None:
@@ -173,12 +177,12 @@ class Upstream:
         ready = self.ready
         staffed = [link for link in ready if link is not by and link.workers > 0]
         if staffed:  # its workers went elsewhere (or died): another broker serves it
-            link = staffed[next(self._rr) % len(staffed)]
+            link = self._pick(staffed)
             log.info("request returned by a broker without workers, sent to another",
                      extra={"broker": by.id, "to": link.id})
             link.send(rid, body)
         elif ready and times < MAX_RETURNS:  # no worker anywhere yet: wait for one to start
-            ready[next(self._rr) % len(ready)].send(rid, body)
+            self._pick(ready).send(rid, body)
         else:
             self._reply(rid, error_body(
                 "no_worker", "no worker is available for this request; please retry shortly"))
