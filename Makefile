@@ -52,6 +52,7 @@ wheel: $(VENV)/.created
 bench: venv-test
 	$(PY) bench/chain.py
 	$(PY) bench/engine.py
+	$(PY) bench/fairness.py
 
 clean:
 	rm -rf $(VENV) build dist var .pytest_cache .ruff_cache test-artifacts
