@@ -117,7 +117,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "registry_liveness": Key(float, 10.0, _range(0.5, 3600), "registry entry lifetime"),
     },
     "auth": {
-        "session_secret": Key(str, "", None, "secret for CSRF and ticket signing"),
+        "session_secret": Key(str, "", None, "main_server only: at least 32 random characters;"
+                              " CSRF, session and SSO-state keys are derived from it"),
         "session_lifetime": Key(float, 14 * 86400.0, _range(60, 365 * 86400),
                      "seconds a session lasts"),
         "cookie_domain": Key(str, "", None, "cookie Domain attribute (empty: host only)"),
@@ -128,6 +129,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                   "seconds before an anonymous user and its workbooks go"),
         "fake_login": Key(bool, False, None, "test systems only: log in by name"),
         "ticket_lifetime": Key(float, 30.0, _range(1, 3600), "seconds a wssvc ticket lives"),
+        "ticket_private_key": Key(str, "", None, "main_server only: PEM file of the Ed25519"
+                                  " key that signs tickets (0600/0640)"),
+        "ticket_public_key": Key(str, "", None, "wssvc: PEM file of the Ed25519 public key(s)"
+                                 " that verify tickets"),
+        "session_check_interval": Key(float, 3.0, _range(0.1, 300),
+                                      "seconds between wssvc's checks that the sessions behind"
+                                      " its sockets are live (4003 when not)"),
     },
     "sso": {
         "enabled": Key(bool, False, None, "offer login through an OpenID provider"),
