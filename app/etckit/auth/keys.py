@@ -23,6 +23,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -103,7 +104,7 @@ def load_private_key(path: str, key: str = "auth.ticket_private_key") -> Ed25519
     data = _read_key_file(path, key, private=True)
     try:
         loaded = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError, serialization.UnsupportedAlgorithm):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise SecretError(f"{key}: {path} is not an unencrypted PEM private key") from None
     if not isinstance(loaded, Ed25519PrivateKey):
         raise SecretError(f"{key}: {path} holds a {type(loaded).__name__.lstrip('_')}, "
@@ -125,7 +126,7 @@ def load_public_keys(path: str, key: str = "auth.ticket_public_key",
     for block in blocks:
         try:
             loaded = serialization.load_pem_public_key(block)
-        except (ValueError, serialization.UnsupportedAlgorithm):
+        except (ValueError, UnsupportedAlgorithm):
             raise SecretError(f"{key}: {path} holds a PEM block that is not a public key"
                               ) from None
         if not isinstance(loaded, Ed25519PublicKey):
