@@ -151,3 +151,21 @@ def test_wssvc_refuses_a_private_key_as_its_public_key(tmp_path):
     key = write(tmp_path / "t.key", keys.private_pem(Ed25519PrivateKey.generate()))
     line = start_error("wssvc", tmp_path, auth__ticket_public_key=key)
     assert "auth.ticket_public_key" in line and "contains a private key" in line
+
+
+@pytest.mark.parametrize("text, key, value", [
+    ("[auth]\nsession_secret = 98765432109876543210\n", "auth.session_secret",
+     "98765432109876543210"),
+    ('[database]\nurl = "mysql://bob:hunter2-secret@db/etc"\n', "database.url", "hunter2"),
+    ("[sso]\nclient_secret = 31415926535\n", "sso.client_secret", "31415926535"),
+])
+def test_config_errors_never_show_a_secret(tmp_path, text, key, value):
+    from etckit.config import ConfigError
+
+    path = tmp_path / "etckit.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load(path, environ={})
+    message = str(info.value)
+    assert key in message and "(value hidden)" in message
+    assert value not in message and "\n" not in message

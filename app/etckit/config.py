@@ -191,6 +191,9 @@ def _split(dotted: str) -> tuple[str, str]:
     return section, key
 
 
+# settings whose value an error message never shows (they hold or may hold a secret)
+SECRET_KEYS = frozenset({"auth.session_secret", "sso.client_secret", "database.url"})
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
@@ -200,8 +203,9 @@ _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a 
 def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     spec = SCHEMA[section][key]
     name = f"{section}.{key}"
+    shown = "(value hidden)" if name in SECRET_KEYS else repr(value)
     bad = ConfigError(
-        f"{name} = {value!r} ({origin}): expected {_KIND_NAMES[spec.kind]}"
+        f"{name} = {shown} ({origin}): expected {_KIND_NAMES[spec.kind]}"
     )
     from_env = isinstance(value, str) and origin.startswith("environment")
     if spec.kind is bool:
@@ -240,7 +244,7 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     if spec.check is not None:
         complaint = spec.check(value)
         if complaint:
-            raise ConfigError(f"{name} = {value!r} ({origin}): {complaint}")
+            raise ConfigError(f"{name} = {shown} ({origin}): {complaint}")
     return value
 
 
