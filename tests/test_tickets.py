@@ -96,6 +96,12 @@ def test_expiry_and_pool_binding(pair):
         tickets.verify(public, mint(private), pool="front2:8443")
 
 
+def test_no_public_key_refuses_every_ticket(pair):
+    private, _ = pair
+    with pytest.raises(tickets.TicketError, match="signature"):
+        tickets.verify((), mint(private), pool=POOL)
+
+
 def test_several_public_keys_while_rotating(pair):
     old, public = pair
     new = Ed25519PrivateKey.generate()

@@ -56,7 +56,10 @@ class Service:
         self.cfg = cfg
         self.db = db
         self.pool = pool
-        self.ticket_keys = keys.load_public_keys(cfg.auth.ticket_public_key)  # verify only
+        # verify only; none configured (in-process tests): every ticket is refused, and run()
+        # does not start without them
+        self.ticket_keys = (keys.load_public_keys(cfg.auth.ticket_public_key)
+                            if cfg.auth.ticket_public_key else ())
         self.hub = Hub()
         # rid -> (client id, message id), or a future for wssvc's own requests (plots)
         self.pending: dict[bytes, tuple[str, Any] | asyncio.Future] = {}
