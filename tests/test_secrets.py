@@ -169,3 +169,18 @@ def test_config_errors_never_show_a_secret(tmp_path, text, key, value):
     message = str(info.value)
     assert key in message and "(value hidden)" in message
     assert value not in message and "\n" not in message
+
+
+def test_keys_made_by_openssl_are_accepted(tmp_path):
+    """The kit may make the keypair with openssl; these are the commands docs/auth.md names."""
+    from tests.support.system import require_program
+
+    openssl = require_program("openssl", "openssl")
+    private, public = tmp_path / "ticket.key", tmp_path / "ticket.pub"
+    subprocess.run([openssl, "genpkey", "-algorithm", "ed25519", "-out", str(private)],
+                   check=True, capture_output=True, timeout=60)
+    private.chmod(0o600)
+    subprocess.run([openssl, "pkey", "-in", str(private), "-pubout", "-out", str(public)],
+                   check=True, capture_output=True, timeout=60)
+    signer = keys.load_private_key(str(private))
+    assert keys.load_public_keys(str(public)) == (signer.public_key(),)
