@@ -184,3 +184,21 @@ def test_keys_made_by_openssl_are_accepted(tmp_path):
                    check=True, capture_output=True, timeout=60)
     signer = keys.load_private_key(str(private))
     assert keys.load_public_keys(str(public)) == (signer.public_key(),)
+
+
+async def test_sso_state_mismatch_with_any_text_is_a_clear_error():
+    """A non-ASCII state in the provider's redirect is a mismatch, not a crash."""
+    from etckit.auth.oidc import OidcClient, SsoError
+
+    client = OidcClient(issuer="https://idp.example", client_id="etckit", client_secret="x",
+                        scopes=["openid"], redirect_uri="https://etc.example/cb",
+                        secret=keys.derive(SECRET).sso_state)
+    transaction = client.signer.dumps({"state": "s" * 32, "nonce": "n", "verifier": "v"})
+    for state in ("é" * 32, "\ud83d", "wrong"):
+        with pytest.raises(SsoError, match="state mismatch"):
+            await client.finish({"state": state, "code": "c"}, transaction)
+    other = OidcClient(issuer="https://idp.example", client_id="etckit", client_secret="x",
+                       scopes=["openid"], redirect_uri="https://etc.example/cb",
+                       secret=keys.derive(SECRET).csrf)  # a cookie signed for another use
+    with pytest.raises(SsoError, match="tampered"):
+        await other.finish({"state": "s" * 32, "code": "c"}, transaction)
