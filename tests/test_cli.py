@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import etckit
+from tests.support.chain import secret_settings
 from tests.support.procs import Proc, env_with, etckit_argv, wait_http
 from tests.support.system import free_port
 
@@ -54,7 +55,7 @@ def test_main_server_stops_cleanly_and_logs_json(tmp_path, sig):
 
     port = free_port()
     env = env_with(database__url=f"sqlite:///{tmp_path / 'db.sqlite'}", main_server__port=port,
-                   auth__session_secret="s")
+                   **secret_settings(tmp_path))
     subprocess.run(etckit_argv("db", "upgrade"), env=env, check=True, capture_output=True)
     proc = Proc("main", etckit_argv("main-server"), env, tmp_path)
     try:
@@ -73,7 +74,7 @@ def test_main_server_stops_cleanly_and_logs_json(tmp_path, sig):
 def test_healthz_is_503_until_the_schema_is_current(tmp_path):
     port = free_port()
     env = env_with(database__url=f"sqlite:///{tmp_path / 'db.sqlite'}", main_server__port=port,
-                   auth__session_secret="s")
+                   **secret_settings(tmp_path))
     proc = Proc("main", etckit_argv("main-server"), env, tmp_path)
     try:
         r = wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc, status=503)

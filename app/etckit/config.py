@@ -117,7 +117,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "registry_liveness": Key(float, 10.0, _range(0.5, 3600), "registry entry lifetime"),
     },
     "auth": {
-        "session_secret": Key(str, "", None, "secret for CSRF and ticket signing"),
+        "session_secret": Key(str, "", None, "main_server only: at least 32 random characters;"
+                              " CSRF, session and SSO-state keys are derived from it"),
         "session_lifetime": Key(float, 14 * 86400.0, _range(60, 365 * 86400),
                      "seconds a session lasts"),
         "cookie_domain": Key(str, "", None, "cookie Domain attribute (empty: host only)"),
@@ -128,6 +129,13 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                   "seconds before an anonymous user and its workbooks go"),
         "fake_login": Key(bool, False, None, "test systems only: log in by name"),
         "ticket_lifetime": Key(float, 30.0, _range(1, 3600), "seconds a wssvc ticket lives"),
+        "ticket_private_key": Key(str, "", None, "main_server only: PEM file of the Ed25519"
+                                  " key that signs tickets (0600/0640)"),
+        "ticket_public_key": Key(str, "", None, "wssvc: PEM file of the Ed25519 public key(s)"
+                                 " that verify tickets"),
+        "session_check_interval": Key(float, 3.0, _range(0.1, 300),
+                                      "seconds between wssvc's checks that the sessions behind"
+                                      " its sockets are live (4003 when not)"),
     },
     "sso": {
         "enabled": Key(bool, False, None, "offer login through an OpenID provider"),
@@ -183,6 +191,9 @@ def _split(dotted: str) -> tuple[str, str]:
     return section, key
 
 
+# settings whose value an error message never shows (they hold or may hold a secret)
+SECRET_KEYS = frozenset({"auth.session_secret", "sso.client_secret", "database.url"})
+
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
@@ -192,8 +203,9 @@ _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a 
 def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     spec = SCHEMA[section][key]
     name = f"{section}.{key}"
+    shown = "(value hidden)" if name in SECRET_KEYS else repr(value)
     bad = ConfigError(
-        f"{name} = {value!r} ({origin}): expected {_KIND_NAMES[spec.kind]}"
+        f"{name} = {shown} ({origin}): expected {_KIND_NAMES[spec.kind]}"
     )
     from_env = isinstance(value, str) and origin.startswith("environment")
     if spec.kind is bool:
@@ -232,7 +244,7 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     if spec.check is not None:
         complaint = spec.check(value)
         if complaint:
-            raise ConfigError(f"{name} = {value!r} ({origin}): {complaint}")
+            raise ConfigError(f"{name} = {shown} ({origin}): {complaint}")
     return value
 
 

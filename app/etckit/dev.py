@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import log as logsetup
+from .auth.keys import make_keypair
 from .config import Config, load
 from .storage import StorageError, connect, upgrade
 
@@ -63,10 +64,24 @@ def dev_environment(cfg: Config, port: int | None) -> dict[str, str]:
             secret_file.write_text(secrets.token_urlsafe(32))
             secret_file.chmod(0o600)
         env["ETCKIT_AUTH__SESSION_SECRET"] = secret_file.read_text().strip()
+    env.update(ticket_key_environment(cfg, var))
     if port is not None:
         env["ETCKIT_MAIN_SERVER__PORT"] = str(port)
         env["ETCKIT_MAIN_SERVER__PUBLIC_URL"] = f"http://127.0.0.1:{port}"
     return env
+
+
+def ticket_key_environment(cfg: Config, var: Path) -> dict[str, str]:
+    """The ticket keypair under var/ (made on first run, private key 0600), unless the
+    operator's config names its own key files."""
+    if cfg.auth.ticket_private_key and cfg.auth.ticket_public_key:
+        return {}
+    private, public = var / "ticket_ed25519.key", var / "ticket_ed25519.pub"
+    if make_keypair(private, public):
+        log.info("ticket keypair made", extra={"private_key": str(private),
+                                               "public_key": str(public)})
+    return {"ETCKIT_AUTH__TICKET_PRIVATE_KEY": str(private),
+            "ETCKIT_AUTH__TICKET_PUBLIC_KEY": str(public)}
 
 
 class Supervisor:

@@ -29,14 +29,18 @@
 //   when the connection drops may or may not have been done by the server: it is rejected
 //   with a ConnectionLostError, unless it was made with {resend: true} (for requests that
 //   are safe to repeat, such as workbook.list), which is sent again after reconnecting;
-// - main_server answering 401 (session gone) sends the browser to the login page; 404 (no
-//   such workbook) ends in state "failed" with no retry.
+// - main_server answering 401 (session gone) sends the browser to the login page, and so does
+//   the close code 4003 (session ended: the user logged out, here or in another tab, or the
+//   session was revoked or expired); 404 (no such workbook) ends in state "failed" with no
+//   retry.
 //
 // Nothing on the page is touched except statusElement, so what the user typed stays.
 
 const BACKOFF_MIN = 250;
 const BACKOFF_MAX = 10000;
 const REQUEST_TIMEOUT = 60000;
+const CLOSE_SESSION_ENDED = 4003;
+const LOGIN_PAGE = "/";
 
 export class RequestError extends Error {
   constructor(code, message, reply) {
@@ -90,6 +94,14 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
     try { onState(next, detail); } catch (err) { console.error(err); }
   }
 
+  function toLoginPage(reason) {
+    closedByUs = true;
+    clearTimeout(timer);
+    failAll(reason);
+    setState("failed", { reason });
+    window.location.assign(LOGIN_PAGE);
+  }
+
   async function ask() {
     const response = await fetch("/api/assign", {
       method: "POST",
@@ -98,7 +110,7 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
       body: JSON.stringify(workbook ? { purpose, workbook } : { purpose }),
     });
     if (response.status === 401) {
-      window.location.assign("/");
+      toLoginPage("not logged in");
       throw Object.assign(new Error("not logged in"), { fatal: true });
     }
     let body = {};
@@ -163,6 +175,10 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
       if (ws !== socket) return;
       ws = null;
       if (closedByUs) return;
+      if (event.code === CLOSE_SESSION_ENDED) {
+        toLoginPage("your session has ended (logged out)");
+        return;
+      }
       dropInFlight();
       retry(`closed (${event.code}${event.reason ? ": " + event.reason : ""})`);
     };

@@ -7,7 +7,7 @@ import time
 
 from etckit.auth import tickets
 
-from .conftest import SECRET, fake_login
+from .conftest import fake_login, public_keys
 
 
 async def add_wssvc(db, sid: str, *, load: int = 0, brokers: int = 1, age: float = 0.0,
@@ -51,7 +51,7 @@ async def test_least_loaded_live_wssvc_with_a_ticket(app, db):
     assert status == 200, body
     assert body["service"] == "idle"
     assert body["url"] == f"wss://front-idle.example.org:8081/ws?ticket={body['ticket']}"
-    ticket = tickets.verify(SECRET.encode(), body["ticket"], pool="pool-idle")
+    ticket = tickets.verify(public_keys(), body["ticket"], pool="pool-idle")
     assert ticket.user == await me(client) and ticket.purpose == "list"
     rows = await db.fetchall("SELECT scope, service_id, pool FROM assignments")
     assert rows == [{"scope": f"list:{ticket.user}", "service_id": "idle",
@@ -73,7 +73,7 @@ async def test_assignment_sticks_until_the_wssvc_dies(app, db):
     # a workbook not yet placed goes where its owner's list is
     status, body = await assign(client, purpose="workbook", workbook="wb1")
     assert status == 200 and body["service"] == "a"
-    ticket = tickets.verify(SECRET.encode(), body["ticket"], pool="pool-a")
+    ticket = tickets.verify(public_keys(), body["ticket"], pool="pool-a")
     assert ticket.workbook == "wb1" and ticket.purpose == "workbook"
     # a's heartbeat goes stale: never handed out again, the workbook moves to b
     await db.execute("UPDATE services SET heartbeat_at = :t WHERE id = 'a'",

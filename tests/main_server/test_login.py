@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from etckit.auth import sessions
+from etckit.auth import keys, sessions
 from etckit.main_server.app import SESSION_COOKIE
 
 from .conftest import SECRET, csrf, fake_login
@@ -136,7 +136,8 @@ async def test_secure_cookies(make_app):
     always = make_app(auth__cookie_secure="always", auth__cookie_domain="etc.example.org")
     # the test client keeps no Secure cookie over http: hand it the CSRF cookie by hand
     response = await always.test_client().post(
-        "/login/fake", form={"name": "a", "csrf": sessions.csrf_token(SECRET.encode(), "seed")},
+        "/login/fake",
+        form={"name": "a", "csrf": sessions.csrf_token(keys.derive(SECRET).csrf, "seed")},
         headers={"Cookie": "etckit_csrf=seed"})
     header = cookie(response, SESSION_COOKIE)
     assert "Secure" in header and "Domain=etc.example.org" in header

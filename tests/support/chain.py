@@ -6,15 +6,16 @@ import asyncio
 import json
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import websockets
 
-from etckit.auth import tickets
+from etckit.auth import keys, sessions, tickets
 from tests.support.procs import Proc, env_with, etckit_argv, wait_for, wait_http
 from tests.support.system import free_port
 
-SECRET = "test-secret-for-tickets"
+SECRET = "test-session-secret-0123456789-abcdefghij"  # main_server's; wssvc needs none
 ORIGIN = "http://127.0.0.1:8080"
 
 FAST = {  # heartbeats fast enough that the crash cascade is seen in a second or two
@@ -25,13 +26,25 @@ FAST = {  # heartbeats fast enough that the crash cascade is seen in a second or
 }
 
 
+def secret_settings(tmp: Path) -> dict[str, str]:
+    """The secrets main_server and wssvc need (a ticket keypair made in tmp), as settings."""
+    private, public = tmp / "ticket.key", tmp / "ticket.pub"
+    keys.make_keypair(private, public)
+    return {"auth__session_secret": SECRET, "auth__ticket_private_key": str(private),
+            "auth__ticket_public_key": str(public)}
+
+
 class Chain:
     def __init__(self, tmp: Path, db_url: str | None = None, **settings: str) -> None:
         self.tmp = tmp
         self.db_url = db_url or f"sqlite:///{tmp / 'chain.db'}"
         self.port = free_port()
         self.pool = "p1"
-        self.settings = {**FAST, "database__url": self.db_url, "auth__session_secret": SECRET,
+        secret = secret_settings(tmp)
+        self.ticket_key = keys.load_private_key(secret["auth__ticket_private_key"])
+        self.sessions: dict[str, str] = {}  # user -> the cookie token of its test session
+        self._lock = threading.Lock()
+        self.settings = {**FAST, "database__url": self.db_url, **secret,
                          "wssvc__port": str(self.port), "wssvc__pool": self.pool,
                          "worker__diagnostics": "true", **settings}
         self.procs: list[Proc] = []
@@ -62,10 +75,45 @@ class Chain:
         return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).json()
 
     def ticket(self, user: str = "alice", workbook: str | None = None, pool: str | None = None,
-               lifetime: float = 30) -> str:
-        return tickets.issue(SECRET.encode(), user=user, pool=pool or self.pool,
+               lifetime: float = 30, session: str | None = None) -> str:
+        """A ticket signed as main_server signs it, for the user's test session (made on
+        first use) or for the session whose cookie token is given."""
+        token = session if session is not None else self.session(user)
+        return tickets.issue(self.ticket_key, user=user, session=sessions.token_hash(token),
+                             pool=pool or self.pool,
                              purpose="workbook" if workbook else "list", workbook=workbook,
                              lifetime=lifetime)
+
+    def session(self, user: str = "alice") -> str:
+        """The cookie token of the user's test session, logging the user in on first use (in
+        a thread of its own, so that it also works from inside a running event loop)."""
+        with self._lock:
+            if user not in self.sessions:
+                done: list[str] = []
+                worker = threading.Thread(
+                    target=lambda: done.append(asyncio.run(self._login(user))))
+                worker.start()
+                worker.join()
+                if not done:
+                    raise AssertionError(f"could not make a session for {user}")
+                self.sessions[user] = done[0]
+            return self.sessions[user]
+
+    async def _login(self, user: str) -> str:
+        from etckit.storage import open_database
+
+        await self.ensure_user(user)
+        async with open_database(self.db_url) as db:
+            found = sessions.User(user, "fake", user, "", None)
+            token, _ = await sessions.create_session(db, found, 86400)
+        return token
+
+    async def logout(self, user: str = "alice") -> None:
+        """End the user's test session the way main_server's POST /logout does."""
+        from etckit.storage import open_database
+
+        async with open_database(self.db_url) as db:
+            await sessions.logout(db, self.session(user))
 
     def url(self, ticket: str) -> str:
         return f"ws://127.0.0.1:{self.port}/ws?ticket={ticket}"

@@ -118,7 +118,8 @@ class OidcClient:
         except BadSignature as exc:
             raise SsoError("This sign-in has expired or was tampered with. Please start "
                            "again.") from exc
-        if not secrets.compare_digest(str(args.get("state", "")), txn["state"]):
+        given = str(args.get("state", "")).encode("utf-8", "surrogatepass")
+        if not secrets.compare_digest(given, str(txn["state"]).encode()):  # bytes: any text
             log.warning("OIDC callback with a state that does not match")
             raise SsoError("The sign-in answer does not belong to this login (state "
                            "mismatch). Please start again.")

@@ -20,12 +20,14 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..storage import Database
 
 ANONYMOUS_ISSUER = "etckit:anonymous"
+LIVE_BATCH = 500  # token hashes per query (SQLite allows 999 parameters)
 FAKE_ISSUER = "etckit:fake"
 
 
@@ -118,6 +120,27 @@ async def logout(db: Database, token: str) -> None:
                              {"now": time.time(), "h": token_hash(token)})
 
 
+async def live_sessions(db: Database, hashes: Iterable[str],
+                        now: float | None = None) -> set[str]:
+    """Which of these sessions (by token_hash) are live: not revoked, not expired, not gone.
+
+    One query per LIVE_BATCH hashes; wssvc uses it for every session behind its sockets.
+    """
+    wanted = sorted(set(hashes))
+    now = time.time() if now is None else now
+    live: set[str] = set()
+    for start in range(0, len(wanted), LIVE_BATCH):
+        batch = wanted[start:start + LIVE_BATCH]
+        params: dict[str, Any] = {f"h{i}": h for i, h in enumerate(batch)}
+        marks = ", ".join(f":h{i}" for i in range(len(batch)))
+        params["now"] = now
+        rows = await db.fetchall(
+            f"SELECT token_hash FROM sessions WHERE token_hash IN ({marks})"
+            " AND revoked_at IS NULL AND expires_at > :now", params)
+        live.update(row["token_hash"] for row in rows)
+    return live
+
+
 async def sweep_expired(db: Database) -> int:
     """Delete expired anonymous users (their workbooks follow) and old sessions."""
     now = time.time()
@@ -129,12 +152,16 @@ async def sweep_expired(db: Database) -> int:
     return users
 
 
-def csrf_token(secret: bytes, seed: str) -> str:
-    """The form token for a browser's CSRF cookie value (signed double submit)."""
-    return hmac.new(secret, f"csrf.{seed}".encode(), hashlib.sha256).hexdigest()
+def csrf_token(key: bytes, seed: str) -> str:
+    """The form token for a browser's CSRF cookie value (signed double submit); key is the
+    CSRF key derived from auth.session_secret (etckit.auth.keys.SiteKeys.csrf)."""
+    return hmac.new(key, f"csrf.{seed}".encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_ok(secret: bytes, seed: str | None, token: str | None) -> bool:
+def csrf_ok(key: bytes, seed: str | None, token: str | None) -> bool:
     if not seed or not token:
         return False
-    return hmac.compare_digest(csrf_token(secret, seed), token)
+    try:
+        return hmac.compare_digest(csrf_token(key, seed), token)
+    except TypeError:  # a token with non-ASCII characters is simply wrong
+        return False

@@ -1,24 +1,35 @@
-"""Tickets: short-lived, single-use, HMAC-signed passes from main_server to one wssvc.
+"""Tickets: short-lived, single-use, Ed25519-signed passes from main_server to one wssvc.
 
-A ticket says "user U may open a websocket on wssvc pool P (for workbook W) until T". It is
-signed with the shared auth.session_secret, so wssvc checks it without asking main_server; it
-is single use because wssvc records its id in the used_tickets table (a second use is refused
-by the primary key, on every wssvc and every backend alike).
+A ticket says "the holder of login session S (user U) may open a websocket on wssvc pool P
+(for workbook W) until T". main_server signs it with its private key
+(`auth.ticket_private_key`); wssvc verifies it with the public key alone
+(`auth.ticket_public_key`), so a host that holds only the public key cannot mint one. It is
+single use because wssvc records its id in the used_tickets table (a second use is refused by
+the primary key, on every wssvc and every backend alike), and it names the session (its
+`token_hash`, never the cookie) so that wssvc can close the socket when the session ends.
+
+    t2.<base64url(JSON payload)>.<base64url(Ed25519 signature of "t2." + payload)>
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import binascii
 import json
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..storage import Database, IntegrityError
+from . import sessions
 
-VERSION = "t1"
+VERSION = "t2"
+MAX_TOKEN_CHARS = 2048
+SIGNATURE_BYTES = 64
 
 
 class TicketError(Exception):
@@ -29,10 +40,14 @@ class TicketError(Exception):
 class Ticket:
     id: str
     user: str
+    session: str  # sessions.token_hash of the login session it was issued to
     pool: str  # the wssvc it is good for
     purpose: str  # "list" or "workbook"
     workbook: str | None
     expires: float
+
+
+_STRINGS = ("id", "user", "session", "pool", "purpose")
 
 
 def _b64(data: bytes) -> str:
@@ -43,34 +58,67 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _sign(secret: bytes, payload: str) -> str:
-    return _b64(hmac.new(secret, f"{VERSION}.{payload}".encode(), hashlib.sha256).digest())
+def _signed_text(payload: str) -> bytes:
+    return f"{VERSION}.{payload}".encode()
 
 
-def issue(secret: bytes, *, user: str, pool: str, purpose: str = "list",
-          workbook: str | None = None, lifetime: float = 30.0, now: float | None = None) -> str:
-    if not secret:
-        raise ValueError("auth.session_secret is empty: tickets cannot be signed")
-    ticket = Ticket(id=secrets.token_urlsafe(12), user=user, pool=pool, purpose=purpose,
-                    workbook=workbook, expires=(now or time.time()) + lifetime)
+def issue(key: Ed25519PrivateKey, *, user: str, session: str, pool: str,
+          purpose: str = "list", workbook: str | None = None, lifetime: float = 30.0,
+          now: float | None = None) -> str:
+    """A signed ticket for the login session whose token_hash is `session`."""
+    if not session:
+        raise ValueError("a ticket needs the session it is issued to")
+    ticket = Ticket(id=secrets.token_urlsafe(12), user=user, session=session, pool=pool,
+                    purpose=purpose, workbook=workbook,
+                    expires=(now or time.time()) + lifetime)
     payload = _b64(json.dumps(asdict(ticket), separators=(",", ":")).encode())
-    return f"{VERSION}.{payload}.{_sign(secret, payload)}"
+    return f"{VERSION}.{payload}.{_b64(key.sign(_signed_text(payload)))}"
 
 
-def verify(secret: bytes, token: str, *, pool: str, now: float | None = None) -> Ticket:
-    """Check signature, expiry and binding (not single use: see redeem)."""
+def _signature_ok(keys: Sequence[Ed25519PublicKey], payload: str, signature: bytes) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, _signed_text(payload))
+            return True
+        except InvalidSignature:
+            continue
+    return False
+
+
+def _parse(payload: str) -> Ticket:
+    try:
+        data = json.loads(_unb64(payload))
+        if not isinstance(data, dict) or set(data) != {f.name for f in fields(Ticket)}:
+            raise ValueError("unexpected fields")
+        if not all(isinstance(data[name], str) for name in _STRINGS) or \
+                not isinstance(data["workbook"], str | None) or \
+                isinstance(data["expires"], bool) or \
+                not isinstance(data["expires"], int | float):
+            raise ValueError("a field has the wrong type")
+        return Ticket(**data)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise TicketError(f"malformed ticket ({exc})") from None
+
+
+def verify(keys: Sequence[Ed25519PublicKey], token: str, *, pool: str,
+           now: float | None = None) -> Ticket:
+    """Check signature (against any of the public keys), expiry and binding (not single
+    use: see redeem)."""
     if not token:
         raise TicketError("no ticket")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TicketError("malformed ticket (too long)")
     parts = token.split(".")
     if len(parts) != 3 or parts[0] != VERSION:
         raise TicketError("malformed ticket")
     _, payload, signature = parts
-    if not hmac.compare_digest(_sign(secret, payload), signature):
-        raise TicketError("ticket signature is not valid")
     try:
-        ticket = Ticket(**json.loads(_unb64(payload)))
-    except (ValueError, TypeError) as exc:
-        raise TicketError(f"malformed ticket ({exc})") from None
+        raw_signature = _unb64(signature)
+    except (ValueError, binascii.Error):
+        raise TicketError("malformed ticket (signature)") from None
+    if len(raw_signature) != SIGNATURE_BYTES or not _signature_ok(keys, payload, raw_signature):
+        raise TicketError("ticket signature is not valid")
+    ticket = _parse(payload)
     if ticket.expires < (now or time.time()):
         raise TicketError("ticket has expired")
     if ticket.pool != pool:
@@ -78,9 +126,13 @@ def verify(secret: bytes, token: str, *, pool: str, now: float | None = None) ->
     return ticket
 
 
-async def redeem(db: Database, secret: bytes, token: str, *, pool: str) -> Ticket:
-    """verify() and mark the ticket used; a second redeem raises TicketError."""
-    ticket = verify(secret, token, pool=pool)
+async def redeem(db: Database, keys: Sequence[Ed25519PublicKey], token: str, *,
+                 pool: str) -> Ticket:
+    """verify(), check its session is still live, and mark the ticket used; a second redeem
+    raises TicketError."""
+    ticket = verify(keys, token, pool=pool)
+    if not await sessions.live_sessions(db, [ticket.session]):
+        raise TicketError("the login session has ended")
     now = time.time()
     try:
         async with db.transaction() as tx:

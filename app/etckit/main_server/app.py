@@ -40,7 +40,7 @@ from quart import Quart, Response, g, jsonify, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from .. import __version__
-from ..auth import sessions, tickets
+from ..auth import keys, sessions, tickets
 from ..auth.oidc import OidcClient, SsoError
 from ..config import Config
 from ..http import serve_app
@@ -77,12 +77,15 @@ def origin_of(url: str) -> str:
 
 
 class Site:
-    """What every request handler needs: settings, database, secret, the SSO client."""
+    """What every request handler needs: settings, database, keys, the SSO client."""
 
     def __init__(self, cfg: Config, db: Database) -> None:
         self.cfg = cfg
         self.db = db
-        self.secret = cfg.auth.session_secret.encode()
+        secrets_ = keys.main_server_secrets(cfg.auth.session_secret,
+                                            cfg.auth.ticket_private_key)
+        self.keys = secrets_.site  # CSRF, session and SSO-state keys, each its own
+        self.ticket_key = secrets_.ticket_key
         self.public_origin = origin_of(cfg.main_server.public_url)
         self.proxies = [ipaddress.ip_network(p, strict=False)
                         for p in cfg.main_server.trusted_proxies]
@@ -92,7 +95,7 @@ class Site:
                 issuer=cfg.sso.issuer, client_id=cfg.sso.client_id,
                 client_secret=cfg.sso.client_secret, scopes=list(cfg.sso.scopes),
                 redirect_uri=cfg.main_server.public_url.rstrip("/") + SSO_PATH + "/callback",
-                ca_file=cfg.sso.ca_file, secret=self.secret)
+                ca_file=cfg.sso.ca_file, secret=self.keys.sso_state)
 
     # -- what the request says about itself ------------------------------------------------
 
@@ -140,6 +143,7 @@ def create_app(cfg: Config, db: Database) -> Quart:
     app.config["MAX_FORM_MEMORY_SIZE"] = cfg.main_server.max_body_bytes
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 0
     site = Site(cfg, db)
+    app.secret_key = site.keys.session
     app.extensions["etckit.db"] = db
     app.extensions["etckit.config"] = cfg
     app.extensions["etckit.site"] = site
@@ -184,7 +188,7 @@ def create_app(cfg: Config, db: Database) -> Quart:
     async def checked_form() -> dict[str, str] | None:
         """The POSTed form, or None if its CSRF token or Origin is wrong."""
         form = await request.form
-        if not site.same_origin() or not sessions.csrf_ok(site.secret, site.csrf_seed(),
+        if not site.same_origin() or not sessions.csrf_ok(site.keys.csrf, site.csrf_seed(),
                                                           form.get("csrf")):
             log.info("form refused: CSRF", extra={"path": request.path,
                                                   "origin": request.headers.get("Origin")})
@@ -201,7 +205,7 @@ def create_app(cfg: Config, db: Database) -> Quart:
         if not seed or len(seed) > 100:
             seed = secrets.token_urlsafe(24)
             site.set_cookie(response, CSRF_COOKIE, seed, max_age=None)
-        return sessions.csrf_token(site.secret, seed)
+        return sessions.csrf_token(site.keys.csrf, seed)
 
     async def logged_in(user: sessions.User, how: str) -> Response:
         token, expires = await sessions.create_session(db, user, cfg.auth.session_lifetime)
@@ -404,8 +408,10 @@ def create_app(cfg: Config, db: Database) -> Quart:
         except NoService:
             return problem(503, "no_wssvc", "no websocket service is available; "
                            "try again in a few seconds")
-        ticket = tickets.issue(site.secret, user=user.id, pool=chosen.pool, purpose=purpose,
-                               workbook=workbook, lifetime=cfg.auth.ticket_lifetime)
+        session = sessions.token_hash(request.cookies.get(SESSION_COOKIE, ""))
+        ticket = tickets.issue(site.ticket_key, user=user.id, session=session,
+                               pool=chosen.pool, purpose=purpose, workbook=workbook,
+                               lifetime=cfg.auth.ticket_lifetime)
         return jsonify(url=f"{chosen.endpoint}/ws?ticket={ticket}", endpoint=chosen.endpoint,
                        ticket=ticket, pool=chosen.pool, service=chosen.service_id,
                        expires_in=cfg.auth.ticket_lifetime)
@@ -425,8 +431,11 @@ async def _sweeper(db: Database, interval: float) -> None:
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
-    if not cfg.auth.session_secret:
-        raise Fatal("auth.session_secret is empty: main_server cannot sign tickets or forms")
+    try:  # every secret checked before anything starts; the message never holds a value
+        await asyncio.to_thread(keys.main_server_secrets, cfg.auth.session_secret,
+                                cfg.auth.ticket_private_key)
+    except keys.SecretError as exc:
+        raise Fatal(str(exc)) from None
     db = await connect(cfg)
     interval = min(SWEEP_INTERVAL, cfg.auth.anonymous_lifetime / 4)
     sweeper = asyncio.create_task(_sweeper(db, interval))

@@ -24,7 +24,7 @@ import zmq
 from quart import Quart, jsonify, make_response, request, websocket
 
 from .. import __version__
-from ..auth import tickets
+from ..auth import keys, tickets
 from ..config import Config
 from ..http import serve_app
 from ..lifecycle import Fatal, wait_first
@@ -33,6 +33,7 @@ from ..messaging.types import ID_MAX, LOCAL_TYPES, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database, connect
 from .hub import Client, Hub
+from .sessions import SessionWatcher
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,10 @@ class Service:
         self.cfg = cfg
         self.db = db
         self.pool = pool
-        self.secret = cfg.auth.session_secret.encode()
+        # verify only; none configured (in-process tests): every ticket is refused, and run()
+        # does not start without them
+        self.ticket_keys = (keys.load_public_keys(cfg.auth.ticket_public_key)
+                            if cfg.auth.ticket_public_key else ())
         self.hub = Hub()
         # rid -> (client id, message id), or a future for wssvc's own requests (plots)
         self.pending: dict[bytes, tuple[str, Any] | asyncio.Future] = {}
@@ -177,6 +181,7 @@ class Service:
     async def serve_client(self, ticket: tickets.Ticket) -> None:
         ws = websocket._get_current_object()
         client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
+                        session=ticket.session,
                         queue=asyncio.Queue(self.cfg.wssvc.client_queue),
                         last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18))
         self.hub.add(client)
@@ -316,7 +321,7 @@ def create_app(service: Service) -> Quart:
         if not service.upstream.ready:
             return "no broker available, ask main_server again", 503
         try:
-            ticket = await tickets.redeem(service.db, service.secret,
+            ticket = await tickets.redeem(service.db, service.ticket_keys,
                                           websocket.args.get("ticket", ""), pool=service.pool)
         except tickets.TicketError as exc:
             log.info("websocket refused: %s", exc)
@@ -329,8 +334,10 @@ def create_app(service: Service) -> Quart:
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
-    if not cfg.auth.session_secret:
-        raise Fatal("auth.session_secret is empty: wssvc cannot check tickets")
+    try:  # wssvc holds only the public key: it can check tickets, never make one
+        await asyncio.to_thread(keys.load_public_keys, cfg.auth.ticket_public_key)
+    except keys.SecretError as exc:
+        raise Fatal(str(exc)) from None
     db = await connect(cfg)
     port = cfg.wssvc.public_port or cfg.wssvc.port
     pool = cfg.wssvc.pool or f"{cfg.wssvc.public_host}:{port}"
@@ -350,6 +357,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
 
     publisher = asyncio.create_task(publish_brokers())
     pinger = asyncio.create_task(service.ping_all())
+    watcher = asyncio.create_task(  # logout ends the websocket (close code 4003)
+        SessionWatcher(db, service.hub, cfg.auth.session_check_interval).run())
     http_stop = asyncio.Event()
 
     async def shutdown() -> None:  # say goodbye to the browsers before the server stops
@@ -369,6 +378,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     finally:
         publisher.cancel()
         pinger.cancel()
+        watcher.cancel()
         closer.cancel()
         await service.upstream.stop()
         await reg.stop()

@@ -31,6 +31,7 @@ class Client:
         default_factory=lambda: asyncio.get_running_loop().create_future())
     last_seen: float = 0.0
     plot_key: str = ""
+    session: str = ""  # the login session (token_hash) its ticket named; see sessions.py
 
     def send(self, message: dict[str, Any] | str) -> bool:
         """Queue a message; False (and the client is closed) if its queue is full."""
