@@ -14,6 +14,7 @@ import numpy as np
 from . import detector as det
 from . import instruments as inst
 from . import physics as phys
+from .cost import CostLimits, check_limits, image_grid
 from .validation import (
     MAX_INTEGRATIONS,
     Calculation,
@@ -125,23 +126,19 @@ class Images:
         return self.source + self.background + self.dark
 
 
-def _oversample(mode: inst.Mode, filt: inst.Filter) -> int:
-    lam_d = phys.lambda_over_d_arcsec(filt.pivot_um)
-    return int(np.clip(math.ceil(4.0 * mode.pixel_scale_arcsec / lam_d), 3, 7))
-
-
 def _block_sum(a: np.ndarray, os: int) -> np.ndarray:
     n = a.shape[0] // os
     return a.reshape(n, os, n, os).sum(axis=(1, 3))
 
 
-def _source_profile(src: Source, x: np.ndarray, y: np.ndarray, sub_area: float) -> np.ndarray:
-    """Intrinsic surface-brightness profile of an extended source, unit total, per sub-pixel."""
-    r2 = x**2 + y**2
-    if src.shape.kind == "gaussian":
+def _source_profile(src: Source, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Intrinsic surface-brightness profile of an extended source, unit total, per sub-pixel;
+    ``dx`` (columns) and ``dy`` (rows) are 1-D sub-pixel offsets from the source's centre."""
+    if src.shape.kind == "gaussian":  # separable: two 1-D factors, one outer product
         sig = src.shape.fwhm_arcsec / 2.3548
-        prof = np.exp(-0.5 * r2 / sig**2)
+        prof = np.outer(np.exp(-0.5 * (dy / sig) ** 2), np.exp(-0.5 * (dx / sig) ** 2))
     else:  # disk
+        r2 = dy[:, None] ** 2 + dx[None, :] ** 2
         prof = (r2 <= src.shape.radius_arcsec**2).astype(float)
         if prof.sum() == 0:  # smaller than a sub-pixel: treat as a point at the nearest one
             prof.flat[np.argmin(r2)] = 1.0
@@ -149,39 +146,44 @@ def _source_profile(src: Source, x: np.ndarray, y: np.ndarray, sub_area: float) 
     return prof / s if s > 0 else prof
 
 
+def _fast_len(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (FFT lengths numpy transforms quickly)."""
+    best = 2 * n
+    p2 = 1
+    while p2 < best:
+        p3 = p2
+        while p3 < best:
+            p5 = p3
+            while p5 < n:
+                p5 *= 5
+            best = min(best, p5)
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
 def _fft_convolve(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The centred n x n part of the linear convolution of two n x n arrays.  A circular
+    transform of length >= 1.5 n already keeps the wrap-around out of that part."""
     n = a.shape[0]
-    size = 2 * n
-    fa = np.fft.rfft2(a, s=(size, size))
-    fk = np.fft.rfft2(k, s=(size, size))
-    full = np.fft.irfft2(fa * fk, s=(size, size))
     c = n // 2
-    return full[c:c + n, c:c + n]
+    size = _fast_len(n + c + 1)
+    fa = np.fft.rfft2(a, s=(size, size))
+    fa *= np.fft.rfft2(k, s=(size, size))
+    return np.fft.irfft2(fa, s=(size, size))[c:c + n, c:c + n]
 
 
-def build_images(
-    calc: Calculation, scene: Scene, sources: dict[str, Source], half_size: int | None = None
-) -> Images:
-    mode = inst.mode(calc.instrument, calc.mode)
-    filt = mode.filters[calc.filter]
-    p = mode.pixel_scale_arcsec
-    h = half_size if half_size is not None else math.ceil(calc.annulus_outer_arcsec / p) + 2
-    os = _oversample(mode, filt)
-    npix = 2 * h + 1
-    sub = p / os
-    coords = (np.arange(npix * os) - (npix * os - 1) / 2.0) * sub
-    xx, yy = np.meshgrid(coords, coords)
-    rr = np.hypot(xx, yy)
-
-    max_off = max((math.hypot(s.offset_x_arcsec, s.offset_y_arcsec) for s in scene.sources),
-                  default=0.0)
-    r_max = math.ceil(rr.max() + max_off + 1.0)
-    r_prof, psf_prof = phys.band_psf_profile(calc.instrument, calc.mode, calc.filter, float(r_max))
-
+def _scene_light(scene: Scene, sources: dict[str, Source], filt: inst.Filter,
+                 coords: np.ndarray, psf: Any) -> tuple[np.ndarray, float]:
+    """Source electrons/s per sub-pixel and the scene's total rate.  Point sources sample the
+    radial PSF; extended sources are summed (weighted by rate) and convolved with the PSF once:
+    convolution is linear, so one FFT serves any number of them."""
+    r_prof, psf_prof, sub = psf
+    n = len(coords)
     wave = phys.band_grid(filt)
-    src_img = np.zeros((npix * os, npix * os))
+    points = np.zeros((n, n))
+    extended = None
     total_rate = 0.0
-    psf_centered = None
     for placement in scene.sources:
         src = sources[placement.source_id]
         fnu = phys.source_fnu_jy(
@@ -190,17 +192,41 @@ def build_images(
             src.normalization.wavelength_um, wave)
         rate = phys.electron_rate(fnu, wave, filt)
         total_rate += rate
-        dx = xx - placement.offset_x_arcsec
-        dy = yy - placement.offset_y_arcsec
+        dx = coords - placement.offset_x_arcsec
+        dy = coords - placement.offset_y_arcsec
         if src.shape.kind == "point":
-            img = np.interp(np.hypot(dx, dy), r_prof, psf_prof) * sub**2
+            points += rate * sub**2 * np.interp(np.hypot(dx[None, :], dy[:, None]), r_prof,
+                                                psf_prof)
         else:
-            if psf_centered is None:
-                psf_centered = np.interp(rr, r_prof, psf_prof) * sub**2
-            img = _fft_convolve(_source_profile(src, dx, dy, sub**2), psf_centered)
-            img = np.maximum(img, 0.0)
-        src_img += rate * img
+            profile = _source_profile(src, dx, dy)
+            profile *= rate
+            extended = profile if extended is None else extended + profile
+    if extended is not None:
+        rr = np.hypot(coords[None, :], coords[:, None])
+        kernel = np.interp(rr, r_prof, psf_prof) * sub**2
+        del rr
+        points += np.maximum(_fft_convolve(extended, kernel), 0.0)
+    return points, total_rate
 
+
+def build_images(
+    calc: Calculation, scene: Scene, sources: dict[str, Source], half_size: int | None = None
+) -> Images:
+    mode = inst.mode(calc.instrument, calc.mode)
+    filt = mode.filters[calc.filter]
+    p = mode.pixel_scale_arcsec
+    h, os = image_grid(calc)
+    h = half_size if half_size is not None else h
+    npix = 2 * h + 1
+    sub = p / os
+    coords = (np.arange(npix * os) - (npix * os - 1) / 2.0) * sub
+
+    max_off = max((math.hypot(s.offset_x_arcsec, s.offset_y_arcsec) for s in scene.sources),
+                  default=0.0)
+    r_max = math.ceil(math.sqrt(2.0) * abs(coords[0]) + max_off + 1.0)
+    r_prof, psf_prof = phys.band_psf_profile(calc.instrument, calc.mode, calc.filter, float(r_max))
+    src_img, total_rate = _scene_light(scene, sources, filt, coords, (r_prof, psf_prof, sub))
+    rr = np.hypot(coords[None, :], coords[:, None])
     ap_sub = (rr <= calc.aperture_radius_arcsec).astype(float)
     ann_sub = ((rr >= calc.annulus_inner_arcsec) & (rr < calc.annulus_outer_arcsec)).astype(float)
     bg = phys.background_rate_per_pixel(filt, p, calc.background_scale)
@@ -296,10 +322,11 @@ def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, targ
         m1 = measure(images, exp1, mode.full_well_e)
         if m1.snr is None or m1.snr <= 0:
             continue
-        nint_total = (target / m1.snr) ** 2
-        nint = max(1, math.ceil(nint_total / calc.exposures - 1e-9))
-        reachable = nint <= MAX_INTEGRATIONS
-        nint = min(nint, MAX_INTEGRATIONS)
+        # integrations S/N ~ sqrt(N) needs; a tiny S/N makes this huge or infinite
+        ratio = target / m1.snr
+        per_exposure = ratio * ratio / calc.exposures if ratio < 1e150 else math.inf
+        reachable = per_exposure <= MAX_INTEGRATIONS
+        nint = max(1, math.ceil(per_exposure - 1e-9)) if reachable else MAX_INTEGRATIONS
         t = det.make_exposure(mode, calc.readout_pattern, int(n), nint,
                               calc.exposures).total_exposure_time_s
         key = (not reachable, t if reachable else -m1.snr * math.sqrt(nint), nint)
@@ -330,7 +357,7 @@ def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
                         reachable=reachable)
         if not reachable:
             flags.append("snr_unreachable")
-            warnings.append({"code": "snr_unreachable", "message": (
+            errors.append({"code": "snr_unreachable", "message": (
                 f"S/N {target:g} is not reachable with {calc.readout_pattern} and "
                 f"{calc.exposures} exposure(s) within {MAX_INTEGRATIONS} integrations; "
                 "showing the longest setup tried")})
@@ -393,13 +420,26 @@ def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
     )
 
 
-def prepare(calculation: dict, scene: Any, sources_by_id: dict):
+def prepare(calculation: dict, scene: Any, sources_by_id: dict,
+            limits: CostLimits | None = None) -> tuple[Calculation, Scene, dict[str, Source]]:
+    """The three inputs validated (ValidationError) and, given ``limits``, checked against
+    them (TooExpensive)."""
     calc = validate_calculation(calculation)
     sc = validate_scene(scene)
     srcs = validate_sources(sc, sources_by_id)
+    if limits is not None:
+        check_limits(calc, sc, srcs, limits)
     return calc, sc, srcs
 
 
-def calculate(calculation: dict, scene: Any, sources_by_id: dict[str, dict]) -> Result:
-    """Validate the three inputs (raising ValidationError) and run the calculation."""
-    return run(*prepare(calculation, scene, sources_by_id))
+def check_cost(calculation: dict, scene: Any, sources_by_id: dict,
+               limits: CostLimits | None = None) -> None:
+    """Raise ValidationError or TooExpensive (naming the field) without computing anything."""
+    prepare(calculation, scene, sources_by_id, limits or CostLimits())
+
+
+def calculate(calculation: dict, scene: Any, sources_by_id: dict[str, dict],
+              limits: CostLimits | None = None) -> Result:
+    """Validate the three inputs (raising ValidationError), check them against ``limits``
+    when given (raising TooExpensive) and run the calculation."""
+    return run(*prepare(calculation, scene, sources_by_id, limits))
