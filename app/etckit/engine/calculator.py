@@ -162,15 +162,21 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def _fft_convolve(a: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """The centred n x n part of the linear convolution of two n x n arrays.  A circular
-    transform of length >= 1.5 n already keeps the wrap-around out of that part."""
-    n = a.shape[0]
+def _convolved_with_psf(parts: list[np.ndarray], coords: np.ndarray, psf: Any) -> np.ndarray:
+    """The centred n x n part of the linear convolution of ``parts.pop()`` (n x n, emptied
+    out of the list so that it can be freed early) with the PSF sampled on the same grid.  A
+    circular transform of length >= 1.5 n already keeps the wrap-around out of that part."""
+    r_prof, psf_prof, sub = psf
+    n = len(coords)
     c = n // 2
     size = _fast_len(n + c + 1)
-    fa = np.fft.rfft2(a, s=(size, size))
-    fa *= np.fft.rfft2(k, s=(size, size))
-    return np.fft.irfft2(fa, s=(size, size))[c:c + n, c:c + n]
+    rr = np.hypot(coords[None, :], coords[:, None])
+    kernel_ft = np.fft.rfft2(np.interp(rr, r_prof, psf_prof) * sub**2, s=(size, size))
+    del rr
+    ft = np.fft.rfft2(parts.pop(), s=(size, size))
+    ft *= kernel_ft
+    del kernel_ft
+    return np.fft.irfft2(ft, s=(size, size))[c:c + n, c:c + n]
 
 
 def _scene_light(scene: Scene, sources: dict[str, Source], filt: inst.Filter,
@@ -202,10 +208,9 @@ def _scene_light(scene: Scene, sources: dict[str, Source], filt: inst.Filter,
             profile *= rate
             extended = profile if extended is None else extended + profile
     if extended is not None:
-        rr = np.hypot(coords[None, :], coords[:, None])
-        kernel = np.interp(rr, r_prof, psf_prof) * sub**2
-        del rr
-        points += np.maximum(_fft_convolve(extended, kernel), 0.0)
+        parts = [extended]
+        del extended
+        points += np.maximum(_convolved_with_psf(parts, coords, psf), 0.0)
     return points, total_rate
 
 
