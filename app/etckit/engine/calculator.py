@@ -345,56 +345,70 @@ def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, targ
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass
+class _Notes:
+    flags: list[str] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, code: str, message: str) -> None:
+        self.flags.append(code)
+        getattr(self, kind).append({"code": code, "message": message})
+
+
+def _apply_strategy(images: Images, calc: Calculation, mode: inst.Mode, notes: _Notes
+                    ) -> tuple[int, int, dict[str, Any]]:
+    """(groups, integrations, the result's strategy entry)."""
+    strategy: dict[str, Any] = {"kind": calc.strategy.kind}
+    if calc.strategy.kind != "time_for_snr":
+        return calc.groups, calc.integrations, strategy
+    target = float(calc.strategy.target_snr)
+    groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
+    strategy.update(target_snr=target, solved_groups=groups, solved_integrations=nint,
+                    reachable=reachable)
+    if not reachable:
+        notes.add("errors", "snr_unreachable", (
+            f"S/N {target:g} is not reachable with {calc.readout_pattern} and "
+            f"{calc.exposures} exposure(s) within {MAX_INTEGRATIONS} integrations; "
+            "showing the longest setup tried"))
+    return groups, nint, strategy
+
+
+def _diagnose(m: Measurement, sat: dict[str, Any], calc: Calculation, groups: int,
+              notes: _Notes) -> None:
+    if m.full_sat_ap:
+        notes.add("errors", "full_saturation", (
+            f"{m.full_sat_ap} pixel(s) in the aperture saturate before the second group: "
+            "no S/N can be measured. Use fewer groups, a faster readout pattern or a "
+            "fainter source"))
+    elif m.partial_sat_ap:
+        notes.add("warnings", "partial_saturation", (
+            f"{m.partial_sat_ap} pixel(s) in the aperture saturate after "
+            f"{sat['groups_before_saturation']} of {groups} groups; their slopes use only "
+            "the unsaturated groups"))
+    if m.full_sat_ann:
+        notes.add("warnings", "annulus_saturation", (
+            f"{m.full_sat_ann} background-annulus pixel(s) saturate and are left out"))
+    if m.snr is not None and m.signal <= 0:
+        notes.add("warnings", "no_signal", (
+            "no net source signal in the aperture (source outside it or as bright in the "
+            "annulus)"))
+    if calc.strategy.kind == "snr" and m.snr is not None and m.snr < 3:
+        notes.flags.append("low_snr")
+
+
 def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
     mode = inst.mode(calc.instrument, calc.mode)
     filt = mode.filters[calc.filter]
     images = build_images(calc, scene, sources)
-    warnings: list[dict[str, str]] = []
-    errors: list[dict[str, str]] = []
-    flags: list[str] = []
-
-    groups, nint = calc.groups, calc.integrations
-    strategy: dict[str, Any] = {"kind": calc.strategy.kind}
-    if calc.strategy.kind == "time_for_snr":
-        target = float(calc.strategy.target_snr)
-        groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
-        strategy.update(target_snr=target, solved_groups=groups, solved_integrations=nint,
-                        reachable=reachable)
-        if not reachable:
-            flags.append("snr_unreachable")
-            errors.append({"code": "snr_unreachable", "message": (
-                f"S/N {target:g} is not reachable with {calc.readout_pattern} and "
-                f"{calc.exposures} exposure(s) within {MAX_INTEGRATIONS} integrations; "
-                "showing the longest setup tried")})
-
+    notes = _Notes()
+    groups, nint, strategy = _apply_strategy(images, calc, mode, notes)
     exp = det.make_exposure(mode, calc.readout_pattern, groups, nint, calc.exposures)
     m = measure(images, exp, mode.full_well_e)
     sat = _saturation_report(images, exp, mode.full_well_e)
     sat.update(partial_saturated_pixels=m.partial_sat_ap, full_saturated_pixels=m.full_sat_ap)
-
-    if m.full_sat_ap:
-        flags.append("full_saturation")
-        errors.append({"code": "full_saturation", "message": (
-            f"{m.full_sat_ap} pixel(s) in the aperture saturate before the second group: "
-            "no S/N can be measured. Use fewer groups, a faster readout pattern or a "
-            "fainter source")})
-    elif m.partial_sat_ap:
-        flags.append("partial_saturation")
-        warnings.append({"code": "partial_saturation", "message": (
-            f"{m.partial_sat_ap} pixel(s) in the aperture saturate after "
-            f"{sat['groups_before_saturation']} of {groups} groups; their slopes use only "
-            "the unsaturated groups")})
-    if m.full_sat_ann:
-        flags.append("annulus_saturation")
-        warnings.append({"code": "annulus_saturation", "message": (
-            f"{m.full_sat_ann} background-annulus pixel(s) saturate and are left out")})
-    if m.snr is not None and m.signal <= 0:
-        flags.append("no_signal")
-        warnings.append({"code": "no_signal", "message": (
-            "no net source signal in the aperture (source outside it or as bright in the "
-            "annulus)")})
-    if calc.strategy.kind == "snr" and m.snr is not None and m.snr < 3:
-        flags.append("low_snr")
+    _diagnose(m, sat, calc, groups, notes)
+    flags, warnings, errors = notes.flags, notes.warnings, notes.errors
 
     ap_src = float((images.ap_weight * images.source).sum())
     frac = ap_src / images.total_source_rate if images.total_source_rate > 0 else 0.0
