@@ -215,3 +215,30 @@ def test_random_extra_keys_are_refused(kind, key, value):
         VALIDATE[kind][0](dict(base, **{key: value}), field="data")
     assert e.value.message == "unknown field"
     e.value.field.encode("utf-8")
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.sampled_from([{"kind": "point"}, {"kind": "gaussian", "fwhm_arcsec": 1e-6},
+                              {"kind": "disk", "radius_arcsec": 1e-6},
+                              {"kind": "gaussian", "fwhm_arcsec": 5.0}]),
+       spectrum=st.sampled_from([{"kind": "flat"}, {"kind": "power_law", "index": -10},
+                                 {"kind": "power_law", "index": 10},
+                                 {"kind": "blackbody", "temperature": 2.7},
+                                 {"kind": "blackbody", "temperature": 1e6}]),
+       value=st.sampled_from([(-10, "abmag"), (50, "abmag"), (1e-300, "Jy"), (1e12, "Jy")]),
+       wave=st.sampled_from([0.1, 2.0, 1000.0]), redshift=st.sampled_from([0, 30]),
+       strategy=st.sampled_from([{"kind": "snr"}, {"kind": "time_for_snr", "target_snr": 1e5},
+                                 {"kind": "time_for_snr", "target_snr": 1e-300}]),
+       offset=st.sampled_from([0.0, -5.0, 5.0]))
+def test_extreme_valid_inputs_compute_or_are_refused(shape, spectrum, value, wave, redshift,
+                                                     strategy, offset):
+    src = {"shape": shape, "spectrum": spectrum, "redshift": redshift,
+           "normalization": {"value": value[0], "unit": value[1], "wavelength_um": wave}}
+    scene = {"sources": [{"source_id": "1", "offset_x_arcsec": offset}]}
+    try:
+        r = engine.calculate(dict(CALC, strategy=strategy), scene, {"1": src},
+                             limits=engine.CostLimits())
+    except (ValidationError, engine.TooExpensive) as e:
+        str(e).encode("utf-8")
+        return
+    json.loads(r.to_json())
