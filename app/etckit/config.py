@@ -110,6 +110,29 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "pool": Key(str, "", None, "pool joined (empty: the pool with the fewest workers)"),
         "diagnostics": Key(bool, False, None, "enable the test.sleep handler (tests only)"),
     },
+    "calculation": {
+        "timeout_seconds": Key(float, 10.0, _range(0.5, 3600),
+                               "wall-clock seconds a calculation or plot may run before its "
+                               "process is killed (too_expensive)"),
+        "memory_mb": Key(int, 600, _range(400, 1 << 20),
+                         "address-space limit (RLIMIT_AS) of the calculation process, MB"),
+        "max_sources": Key(int, 20, _range(1, 20), "sources placed in one scene"),
+        "max_extended_sources": Key(int, 10, _range(0, 20),
+                                    "gaussian or disk sources in one scene"),
+        "max_source_size_arcsec": Key(float, 5.0, _range(0.001, 5.0),
+                                      "largest gaussian FWHM or disk radius"),
+        "max_offset_arcsec": Key(float, 5.0, _range(0.0, 5.0),
+                                 "scene extent: largest offset of a source from the aperture"),
+        "max_aperture_arcsec": Key(float, 8.0, _range(0.01, 8.0), "largest aperture radius"),
+        "max_annulus_arcsec": Key(float, 8.0, _range(0.01, 8.0),
+                                  "largest background annulus outer radius"),
+        "max_image_subpixels": Key(int, 2_600_000, _range(10_000, 100_000_000),
+                                   "sub-pixels of the scene image (grows with the annulus "
+                                   "squared and the filter's oversampling)"),
+        "max_source_samples": Key(int, 20_000_000, _range(10_000, 1_000_000_000),
+                                  "placed sources x image sub-pixels (each source is drawn "
+                                  "on the whole image)"),
+    },
     "heartbeat": {
         "interval": Key(float, 1.0, _range(0.05, 60), "seconds between ZeroMQ heartbeats"),
         "liveness": Key(int, 3, _range(1, 100), "missed heartbeats before a peer is dead"),

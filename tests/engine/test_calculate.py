@@ -58,11 +58,13 @@ def test_partial_saturation_warns():
     assert 2 <= r.saturation["groups_before_saturation"] < 10
 
 
-def test_unreachable_snr_is_flagged():
+def test_unreachable_snr_is_an_error_of_that_calculation():
     c, s, src = _inputs(strategy={"kind": "time_for_snr", "target_snr": 1e4})
     src["1"] = dict(src["1"], normalization={"value": 1, "unit": "nJy", "wavelength_um": 2})
     r = calculate(c, s, src)
-    assert "snr_unreachable" in r.flags and r.warnings
+    assert "snr_unreachable" in r.flags
+    assert [e["code"] for e in r.errors] == ["snr_unreachable"]
+    json.loads(r.to_json())
 
 
 def test_extended_source_is_fainter_per_aperture_than_point():

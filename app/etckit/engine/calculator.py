@@ -14,6 +14,7 @@ import numpy as np
 from . import detector as det
 from . import instruments as inst
 from . import physics as phys
+from .cost import CostLimits, check_limits, image_grid
 from .validation import (
     MAX_INTEGRATIONS,
     Calculation,
@@ -125,23 +126,19 @@ class Images:
         return self.source + self.background + self.dark
 
 
-def _oversample(mode: inst.Mode, filt: inst.Filter) -> int:
-    lam_d = phys.lambda_over_d_arcsec(filt.pivot_um)
-    return int(np.clip(math.ceil(4.0 * mode.pixel_scale_arcsec / lam_d), 3, 7))
-
-
 def _block_sum(a: np.ndarray, os: int) -> np.ndarray:
     n = a.shape[0] // os
     return a.reshape(n, os, n, os).sum(axis=(1, 3))
 
 
-def _source_profile(src: Source, x: np.ndarray, y: np.ndarray, sub_area: float) -> np.ndarray:
-    """Intrinsic surface-brightness profile of an extended source, unit total, per sub-pixel."""
-    r2 = x**2 + y**2
-    if src.shape.kind == "gaussian":
+def _source_profile(src: Source, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """Intrinsic surface-brightness profile of an extended source, unit total, per sub-pixel;
+    ``dx`` (columns) and ``dy`` (rows) are 1-D sub-pixel offsets from the source's centre."""
+    if src.shape.kind == "gaussian":  # separable: two 1-D factors, one outer product
         sig = src.shape.fwhm_arcsec / 2.3548
-        prof = np.exp(-0.5 * r2 / sig**2)
+        prof = np.outer(np.exp(-0.5 * (dy / sig) ** 2), np.exp(-0.5 * (dx / sig) ** 2))
     else:  # disk
+        r2 = dy[:, None] ** 2 + dx[None, :] ** 2
         prof = (r2 <= src.shape.radius_arcsec**2).astype(float)
         if prof.sum() == 0:  # smaller than a sub-pixel: treat as a point at the nearest one
             prof.flat[np.argmin(r2)] = 1.0
@@ -149,39 +146,50 @@ def _source_profile(src: Source, x: np.ndarray, y: np.ndarray, sub_area: float) 
     return prof / s if s > 0 else prof
 
 
-def _fft_convolve(a: np.ndarray, k: np.ndarray) -> np.ndarray:
-    n = a.shape[0]
-    size = 2 * n
-    fa = np.fft.rfft2(a, s=(size, size))
-    fk = np.fft.rfft2(k, s=(size, size))
-    full = np.fft.irfft2(fa * fk, s=(size, size))
+def _fast_len(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n (FFT lengths numpy transforms quickly)."""
+    best = 2 * n
+    p2 = 1
+    while p2 < best:
+        p3 = p2
+        while p3 < best:
+            p5 = p3
+            while p5 < n:
+                p5 *= 5
+            best = min(best, p5)
+            p3 *= 3
+        p2 *= 2
+    return best
+
+
+def _convolved_with_psf(parts: list[np.ndarray], coords: np.ndarray, psf: Any) -> np.ndarray:
+    """The centred n x n part of the linear convolution of ``parts.pop()`` (n x n, emptied
+    out of the list so that it can be freed early) with the PSF sampled on the same grid.  A
+    circular transform of length >= 1.5 n already keeps the wrap-around out of that part."""
+    r_prof, psf_prof, sub = psf
+    n = len(coords)
     c = n // 2
-    return full[c:c + n, c:c + n]
+    size = _fast_len(n + c + 1)
+    rr = np.hypot(coords[None, :], coords[:, None])
+    kernel_ft = np.fft.rfft2(np.interp(rr, r_prof, psf_prof) * sub**2, s=(size, size))
+    del rr
+    ft = np.fft.rfft2(parts.pop(), s=(size, size))
+    ft *= kernel_ft
+    del kernel_ft
+    return np.fft.irfft2(ft, s=(size, size))[c:c + n, c:c + n]
 
 
-def build_images(
-    calc: Calculation, scene: Scene, sources: dict[str, Source], half_size: int | None = None
-) -> Images:
-    mode = inst.mode(calc.instrument, calc.mode)
-    filt = mode.filters[calc.filter]
-    p = mode.pixel_scale_arcsec
-    h = half_size if half_size is not None else math.ceil(calc.annulus_outer_arcsec / p) + 2
-    os = _oversample(mode, filt)
-    npix = 2 * h + 1
-    sub = p / os
-    coords = (np.arange(npix * os) - (npix * os - 1) / 2.0) * sub
-    xx, yy = np.meshgrid(coords, coords)
-    rr = np.hypot(xx, yy)
-
-    max_off = max((math.hypot(s.offset_x_arcsec, s.offset_y_arcsec) for s in scene.sources),
-                  default=0.0)
-    r_max = math.ceil(rr.max() + max_off + 1.0)
-    r_prof, psf_prof = phys.band_psf_profile(calc.instrument, calc.mode, calc.filter, float(r_max))
-
+def _scene_light(scene: Scene, sources: dict[str, Source], filt: inst.Filter,
+                 coords: np.ndarray, psf: Any) -> tuple[np.ndarray, float]:
+    """Source electrons/s per sub-pixel and the scene's total rate.  Point sources sample the
+    radial PSF; extended sources are summed (weighted by rate) and convolved with the PSF once:
+    convolution is linear, so one FFT serves any number of them."""
+    r_prof, psf_prof, sub = psf
+    n = len(coords)
     wave = phys.band_grid(filt)
-    src_img = np.zeros((npix * os, npix * os))
+    points = np.zeros((n, n))
+    extended = None
     total_rate = 0.0
-    psf_centered = None
     for placement in scene.sources:
         src = sources[placement.source_id]
         fnu = phys.source_fnu_jy(
@@ -190,17 +198,40 @@ def build_images(
             src.normalization.wavelength_um, wave)
         rate = phys.electron_rate(fnu, wave, filt)
         total_rate += rate
-        dx = xx - placement.offset_x_arcsec
-        dy = yy - placement.offset_y_arcsec
+        dx = coords - placement.offset_x_arcsec
+        dy = coords - placement.offset_y_arcsec
         if src.shape.kind == "point":
-            img = np.interp(np.hypot(dx, dy), r_prof, psf_prof) * sub**2
+            points += rate * sub**2 * np.interp(np.hypot(dx[None, :], dy[:, None]), r_prof,
+                                                psf_prof)
         else:
-            if psf_centered is None:
-                psf_centered = np.interp(rr, r_prof, psf_prof) * sub**2
-            img = _fft_convolve(_source_profile(src, dx, dy, sub**2), psf_centered)
-            img = np.maximum(img, 0.0)
-        src_img += rate * img
+            profile = _source_profile(src, dx, dy)
+            profile *= rate
+            extended = profile if extended is None else extended + profile
+    if extended is not None:
+        parts = [extended]
+        del extended
+        points += np.maximum(_convolved_with_psf(parts, coords, psf), 0.0)
+    return points, total_rate
 
+
+def build_images(
+    calc: Calculation, scene: Scene, sources: dict[str, Source], half_size: int | None = None
+) -> Images:
+    mode = inst.mode(calc.instrument, calc.mode)
+    filt = mode.filters[calc.filter]
+    p = mode.pixel_scale_arcsec
+    h, os = image_grid(calc)
+    h = half_size if half_size is not None else h
+    npix = 2 * h + 1
+    sub = p / os
+    coords = (np.arange(npix * os) - (npix * os - 1) / 2.0) * sub
+
+    max_off = max((math.hypot(s.offset_x_arcsec, s.offset_y_arcsec) for s in scene.sources),
+                  default=0.0)
+    r_max = math.ceil(math.sqrt(2.0) * abs(coords[0]) + max_off + 1.0)
+    r_prof, psf_prof = phys.band_psf_profile(calc.instrument, calc.mode, calc.filter, float(r_max))
+    src_img, total_rate = _scene_light(scene, sources, filt, coords, (r_prof, psf_prof, sub))
+    rr = np.hypot(coords[None, :], coords[:, None])
     ap_sub = (rr <= calc.aperture_radius_arcsec).astype(float)
     ann_sub = ((rr >= calc.annulus_inner_arcsec) & (rr < calc.annulus_outer_arcsec)).astype(float)
     bg = phys.background_rate_per_pixel(filt, p, calc.background_scale)
@@ -296,10 +327,11 @@ def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, targ
         m1 = measure(images, exp1, mode.full_well_e)
         if m1.snr is None or m1.snr <= 0:
             continue
-        nint_total = (target / m1.snr) ** 2
-        nint = max(1, math.ceil(nint_total / calc.exposures - 1e-9))
-        reachable = nint <= MAX_INTEGRATIONS
-        nint = min(nint, MAX_INTEGRATIONS)
+        # integrations S/N ~ sqrt(N) needs; a tiny S/N makes this huge or infinite
+        ratio = target / m1.snr
+        per_exposure = ratio * ratio / calc.exposures if ratio < 1e150 else math.inf
+        reachable = per_exposure <= MAX_INTEGRATIONS
+        nint = max(1, math.ceil(per_exposure - 1e-9)) if reachable else MAX_INTEGRATIONS
         t = det.make_exposure(mode, calc.readout_pattern, int(n), nint,
                               calc.exposures).total_exposure_time_s
         key = (not reachable, t if reachable else -m1.snr * math.sqrt(nint), nint)
@@ -313,56 +345,70 @@ def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, targ
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass
+class _Notes:
+    flags: list[str] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, code: str, message: str) -> None:
+        self.flags.append(code)
+        getattr(self, kind).append({"code": code, "message": message})
+
+
+def _apply_strategy(images: Images, calc: Calculation, mode: inst.Mode, notes: _Notes
+                    ) -> tuple[int, int, dict[str, Any]]:
+    """(groups, integrations, the result's strategy entry)."""
+    strategy: dict[str, Any] = {"kind": calc.strategy.kind}
+    if calc.strategy.kind != "time_for_snr":
+        return calc.groups, calc.integrations, strategy
+    target = float(calc.strategy.target_snr)
+    groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
+    strategy.update(target_snr=target, solved_groups=groups, solved_integrations=nint,
+                    reachable=reachable)
+    if not reachable:
+        notes.add("errors", "snr_unreachable", (
+            f"S/N {target:g} is not reachable with {calc.readout_pattern} and "
+            f"{calc.exposures} exposure(s) within {MAX_INTEGRATIONS} integrations; "
+            "showing the longest setup tried"))
+    return groups, nint, strategy
+
+
+def _diagnose(m: Measurement, sat: dict[str, Any], calc: Calculation, groups: int,
+              notes: _Notes) -> None:
+    if m.full_sat_ap:
+        notes.add("errors", "full_saturation", (
+            f"{m.full_sat_ap} pixel(s) in the aperture saturate before the second group: "
+            "no S/N can be measured. Use fewer groups, a faster readout pattern or a "
+            "fainter source"))
+    elif m.partial_sat_ap:
+        notes.add("warnings", "partial_saturation", (
+            f"{m.partial_sat_ap} pixel(s) in the aperture saturate after "
+            f"{sat['groups_before_saturation']} of {groups} groups; their slopes use only "
+            "the unsaturated groups"))
+    if m.full_sat_ann:
+        notes.add("warnings", "annulus_saturation", (
+            f"{m.full_sat_ann} background-annulus pixel(s) saturate and are left out"))
+    if m.snr is not None and m.signal <= 0:
+        notes.add("warnings", "no_signal", (
+            "no net source signal in the aperture (source outside it or as bright in the "
+            "annulus)"))
+    if calc.strategy.kind == "snr" and m.snr is not None and m.snr < 3:
+        notes.flags.append("low_snr")
+
+
 def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
     mode = inst.mode(calc.instrument, calc.mode)
     filt = mode.filters[calc.filter]
     images = build_images(calc, scene, sources)
-    warnings: list[dict[str, str]] = []
-    errors: list[dict[str, str]] = []
-    flags: list[str] = []
-
-    groups, nint = calc.groups, calc.integrations
-    strategy: dict[str, Any] = {"kind": calc.strategy.kind}
-    if calc.strategy.kind == "time_for_snr":
-        target = float(calc.strategy.target_snr)
-        groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
-        strategy.update(target_snr=target, solved_groups=groups, solved_integrations=nint,
-                        reachable=reachable)
-        if not reachable:
-            flags.append("snr_unreachable")
-            warnings.append({"code": "snr_unreachable", "message": (
-                f"S/N {target:g} is not reachable with {calc.readout_pattern} and "
-                f"{calc.exposures} exposure(s) within {MAX_INTEGRATIONS} integrations; "
-                "showing the longest setup tried")})
-
+    notes = _Notes()
+    groups, nint, strategy = _apply_strategy(images, calc, mode, notes)
     exp = det.make_exposure(mode, calc.readout_pattern, groups, nint, calc.exposures)
     m = measure(images, exp, mode.full_well_e)
     sat = _saturation_report(images, exp, mode.full_well_e)
     sat.update(partial_saturated_pixels=m.partial_sat_ap, full_saturated_pixels=m.full_sat_ap)
-
-    if m.full_sat_ap:
-        flags.append("full_saturation")
-        errors.append({"code": "full_saturation", "message": (
-            f"{m.full_sat_ap} pixel(s) in the aperture saturate before the second group: "
-            "no S/N can be measured. Use fewer groups, a faster readout pattern or a "
-            "fainter source")})
-    elif m.partial_sat_ap:
-        flags.append("partial_saturation")
-        warnings.append({"code": "partial_saturation", "message": (
-            f"{m.partial_sat_ap} pixel(s) in the aperture saturate after "
-            f"{sat['groups_before_saturation']} of {groups} groups; their slopes use only "
-            "the unsaturated groups")})
-    if m.full_sat_ann:
-        flags.append("annulus_saturation")
-        warnings.append({"code": "annulus_saturation", "message": (
-            f"{m.full_sat_ann} background-annulus pixel(s) saturate and are left out")})
-    if m.snr is not None and m.signal <= 0:
-        flags.append("no_signal")
-        warnings.append({"code": "no_signal", "message": (
-            "no net source signal in the aperture (source outside it or as bright in the "
-            "annulus)")})
-    if calc.strategy.kind == "snr" and m.snr is not None and m.snr < 3:
-        flags.append("low_snr")
+    _diagnose(m, sat, calc, groups, notes)
+    flags, warnings, errors = notes.flags, notes.warnings, notes.errors
 
     ap_src = float((images.ap_weight * images.source).sum())
     frac = ap_src / images.total_source_rate if images.total_source_rate > 0 else 0.0
@@ -393,13 +439,26 @@ def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
     )
 
 
-def prepare(calculation: dict, scene: Any, sources_by_id: dict):
+def prepare(calculation: dict, scene: Any, sources_by_id: dict,
+            limits: CostLimits | None = None) -> tuple[Calculation, Scene, dict[str, Source]]:
+    """The three inputs validated (ValidationError) and, given ``limits``, checked against
+    them (TooExpensive)."""
     calc = validate_calculation(calculation)
     sc = validate_scene(scene)
     srcs = validate_sources(sc, sources_by_id)
+    if limits is not None:
+        check_limits(calc, sc, srcs, limits)
     return calc, sc, srcs
 
 
-def calculate(calculation: dict, scene: Any, sources_by_id: dict[str, dict]) -> Result:
-    """Validate the three inputs (raising ValidationError) and run the calculation."""
-    return run(*prepare(calculation, scene, sources_by_id))
+def check_cost(calculation: dict, scene: Any, sources_by_id: dict,
+               limits: CostLimits | None = None) -> None:
+    """Raise ValidationError or TooExpensive (naming the field) without computing anything."""
+    prepare(calculation, scene, sources_by_id, limits or CostLimits())
+
+
+def calculate(calculation: dict, scene: Any, sources_by_id: dict[str, dict],
+              limits: CostLimits | None = None) -> Result:
+    """Validate the three inputs (raising ValidationError), check them against ``limits``
+    when given (raising TooExpensive) and run the calculation."""
+    return run(*prepare(calculation, scene, sources_by_id, limits))

@@ -14,6 +14,7 @@ from . import detector as det
 from . import instruments as inst
 from . import physics as phys
 from .calculator import Result, measure, prepare, run
+from .cost import CostLimits
 
 KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map")
 SIZE_IN = (4.8, 3.4)
@@ -150,12 +151,12 @@ _DRAW = {"snr_vs_time": _snr_vs_time, "spectrum": _spectrum, "snr_map": _snr_map
 
 
 def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: dict,
-           result: Result | None = None) -> bytes:
+           result: Result | None = None, limits: CostLimits | None = None) -> bytes:
     """PNG bytes of plot ``kind`` (one of KINDS). Pass ``result`` from ``calculate`` with the
-    same inputs to skip recomputing it."""
+    same inputs to skip recomputing it; ``limits`` as for ``calculate``."""
     if kind not in _DRAW:
         raise ValueError(f"unknown plot kind {kind!r}; expected one of {', '.join(KINDS)}")
-    calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id)
+    calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id, limits)
     if result is None or result.images is None:
         result = run(calc, scene, sources)
     fig = _DRAW[kind](result, calc, scene=scene, sources=sources)

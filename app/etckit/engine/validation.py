@@ -8,6 +8,7 @@ of the offending value (``source.spectrum.temperature``, ``calculation.groups``,
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,15 +99,67 @@ MAX_ANNULUS_ARCSEC = 8.0
 MAX_INTEGRATIONS = 10000
 MAX_EXPOSURES = 1000
 MAX_SCENE_SOURCES = 20
+MAX_NAME_CHARS = 200  # a source's name inside its data
+MAX_ID_CHARS = 64  # a source id placed in a scene
+
+# The fields each object may hold; any other key is refused ("<path>.<key>: unknown field").
+SOURCE_KEYS = ("name", "shape", "spectrum", "normalization", "redshift")
+SHAPE_KEYS = ("kind", "fwhm_arcsec", "radius_arcsec")
+SPECTRUM_KEYS = ("kind", "index", "temperature")
+NORMALIZATION_KEYS = ("value", "unit", "wavelength_um")
+SCENE_KEYS = ("sources",)
+PLACEMENT_KEYS = ("source_id", "offset_x_arcsec", "offset_y_arcsec")
+CALCULATION_KEYS = ("instrument", "mode", "filter", "readout_pattern", "groups", "integrations",
+                    "exposures", "aperture_radius_arcsec", "annulus_inner_arcsec",
+                    "annulus_outer_arcsec", "background_scale", "strategy")
+STRATEGY_KEYS = ("kind", "target_snr")
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SHOW_CHARS = 40
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _obj(d: Any, field: str) -> dict:
+def _show(v: Any) -> str:
+    """A short printable rendering of a user's value for an error message: strings cut and
+    escaped (repr escapes control characters and lone surrogates), anything else by type."""
+    if isinstance(v, str):
+        return repr(v[:_SHOW_CHARS]) + ("..." if len(v) > _SHOW_CHARS else "")
+    return "null" if v is None else type(v).__name__
+
+
+def _key(k: Any) -> str:
+    """A key as it appears in a dotted path: itself when short and printable, else escaped."""
+    if isinstance(k, str) and len(k) <= _SHOW_CHARS and k.isprintable():
+        return k
+    return _show(k) if isinstance(k, str) else f"<{type(k).__name__}>"
+
+
+def _obj(d: Any, field: str, keys: tuple[str, ...] | None = None) -> dict:
     if not isinstance(d, dict):
-        raise ValidationError(field, f"must be an object, got {type(d).__name__}")
+        raise ValidationError(field, f"must be an object, got {_show(d)}")
+    if keys is not None:
+        for k in d:
+            if k not in keys:
+                raise ValidationError(f"{field}.{_key(k)}", "unknown field")
     return d
+
+
+def _text(v: Any, path: str, max_chars: int, *, empty_ok: bool = True) -> str:
+    if not isinstance(v, str):
+        raise ValidationError(path, f"must be a string, got {_show(v)}")
+    if len(v) > max_chars:
+        raise ValidationError(path, f"at most {max_chars} characters, got {len(v)}")
+    if not v and not empty_ok:
+        raise ValidationError(path, "must not be empty")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(path, "is not valid Unicode (lone surrogate)") from None
+    if _CONTROL.search(v):
+        raise ValidationError(path, "must not contain control characters")
+    return v
 
 
 def _num(
@@ -120,8 +173,12 @@ def _num(
         return default
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValidationError(path, f"must be a number{' in ' + unit if unit else ''}")
-    v = float(v)
+        raise ValidationError(path, f"must be a number{' in ' + unit if unit else ''}, "
+                                    f"got {_show(v)}")
+    try:
+        v = float(v)
+    except OverflowError:
+        raise ValidationError(path, "is out of range (too large a number)") from None
     if not math.isfinite(v):
         raise ValidationError(path, "must be a finite number")
     u = f" {unit}" if unit else ""
@@ -140,10 +197,11 @@ def _int(d: dict, key: str, field: str, *, lo: int, hi: int, default: Any = ...)
         return default
     v = d[key]
     if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, float) and v.is_integer())):
-        raise ValidationError(path, "must be a whole number")
+        raise ValidationError(path, f"must be a whole number, got {_show(v)}")
     v = int(v)
     if v < lo or v > hi:
-        raise ValidationError(path, f"must be between {lo} and {hi}, got {v}")
+        shown = str(v) if abs(v) < 10**15 else "a larger number"
+        raise ValidationError(path, f"must be between {lo} and {hi}, got {shown}")
     return v
 
 
@@ -155,62 +213,77 @@ def _choice(d: dict, key: str, field: str, choices, default: Any = ...) -> str:
         return default
     v = d[key]
     if not isinstance(v, str) or v not in choices:
-        raise ValidationError(path, f"must be one of {', '.join(choices)}; got {v!r}")
+        raise ValidationError(path, f"must be one of {', '.join(choices)}; got {_show(v)}")
     return v
+
+
+def _unused_numbers(d: dict, field: str, keys: tuple[str, ...]) -> None:
+    """Fields a form keeps for another kind (a FWHM on a point source): null or a finite
+    number, and dropped from the normalized data."""
+    for key in keys:
+        _num(d, key, field, default=None)
 
 
 # --------------------------------------------------------------------------- validators
 
 
-def validate_source(d: Any, field: str = "source") -> Source:
-    d = _obj(d, field)
-    shape_d = _obj(d.get("shape", {"kind": "point"}), f"{field}.shape")
-    kind = _choice(shape_d, "kind", f"{field}.shape", SHAPES)
-    fwhm = radius = 0.0
-    if kind == "gaussian":
-        fwhm = _num(shape_d, "fwhm_arcsec", f"{field}.shape", lo=0, lo_open=True,
-                    hi=MAX_EXTENT_ARCSEC, unit="arcsec")
-    elif kind == "disk":
-        radius = _num(shape_d, "radius_arcsec", f"{field}.shape", lo=0, lo_open=True,
-                      hi=MAX_EXTENT_ARCSEC, unit="arcsec")
-    shape = Shape(kind, fwhm, radius)
+def _shape(d: Any, field: str) -> Shape:
+    d = _obj(d, field, SHAPE_KEYS)
+    kind = _choice(d, "kind", field, SHAPES)
+    size_key = {"gaussian": "fwhm_arcsec", "disk": "radius_arcsec"}.get(kind)
+    _unused_numbers(d, field, tuple(k for k in SHAPE_KEYS[1:] if k != size_key))
+    if size_key is None:
+        return Shape(kind)
+    size = _num(d, size_key, field, lo=0, lo_open=True, hi=MAX_EXTENT_ARCSEC, unit="arcsec")
+    return Shape(kind, fwhm_arcsec=size) if kind == "gaussian" else Shape(kind, radius_arcsec=size)
 
-    spec_d = _obj(d.get("spectrum"), f"{field}.spectrum")
-    skind = _choice(spec_d, "kind", f"{field}.spectrum", SPECTRA)
-    if skind == "power_law":
-        spec = SpectrumSpec("power_law", index=_num(spec_d, "index", f"{field}.spectrum",
-                                                    lo=-10, hi=10))
-    elif skind == "blackbody":
-        spec = SpectrumSpec("blackbody", temperature=_num(
-            spec_d, "temperature", f"{field}.spectrum", lo=2.7, hi=1e6, unit="K"))
-    else:
-        spec = SpectrumSpec("flat")
 
-    norm_d = _obj(d.get("normalization"), f"{field}.normalization")
-    unit = _choice(norm_d, "unit", f"{field}.normalization", UNITS)
+def _spectrum(d: Any, field: str) -> SpectrumSpec:
+    d = _obj(d, field, SPECTRUM_KEYS)
+    kind = _choice(d, "kind", field, SPECTRA)
+    if kind == "power_law":
+        _unused_numbers(d, field, ("temperature",))
+        return SpectrumSpec("power_law", index=_num(d, "index", field, lo=-10, hi=10))
+    _unused_numbers(d, field, ("index",) if kind == "blackbody" else ("index", "temperature"))
+    if kind == "blackbody":
+        return SpectrumSpec("blackbody", temperature=_num(d, "temperature", field, lo=2.7,
+                                                          hi=1e6, unit="K"))
+    return SpectrumSpec("flat")
+
+
+def _normalization(d: Any, field: str) -> Normalization:
+    d = _obj(d, field, NORMALIZATION_KEYS)
+    unit = _choice(d, "unit", field, UNITS)
     if unit == "abmag":
-        value = _num(norm_d, "value", f"{field}.normalization", lo=-10, hi=50, unit="AB mag")
+        value = _num(d, "value", field, lo=-10, hi=50, unit="AB mag")
     else:
-        value = _num(norm_d, "value", f"{field}.normalization", lo=0, lo_open=True, hi=1e12,
-                     unit=unit)
-    wave = _num(norm_d, "wavelength_um", f"{field}.normalization", lo=0.1, hi=1000, unit="um")
+        value = _num(d, "value", field, lo=0, lo_open=True, hi=1e12, unit=unit)
+    wave = _num(d, "wavelength_um", field, lo=0.1, hi=1000, unit="um")
+    return Normalization(value, unit, wave)
+
+
+def validate_source(d: Any, field: str = "source") -> Source:
+    d = _obj(d, field, SOURCE_KEYS)
+    shape = _shape(d["shape"] if d.get("shape") is not None else {"kind": "point"},
+                   f"{field}.shape")
+    spec = _spectrum(d.get("spectrum"), f"{field}.spectrum")
+    norm = _normalization(d.get("normalization"), f"{field}.normalization")
     redshift = _num(d, "redshift", field, lo=0, hi=30, default=0.0)
-    if skind == "blackbody":
+    if spec.kind == "blackbody":
         # the shape must not underflow at the normalisation wavelength
-        x = 14387.7688 / (wave / (1 + redshift) * spec.temperature)
+        x = 14387.7688 / (norm.wavelength_um / (1 + redshift) * spec.temperature)
         if x > 600:
             raise ValidationError(f"{field}.spectrum.temperature",
                                   "too cold: the blackbody has no flux at the normalization "
                                   "wavelength")
-    name = d.get("name", "")
-    if not isinstance(name, str):
-        raise ValidationError(f"{field}.name", "must be a string")
-    return Source(shape, spec, Normalization(value, unit, wave), redshift, name)
+    name = _text(d.get("name", ""), f"{field}.name", MAX_NAME_CHARS)
+    return Source(shape, spec, norm, redshift, name)
 
 
 def validate_scene(d: Any, field: str = "scene") -> Scene:
     items = d
     if isinstance(d, dict):
+        _obj(d, field, SCENE_KEYS)
         items = d.get("sources")
         field_items = f"{field}.sources"
     else:
@@ -224,10 +297,8 @@ def validate_scene(d: Any, field: str = "scene") -> Scene:
     out = []
     for i, it in enumerate(items):
         f = f"{field_items}.{i}"
-        it = _obj(it, f)
-        sid = it.get("source_id")
-        if not isinstance(sid, str) or not sid:
-            raise ValidationError(f"{f}.source_id", "must be a non-empty string")
+        it = _obj(it, f, PLACEMENT_KEYS)
+        sid = _text(it.get("source_id"), f"{f}.source_id", MAX_ID_CHARS, empty_ok=False)
         ox = _num(it, "offset_x_arcsec", f, lo=-MAX_EXTENT_ARCSEC, hi=MAX_EXTENT_ARCSEC,
                   default=0.0, unit="arcsec")
         oy = _num(it, "offset_y_arcsec", f, lo=-MAX_EXTENT_ARCSEC, hi=MAX_EXTENT_ARCSEC,
@@ -236,23 +307,17 @@ def validate_scene(d: Any, field: str = "scene") -> Scene:
     return Scene(tuple(out))
 
 
-def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
-    d = _obj(d, field)
-    instrument = _choice(d, "instrument", field, tuple(inst.instruments()))
-    mode_name = _choice(d, "mode", field, tuple(inst.modes(instrument)))
-    mode = inst.mode(instrument, mode_name)
+def _filter(d: dict, field: str, mode: inst.Mode) -> str:
     filt = d.get("filter")
-    if filt not in mode.filters:
+    if not isinstance(filt, str) or filt not in mode.filters:
         where = inst.find_filter(filt) if isinstance(filt, str) else None
         hint = f" ({filt} belongs to {where[0]} {where[1]})" if where else ""
         raise ValidationError(f"{field}.filter",
-                              f"must be one of {', '.join(mode.filters)}; got {filt!r}{hint}")
-    pats = inst.patterns(mode.readout_family)
-    pattern = _choice(d, "readout_pattern", field, tuple(pats))
-    groups = _int(d, "groups", field, lo=2, hi=pats[pattern].max_groups)
-    integrations = _int(d, "integrations", field, lo=1, hi=MAX_INTEGRATIONS)
-    exposures = _int(d, "exposures", field, lo=1, hi=MAX_EXPOSURES)
+                              f"must be one of {', '.join(mode.filters)}; got {_show(filt)}{hint}")
+    return filt
 
+
+def _aperture(d: dict, field: str, mode: inst.Mode, filt: str) -> tuple[float, float, float]:
     lam_d = lambda_over_d_arcsec(mode.filters[filt].pivot_um)
     dr, di, do = mode.default_aperture
     dr = dr if dr is not None else round(1.22 * lam_d, 3)
@@ -272,15 +337,35 @@ def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
         raise ValidationError(f"{field}.annulus_outer_arcsec",
                               f"at most {130 * pix:.2f} arcsec for {mode.label} "
                               "(130 pixels)")
+    return r, ri, ro
 
-    st = _obj(d.get("strategy", {"kind": "snr"}), f"{field}.strategy")
-    skind = _choice(st, "kind", f"{field}.strategy", STRATEGIES)
-    target = None
-    if skind == "time_for_snr":
-        target = _num(st, "target_snr", f"{field}.strategy", lo=0, lo_open=True, hi=1e5)
+
+def _strategy(d: Any, field: str) -> Strategy:
+    st = _obj(d, field, STRATEGY_KEYS)
+    kind = _choice(st, "kind", field, STRATEGIES)
+    if kind != "time_for_snr":
+        _unused_numbers(st, field, ("target_snr",))
+        return Strategy(kind)
+    return Strategy(kind, _num(st, "target_snr", field, lo=0, lo_open=True, hi=1e5))
+
+
+def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
+    d = _obj(d, field, CALCULATION_KEYS)
+    instrument = _choice(d, "instrument", field, tuple(inst.instruments()))
+    mode_name = _choice(d, "mode", field, tuple(inst.modes(instrument)))
+    mode = inst.mode(instrument, mode_name)
+    filt = _filter(d, field, mode)
+    pats = inst.patterns(mode.readout_family)
+    pattern = _choice(d, "readout_pattern", field, tuple(pats))
+    groups = _int(d, "groups", field, lo=2, hi=pats[pattern].max_groups)
+    integrations = _int(d, "integrations", field, lo=1, hi=MAX_INTEGRATIONS)
+    exposures = _int(d, "exposures", field, lo=1, hi=MAX_EXPOSURES)
+    r, ri, ro = _aperture(d, field, mode, filt)
+    strategy = _strategy(d["strategy"] if d.get("strategy") is not None else {"kind": "snr"},
+                         f"{field}.strategy")
     bscale = _num(d, "background_scale", field, lo=0.0, hi=100.0, default=1.0)
     return Calculation(instrument, mode_name, filt, pattern, groups, integrations, exposures,
-                       r, ri, ro, Strategy(skind, target), bscale)
+                       r, ri, ro, strategy, bscale)
 
 
 def validate_sources(scene: Scene, sources_by_id: Any) -> dict[str, Source]:
@@ -291,10 +376,54 @@ def validate_sources(scene: Scene, sources_by_id: Any) -> dict[str, Source]:
     for i, p in enumerate(scene.sources):
         if p.source_id not in sources_by_id:
             raise ValidationError(f"scene.sources.{i}.source_id",
-                                  f"unknown source {p.source_id!r}")
+                                  f"unknown source {_show(p.source_id)}")
         if p.source_id not in out:
             out[p.source_id] = validate_source(sources_by_id[p.source_id],
-                                               f"sources.{p.source_id}")
+                                               f"sources.{_key(p.source_id)}")
+    return out
+
+
+# --------------------------------------------------------------------------- normalizers
+# What a worker stores: validated, only the known fields that apply, JSON-ready (finite
+# numbers, valid Unicode), so nothing stored can fail a later read.
+
+
+def normalize_source(d: Any, field: str = "data") -> dict[str, Any]:
+    src = validate_source(d, field)
+    shape: dict[str, Any] = {"kind": src.shape.kind}
+    if src.shape.kind == "gaussian":
+        shape["fwhm_arcsec"] = src.shape.fwhm_arcsec
+    elif src.shape.kind == "disk":
+        shape["radius_arcsec"] = src.shape.radius_arcsec
+    spectrum: dict[str, Any] = {"kind": src.spectrum.kind}
+    if src.spectrum.kind == "power_law":
+        spectrum["index"] = src.spectrum.index
+    elif src.spectrum.kind == "blackbody":
+        spectrum["temperature"] = src.spectrum.temperature
+    out: dict[str, Any] = {} if "name" not in d else {"name": src.name}
+    out.update(shape=shape, spectrum=spectrum, redshift=src.redshift, normalization={
+        "value": src.normalization.value, "unit": src.normalization.unit,
+        "wavelength_um": src.normalization.wavelength_um})
+    return out
+
+
+def normalize_scene(d: Any, field: str = "data") -> dict[str, Any]:
+    scene = validate_scene(d, field)
+    return {"sources": [{"source_id": p.source_id, "offset_x_arcsec": p.offset_x_arcsec,
+                         "offset_y_arcsec": p.offset_y_arcsec} for p in scene.sources]}
+
+
+def normalize_calculation(d: Any, field: str = "data") -> dict[str, Any]:
+    """Apertures left null stay null (the mode's default, which follows the filter)."""
+    calc = validate_calculation(d, field)
+    strategy: dict[str, Any] = {"kind": calc.strategy.kind}
+    if calc.strategy.target_snr is not None:
+        strategy["target_snr"] = calc.strategy.target_snr
+    out = {k: getattr(calc, k) for k in CALCULATION_KEYS if k != "strategy"}
+    for k in ("aperture_radius_arcsec", "annulus_inner_arcsec", "annulus_outer_arcsec"):
+        if d.get(k) is None:
+            out[k] = None
+    out["strategy"] = strategy
     return out
 
 

@@ -1,0 +1,142 @@
+"""The sandbox runs engine work in a child process under a memory cap and a timeout; a child
+that exceeds either is killed and replaced and the caller gets TooExpensive (issue 11, item 3).
+
+The functions run in the child are module-level so that the child can import them by name.
+"""
+
+import asyncio
+import os
+import resource
+import signal
+import time
+
+import pytest
+
+from etckit import config, engine
+from etckit.engine import plots
+from etckit.worker.sandbox import Sandbox, SandboxError
+from tests.engine.test_cost import heavy
+
+D = engine.defaults()
+INPUTS = (D["calculation"], D["scene"], {"1": D["source"]})
+MEMORY_MB = 600
+
+
+def hog_memory(limits, mb):
+    blocks = []
+    for _ in range(mb // 64):
+        blocks.append(bytearray(64 * 1024 * 1024))
+    return len(blocks)
+
+
+def hog_time(limits, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+    return "done"
+
+
+def child_facts(limits):
+    return (resource.getrlimit(resource.RLIMIT_AS)[0], os.environ.get("OPENBLAS_NUM_THREADS"),
+            os.getpid(), limits)
+
+
+def crash(limits):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def bug(limits):
+    return {}["missing"]
+
+
+@pytest.fixture
+async def sandbox():
+    box = Sandbox(engine.CostLimits(), memory_mb=MEMORY_MB, timeout_seconds=120)
+    yield box
+    await box.close()
+
+
+async def test_calculates_and_renders_like_the_engine(sandbox):
+    result = await sandbox.calculate(*INPUTS)
+    assert result.to_dict() == engine.calculate(*INPUTS).to_dict()
+    assert result.images is not None  # the plots can reuse it
+    for kind in plots.KINDS:
+        png = await sandbox.render(kind, *INPUTS, result)
+        assert png.startswith(b"\x89PNG")
+
+
+async def test_the_child_runs_under_its_limits(sandbox):
+    limit, threads, pid, limits = await sandbox.run(child_facts)
+    assert limit == MEMORY_MB * 1024 * 1024
+    assert threads == "1"
+    assert pid != os.getpid()
+    assert limits == engine.CostLimits()
+    assert (await sandbox.run(child_facts))[2] == pid  # the same child serves again
+
+
+async def test_input_errors_come_back_with_their_field(sandbox):
+    with pytest.raises(engine.ValidationError) as e:
+        await sandbox.calculate(dict(INPUTS[0], filter=[]), *INPUTS[1:])
+    assert e.value.field == "calculation.filter"
+    with pytest.raises(engine.TooExpensive) as e:
+        await sandbox.calculate(*heavy())
+    assert e.value.field == "scene.sources"
+    with pytest.raises(engine.ValidationError) as e:
+        await sandbox.render("pie_chart", *INPUTS)
+    assert e.value.field == "kind"
+    assert sandbox.restarts == 0
+
+
+async def test_a_memory_hog_is_stopped_and_the_next_calculation_served(sandbox):
+    pid = (await sandbox.run(child_facts))[2]
+    with pytest.raises(engine.TooExpensive) as e:
+        await sandbox.run(hog_memory, 4 * MEMORY_MB)
+    assert e.value.field == "calculation" and "memory_mb" in e.value.message
+    assert sandbox.restarts == 1
+    assert (await sandbox.calculate(*INPUTS)).snr > 0
+    assert (await sandbox.run(child_facts))[2] != pid
+
+
+async def test_a_slow_calculation_is_killed_and_the_next_one_served(sandbox):
+    sandbox.timeout_seconds = 1.0
+    pid = (await sandbox.run(child_facts))[2]
+    with pytest.raises(engine.TooExpensive) as e:
+        await sandbox.run(hog_time, 3600)
+    assert e.value.field == "calculation" and "timeout_seconds" in e.value.message
+    assert sandbox.restarts == 1
+    sandbox.timeout_seconds = 120  # a loaded test machine may be slow to serve the next one
+    assert (await sandbox.calculate(*INPUTS)).snr > 0
+    assert (await sandbox.run(child_facts))[2] != pid
+
+
+async def test_a_dead_child_is_replaced(sandbox):
+    with pytest.raises(engine.TooExpensive):
+        await sandbox.run(crash)
+    assert (await sandbox.calculate(*INPUTS)).snr > 0
+
+
+async def test_a_bug_in_the_child_is_an_error_and_the_child_carries_on(sandbox):
+    pid = (await sandbox.run(child_facts))[2]
+    with pytest.raises(SandboxError, match="KeyError"):
+        await sandbox.run(bug)
+    assert (await sandbox.run(child_facts))[2] == pid
+
+
+async def test_a_cancelled_request_does_not_leave_a_busy_child_behind(sandbox):
+    await sandbox.start()
+    task = asyncio.create_task(sandbox.run(hog_time, 3600))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sandbox.restarts == 1
+    assert await sandbox.run(hog_time, 0) == "done"
+
+
+def test_from_config_maps_the_calculation_section():
+    cfg = config.load(environ={"ETCKIT_CALCULATION__MAX_SOURCES": "5",
+                               "ETCKIT_CALCULATION__MEMORY_MB": "700",
+                               "ETCKIT_CALCULATION__TIMEOUT_SECONDS": "3"})
+    box = Sandbox.from_config(cfg)
+    assert box.limits == engine.CostLimits(max_sources=5)
+    assert (box.memory_mb, box.timeout_seconds) == (700, 3.0)
