@@ -7,6 +7,12 @@ through main_server. A link that never got an answer (a stale registry row) is d
 A request a broker RETURNs (it has had no worker for the liveness window) goes to another broker
 that has workers; while none has, it waits in a broker's queue again, up to MAX_RETURNS times,
 and is then answered with `no_worker`.
+
+Each link is a CURVE client (docs/protocol.md) when zmq.curve is on: the broker's public key
+comes from its registry row, and a broker that publishes none is not connected to. A link that
+never got an answer (among them one the broker's gatekeeper refused: libzmq does not retry a
+refused handshake) is dropped after the liveness window and made again at the next registry read
+while the broker is still registered.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import zmq
 
+from ..messaging.curve import LinkSecurity
 from ..messaging.loop import LoopSocket
 from ..messaging.protocol import (
     CLIENT,
@@ -37,13 +44,19 @@ log = logging.getLogger(__name__)
 
 OnReply = Callable[[bytes, list[bytes]], None]
 MAX_RETURNS = 10  # a request waits at most this many liveness windows for a worker
+PLAIN = LinkSecurity(keys=None, max_bytes=16 * 1024 * 1024)  # tests without a config
+
+
+class NoBrokerKey(Exception):
+    """CURVE is on and the broker's registry row publishes no public key."""
 
 
 class BrokerLink:
     def __init__(self, ctx: zmq.Context, broker: dict[str, Any], *, interval: float,
                  liveness: int, on_reply: OnReply,
                  on_lost: Callable[[BrokerLink], None],
-                 on_return: Callable[[BrokerLink, bytes, list[bytes]], None]) -> None:
+                 on_return: Callable[[BrokerLink, bytes, list[bytes]], None],
+                 security: LinkSecurity = PLAIN) -> None:
         self.id: str = broker["id"]
         self.endpoint: str = broker["endpoint"]
         self.interval = interval
@@ -57,6 +70,9 @@ class BrokerLink:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.RCVHWM, 100000)
+        if not security.client(sock, broker):
+            sock.close(0)
+            raise NoBrokerKey(self.id)
         sock.connect(self.endpoint)
         self.sock = LoopSocket(sock, self._on_frames)
         self.last_heard = time.monotonic()
@@ -132,8 +148,10 @@ class Upstream:
 
     def __init__(self, db: Database, pool: str, *, interval: float, liveness: int,
                  registry_interval: float, registry_liveness: float, on_reply: OnReply,
-                 on_broker_lost: Callable[[str], None]) -> None:
+                 on_broker_lost: Callable[[str], None],
+                 security: LinkSecurity = PLAIN) -> None:
         self.db = db
+        self.security = security
         self.pool = pool
         self.interval = interval
         self.liveness = liveness
@@ -194,16 +212,23 @@ class Upstream:
                 continue
             log.info("broker found", extra={"broker": broker["id"],
                                             "endpoint": broker["endpoint"]})
-            link = BrokerLink(self.ctx, broker, interval=self.interval, liveness=self.liveness,
-                              on_reply=self._reply, on_lost=self._lost,
-                              on_return=self._returned)
+            try:
+                link = BrokerLink(self.ctx, broker, interval=self.interval,
+                                  liveness=self.liveness, on_reply=self._reply,
+                                  on_lost=self._lost, on_return=self._returned,
+                                  security=self.security)
+            except NoBrokerKey:
+                log.warning("broker publishes no CURVE key: not connecting (is zmq.curve off"
+                            " there?)", extra={"broker": broker["id"]})
+                self.gone.add(broker["id"])
+                continue
             self.links[link.id] = link
             link.start()
 
     def _lost(self, link: BrokerLink) -> None:
         self.links.pop(link.id, None)
-        self.gone.add(link.id)
-        if link.established:
+        if link.established:  # never the same registration again; else retried while live
+            self.gone.add(link.id)
             self.returned.clear()  # on_broker_lost drops every pending request
             self.on_broker_lost(link.id)
 
