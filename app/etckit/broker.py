@@ -472,7 +472,7 @@ class KeyKeeper:
                 await asyncio.wait_for(self.knock.wait(), self.interval)
             except TimeoutError:
                 pass
-            await asyncio.sleep(min(0.05, self.interval))  # at most ~20 reads a second
+            await asyncio.sleep(min(0.25, self.interval))  # at most ~4 reads a second
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
