@@ -25,3 +25,36 @@ def test_a_link_that_never_answered_is_tried_again_and_a_lost_one_is_not():
         assert "broker-b" in up.gone and lost == ["broker-b"]
     finally:
         up.ctx.term()
+
+
+async def test_a_link_survives_any_frames_from_its_broker(caplog):
+    """Malformed frames, and a reply whose handling fails, are logged (rate-limited) and the
+    link carries on."""
+    import zmq
+
+    from etckit.messaging.protocol import CLIENT, DISCONNECT, HEARTBEAT, REPLY
+    from etckit.wssvc.upstream import BrokerLink
+
+    replies = []
+
+    def on_reply(rid, body):
+        if rid == b"boom":
+            raise TypeError("a handler bug")
+        replies.append(rid)
+
+    ctx = zmq.Context()
+    link = BrokerLink(ctx, {"id": "b1", "endpoint": "tcp://127.0.0.1:1"}, interval=1.0,
+                      liveness=3, on_reply=on_reply, on_lost=lambda link: None,
+                      on_return=lambda link, rid, body: None)
+    try:
+        for frames in ([], [b"x"], [CLIENT], [CLIENT, b"\x09"], [CLIENT, HEARTBEAT, b"many"],
+                       [CLIENT, REPLY, b"1"], [CLIENT, DISCONNECT, b"x"],
+                       [CLIENT, REPLY, b"boom", b"{}"]):
+            link._on_frames(frames)
+        assert link.complain.total == 8 and not link.said_goodbye.is_set()
+        link._on_frames([CLIENT, REPLY, b"ok", b"{}"])
+        link._on_frames([CLIENT, HEARTBEAT, b"2"])
+        assert replies == [b"ok"] and link.workers == 2
+    finally:
+        link.sock.close()
+        ctx.term()

@@ -27,6 +27,7 @@ from typing import Any
 import zmq
 
 from ..messaging.curve import LinkSecurity
+from ..messaging.frames import Complaints
 from ..messaging.loop import LoopSocket
 from ..messaging.protocol import (
     CLIENT,
@@ -66,6 +67,7 @@ class BrokerLink:
         self.on_return = on_return
         self.established = False
         self.workers = 0  # as the broker's last heartbeat said
+        self.complain = Complaints(log)  # warnings about bad frames, rate-limited
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100000)
@@ -90,20 +92,29 @@ class BrokerLink:
         if not self.established:
             self.established = True
             log.info("broker link established", extra={"broker": self.id})
+        try:
+            self._dispatch(frames)
+        except Exception:  # a bad reply must not stop this link's reader
+            self.complain("failed to handle a message from a broker", exc_info=True,
+                          broker=self.id)
+
+    def _dispatch(self, frames: list[bytes]) -> None:
         if len(frames) < 2 or frames[0] != CLIENT:
-            log.warning("malformed frames from a broker, ignored")
+            self.complain("malformed frames from a broker, ignored", broker=self.id)
         elif frames[1] == REPLY and len(frames) >= 4:
             self.on_reply(frames[2], frames[3:])
         elif frames[1] == HEARTBEAT and len(frames) == 3:
             try:
                 self.workers = int(frames[2])
             except ValueError:
-                log.warning("malformed heartbeat from a broker, ignored")
+                self.complain("malformed heartbeat from a broker, ignored", broker=self.id)
         elif frames[1] == RETURN and len(frames) >= 4:
             self.workers = 0  # it has none, whatever its last heartbeat said
             self.on_return(self, frames[2], frames[3:])
-        elif frames[1] == DISCONNECT:
+        elif frames[1] == DISCONNECT and len(frames) == 2:
             self.said_goodbye.set()
+        else:
+            self.complain("unexpected frames from a broker, ignored", broker=self.id)
 
     async def _run(self) -> None:
         """Heartbeat the broker; end when it is silent for the liveness window or says bye."""
