@@ -4,9 +4,10 @@
 
 Prints, for a no-op request (``echo``) through browser websocket → wssvc → broker → worker →
 back: round-trip p50 and p99 (one client, sequential) and round trips per second (N concurrent
-clients); the same figures for (a) a bare websocket echo on the same Hypercorn setup and (b) a
-bare pyzmq DEALER→ROUTER echo; the ratios; and the resident memory of one wssvc holding
---sockets open websockets. Everything runs on loopback and stops by itself.
+clients), with CURVE on the ZeroMQ links (the default) and with it off, and their ratio; the
+same figures for (a) a bare websocket echo on the same Hypercorn setup and (b) a bare pyzmq
+DEALER→ROUTER echo; the ratios; and the resident memory of one wssvc holding --sockets open
+websockets. Everything runs on loopback and stops by itself.
 """
 
 from __future__ import annotations
@@ -233,6 +234,23 @@ async def bench_sockets(chain: Chain, n: int) -> dict:
             "last_one_answers": ok}
 
 
+async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, dict | None]:
+    """The chain's figures with zmq.curve on or off (and, once, the many-sockets figure)."""
+    os.mkdir(tmp)
+    chain = Chain(tmp, heartbeat__interval="1", heartbeat__registry_interval="2",
+                  heartbeat__registry_liveness="10", log__level="warning",
+                  wssvc__ping_interval="60", zmq__curve=curve)
+    chain.start_all(workers=args.workers)
+    try:
+        wait_for(lambda: chain.health().get("brokers") == 1, what="broker")
+        await asyncio.sleep(1.0)
+        figures = await bench_chain(chain, args)
+        many = await bench_sockets(chain, args.sockets) if sockets else None
+    finally:
+        chain.stop()
+    return figures, many
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -251,17 +269,12 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="etckit-bench-") as tmp:
         tmpdir = Path(tmp)
-        chain = Chain(tmpdir, heartbeat__interval="1", heartbeat__registry_interval="2",
-                      heartbeat__registry_liveness="10", log__level="warning",
-                      wssvc__ping_interval="60")
-        chain.start_all(workers=args.workers)
-        try:
-            wait_for(lambda: chain.health().get("brokers") == 1, what="broker")
-            await asyncio.sleep(1.0)
-            results = {"chain": await bench_chain(chain, args)}
-            sockets = await bench_sockets(chain, args.sockets)
-        finally:
-            chain.stop()
+        results = {}
+        for key, curve in (("chain", "true"), ("chain_plain", "false")):
+            results[key], sockets_seen = await run_chain(args, tmpdir / key, curve,
+                                                         sockets=key == "chain")
+            if sockets_seen is not None:
+                sockets = sockets_seen
         results["ws_echo"] = await bench_ws_echo(args, tmpdir)
     results["zmq_echo"] = bench_zmq_echo(args)
 
@@ -269,12 +282,17 @@ async def main() -> None:
           f"{args.workers} workers, {args.seconds:.0f} s per throughput run, "
           f"websocket compression {args.compression or 'off'}")
     print(f"{'path':<34}{'p50 ms':>9}{'p99 ms':>9}{'round trips/s':>15}")
-    names = {"chain": "chain (ws→wssvc→broker→worker)", "ws_echo": "(a) bare websocket echo",
+    names = {"chain": "chain (ws→wssvc→broker→worker)",
+             "chain_plain": "the same, CURVE off",
+             "ws_echo": "(a) bare websocket echo",
              "zmq_echo": "(b) bare pyzmq DEALER→ROUTER"}
     for key, name in names.items():
         r = results[key]
         print(f"{name:<34}{r['p50']:>9.3f}{r['p99']:>9.3f}{r['rps']:>15.0f}")
     c, a, b = results["chain"], results["ws_echo"], results["zmq_echo"]
+    plain = results["chain_plain"]
+    print(f"ratio CURVE on/off: p50 {c['p50'] / plain['p50']:.2f}x, "
+          f"p99 {c['p99'] / plain['p99']:.2f}x, throughput {c['rps'] / plain['rps']:.2f}x")
     print(f"ratio chain/ws_echo: p50 {c['p50'] / a['p50']:.2f}x (target <= 3x), "
           f"p99 {c['p99'] / a['p99']:.2f}x, throughput {c['rps'] / a['rps']:.2f}x")
     print(f"ratio chain/zmq_echo: p50 {c['p50'] / b['p50']:.2f}x, "

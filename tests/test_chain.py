@@ -140,6 +140,7 @@ async def test_tickets_and_origins_are_checked(chain):
 
 async def test_killed_worker_fails_its_request_and_the_next_one_succeeds(chain):
     alice = await chain.connect()
+    wait_for(lambda: '"worker ready"' in chain.broker.output(), what="the worker joined")
     slow = asyncio.create_task(alice.request("test.sleep", seconds=10, timeout=15))
     await asyncio.sleep(0.5)
     os.kill(chain.workers[0].pid, signal.SIGKILL)

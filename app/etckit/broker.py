@@ -2,10 +2,14 @@
 
 State is three plain collections, as in zguide's Majordomo broker: ``workers`` (every worker
 that said READY, with its expiry and the job it holds), ``idle`` (free workers, least recently
-used first) and ``waiting`` (requests queued while no worker is free, bounded). Requests that
-have waited while the broker had no worker at all for the liveness window go back to their wssvc
-(RETURN), which sends them to a broker of the pool that has workers. The ZeroMQ loop
-is synchronous and runs in its own thread; the asyncio side only keeps the registry entry fresh.
+used first) and ``waiting`` (requests queued while no worker is free: one queue per user, the
+users served in turn, bounded in total and per user). Requests that have waited while the broker
+had no worker at all for the liveness window go back to their wssvc (RETURN), which sends them
+to a broker of the pool that has workers. Every message is checked before it is acted on; a
+malformed one is logged (rate-limited) and dropped.
+
+The ZeroMQ loop is synchronous and runs in its own thread, with the CURVE gatekeeper's ZAP
+socket; the asyncio side keeps the registry entry fresh and reads the keys to admit.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import zmq
 
 from .config import Config
 from .lifecycle import Fatal, wait_first
+from .messaging.curve import BACKEND, FRONTEND, Gatekeeper, LinkSecurity, public_keys
+from .messaging.frames import Complaints, FrameError, check_hello, check_rid, request_user
 from .messaging.protocol import (
     CLIENT,
+    COMMAND_NAMES,
     DISCONNECT,
     HEARTBEAT,
     READY,
@@ -33,38 +40,126 @@ from .messaging.protocol import (
     error_body,
 )
 from .registry import Registration, live
-from .storage import connect
+from .storage import Database, StorageError, connect
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024  # ZMQ_MAXMSGSIZE when no LinkSecurity is given (tests)
+
+
+@dataclass
+class Job:
+    client: bytes  # the wssvc's routing id
+    rid: bytes
+    body: list[bytes]
+    user: str
+    since: float  # when it was queued
 
 
 @dataclass
 class WorkerState:
     identity: bytes
     expiry: float
-    job: tuple[bytes, bytes] | None = None  # (client routing id, request id)
+    job: Job | None = None
+    started: float = 0.0  # when it was given its job
     leaving: bool = False  # said DISCONNECT while holding a job: goes once it replies
+
+
+class FairQueue:
+    """Requests waiting for a worker: one FIFO per user, and the users in turn (round-robin
+    over the users with waiting requests), so a user with a thousand queued requests delays
+    another user's request by about one request per worker."""
+
+    def __init__(self, limit: int, per_user: int) -> None:
+        self.limit = limit
+        self.per_user = per_user
+        self.queues: dict[str, deque[Job]] = {}
+        self.turns: deque[str] = deque()  # users with waiting requests, next served first
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def waiting(self, user: str) -> int:
+        queue = self.queues.get(user)
+        return len(queue) if queue else 0
+
+    def refusal(self, user: str) -> str | None:
+        """"busy" (the queue is full), "rate_limited" (this user's share is), or None."""
+        if self.size >= self.limit:
+            return "busy"
+        if self.waiting(user) >= self.per_user:
+            return "rate_limited"
+        return None
+
+    def push(self, job: Job, *, first: bool = False) -> None:
+        """Queue a job; first: at the head of its user's queue, and that user served next
+        (a job taken back because its worker was unreachable)."""
+        queue = self.queues.get(job.user)
+        if queue is None:
+            queue = self.queues[job.user] = deque()
+            self.turns.append(job.user)
+        if first:
+            queue.appendleft(job)
+            self.turns.remove(job.user)
+            self.turns.appendleft(job.user)
+        else:
+            queue.append(job)
+        self.size += 1
+
+    def pop(self) -> Job | None:
+        """The oldest request of the user whose turn it is."""
+        if not self.turns:
+            return None
+        user = self.turns.popleft()
+        queue = self.queues[user]
+        job = queue.popleft()
+        if queue:
+            self.turns.append(user)
+        else:
+            del self.queues[user]
+        self.size -= 1
+        return job
+
+    def pop_older(self, cutoff: float) -> list[Job]:
+        """Every request queued at or before cutoff, oldest first."""
+        old: list[Job] = []
+        for user in list(self.turns):
+            queue = self.queues[user]
+            while queue and queue[0].since <= cutoff:
+                old.append(queue.popleft())
+            if not queue:
+                del self.queues[user]
+                self.turns.remove(user)
+        self.size -= len(old)
+        return sorted(old, key=lambda job: job.since)
 
 
 class Broker:
     def __init__(self, ctx: zmq.Context, *, interval: float, liveness: int,
-                 queue_limit: int) -> None:
+                 queue_limit: int, queue_per_user: int = 100,
+                 security: LinkSecurity | None = None) -> None:
         self.interval = interval
         self.liveness = liveness
-        self.queue_limit = queue_limit
+        self.security = security or LinkSecurity(keys=None, max_bytes=DEFAULT_MAX_BYTES)
+        # the ZAP handler is bound before any CURVE socket, so no handshake goes unchecked
+        self.gatekeeper = Gatekeeper(ctx) if self.security.keys else None
         self.frontend = ctx.socket(zmq.ROUTER)  # wssvc
         self.backend = ctx.socket(zmq.ROUTER)  # workers
-        for sock in (self.frontend, self.backend):
+        for sock, domain in ((self.frontend, FRONTEND), (self.backend, BACKEND)):
             sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.SNDHWM, 100000)
             sock.setsockopt(zmq.RCVHWM, 100000)
+            self.security.server(sock, domain)
         self.workers: dict[bytes, WorkerState] = {}
-        self.idle: deque[bytes] = deque()
-        self.waiting: deque[tuple[bytes, bytes, list[bytes], float]] = deque()  # ..., queued at
+        self.idle: deque[bytes] = deque()  # free workers, least recently used first
+        self.waiting = FairQueue(queue_limit, queue_per_user)
         self.clients: dict[bytes, float] = {}  # wssvc routing id -> expiry
         self.unstaffed_since: float | None = time.monotonic()  # no worker since then
         self.handled = 0
+        self.service_time = 0.05  # seconds a request takes, a moving average (retry_after)
+        self.complain = Complaints(log)
 
     def bind(self, host: str, frontend_port: int, backend_port: int) -> tuple[int, int]:
         ports = []
@@ -104,69 +199,97 @@ class Broker:
     # -- one protocol step per method ---------------------------------------------------
 
     def on_client(self, frames: list[bytes]) -> None:
-        client = frames[0]
-        if len(frames) < 3 or frames[1] != CLIENT:
-            log.warning("malformed frames from a wssvc, ignored", extra={"frames": len(frames)})
+        """Frames from a wssvc: checked (a malformed message is logged and dropped)."""
+        try:
+            command = _command(frames, CLIENT, CLIENT_FRAMES)
+            if command == REQUEST:
+                check_rid(frames[3])
+                user = request_user(frames[4])
+        except FrameError as exc:
+            self.complain(f"malformed frames from a wssvc, dropped: {exc}",
+                          peer=frames[0].hex() if frames else "")
             return
+        client = frames[0]
         self.clients[client] = time.monotonic() + self.expiry_span
-        command = frames[2]
-        if command == REQUEST and len(frames) == 6:
-            rid, body = frames[3], frames[4:]
-            if len(self.waiting) >= self.queue_limit:
-                self.reply_to_client(client, rid, error_body(
-                    "busy", "all workers are busy and the queue is full; try again shortly"))
-                return
-            self.waiting.append((client, rid, body, time.monotonic()))
-            self.dispatch()
+        if command == REQUEST:
+            self.on_request(Job(client, frames[3], frames[4:], user, time.monotonic()))
         elif command == DISCONNECT:
             self.clients.pop(client, None)
-        elif command != HEARTBEAT:
-            log.warning("unexpected command from a wssvc", extra={"command": command.hex()})
+
+    def on_request(self, job: Job) -> None:
+        refusal = self.waiting.refusal(job.user)
+        if refusal == "busy":
+            self.reply_to_client(job.client, job.rid, error_body(
+                "busy", "all workers are busy and the queue is full; try again shortly"))
+        elif refusal == "rate_limited":
+            turn = self.service_time * len(self.waiting.turns) / max(1, len(self.workers))
+            self.reply_to_client(job.client, job.rid, error_body(
+                "rate_limited", f"you already have {self.waiting.per_user} requests waiting "
+                "(broker.queue_per_user); wait for their replies",
+                retry_after=round(min(60.0, max(0.1, turn)), 2)))
+        else:
+            self.waiting.push(job)
+            self.dispatch()
 
     def on_worker(self, frames: list[bytes]) -> None:
-        identity = frames[0]
-        if len(frames) < 3 or frames[1] != WORKER:
-            log.warning("malformed frames from a worker, ignored", extra={"frames": len(frames)})
+        """Frames from a worker: checked (a malformed message is logged and dropped)."""
+        try:
+            command = _command(frames, WORKER, WORKER_FRAMES)
+            if command == READY:
+                check_hello(frames[3])
+        except FrameError as exc:
+            self.complain(f"malformed frames from a worker, dropped: {exc}",
+                          peer=frames[0].hex() if frames else "")
             return
-        command = frames[2]
+        identity = frames[0]
         worker = self.workers.get(identity)
         if command == READY:
-            if worker is not None:  # a READY from a known worker: it restarted its session
-                self.drop_worker(worker, "worker said READY again")
-            self.workers[identity] = WorkerState(identity, time.monotonic() + self.expiry_span)
-            self.idle.append(identity)
-            self.unstaffed_since = None
-            log.info("worker ready", extra={"worker": identity.hex(), "workers": len(self.workers)})
-            self.dispatch()
-            return
-        if worker is None:  # we don't know it (we restarted): ask it to start over
+            self.on_ready(identity, worker)
+        elif worker is None:  # we don't know it (we restarted): ask it to start over
             self._send(self.backend, [identity, WORKER, DISCONNECT])
+        else:
+            worker.expiry = time.monotonic() + self.expiry_span
+            if command == REPLY:
+                self.on_reply(worker, frames[3], frames[4], frames[5:])
+            elif command == DISCONNECT:
+                self.on_leaving(worker)
+
+    def on_ready(self, identity: bytes, worker: WorkerState | None) -> None:
+        if worker is not None:  # a READY from a known worker: it restarted its session
+            self.drop_worker(worker, "worker said READY again")
+        self.workers[identity] = WorkerState(identity, time.monotonic() + self.expiry_span)
+        self.idle.append(identity)
+        self.unstaffed_since = None
+        log.info("worker ready", extra={"worker": identity.hex(), "workers": len(self.workers)})
+        self.dispatch()
+
+    def on_reply(self, worker: WorkerState, client: bytes, rid: bytes,
+                 body: list[bytes]) -> None:
+        job = worker.job
+        if job is None or (job.client, job.rid) != (client, rid):
+            self.complain("reply for a request the worker did not hold",
+                          worker=worker.identity.hex())
             return
-        worker.expiry = time.monotonic() + self.expiry_span
-        if command == REPLY and len(frames) >= 6:
-            client, rid, body = frames[3], frames[4], frames[5:]
-            if worker.job is not None and worker.job == (client, rid):
-                worker.job = None
-                self.handled += 1
-                self.reply_to_client(client, rid, body)
-                if worker.leaving:
-                    self.drop_worker(worker, "worker left after its request")
-                    self._send(self.backend, [identity, WORKER, DISCONNECT])
-                else:
-                    self.idle.append(identity)
-                    self.dispatch()
-            else:
-                log.warning("reply for a request the worker did not hold", extra={
-                    "worker": identity.hex()})
-        elif command == DISCONNECT:  # it is stopping: let it finish its job, then acknowledge
-            if worker.job is None:
-                self.drop_worker(worker, "worker disconnected")
-                self._send(self.backend, [identity, WORKER, DISCONNECT])
-            elif not worker.leaving:
-                worker.leaving = True
-                log.info("worker leaving after its request", extra={"worker": identity.hex()})
-        elif command != HEARTBEAT:
-            log.warning("unexpected command from a worker", extra={"command": command.hex()})
+        worker.job = None
+        self.handled += 1
+        took = time.monotonic() - worker.started
+        self.service_time += (took - self.service_time) * 0.1
+        self.reply_to_client(client, rid, body)
+        if worker.leaving:
+            self.drop_worker(worker, "worker left after its request")
+            self._send(self.backend, [worker.identity, WORKER, DISCONNECT])
+        else:
+            self.idle.append(worker.identity)
+            self.dispatch()
+
+    def on_leaving(self, worker: WorkerState) -> None:
+        """It is stopping: let it finish its job, then acknowledge."""
+        if worker.job is None:
+            self.drop_worker(worker, "worker disconnected")
+            self._send(self.backend, [worker.identity, WORKER, DISCONNECT])
+        elif not worker.leaving:
+            worker.leaving = True
+            log.info("worker leaving after its request", extra={"worker": worker.identity.hex()})
 
     def dispatch(self) -> None:
         while self.idle and self.waiting:
@@ -174,11 +297,14 @@ class Broker:
             worker = self.workers.get(identity)
             if worker is None:
                 continue
-            client, rid, body, since = self.waiting.popleft()
-            if self._send(self.backend, [identity, WORKER, REQUEST, client, rid, *body]):
-                worker.job = (client, rid)
+            job = self.waiting.pop()
+            assert job is not None
+            if self._send(self.backend, [identity, WORKER, REQUEST, job.client, job.rid,
+                                         *job.body]):
+                worker.job = job
+                worker.started = time.monotonic()
             else:
-                self.waiting.appendleft((client, rid, body, since))
+                self.waiting.push(job, first=True)
                 self.drop_worker(worker, "worker unreachable")
 
     def drop_worker(self, worker: WorkerState, why: str) -> None:
@@ -188,8 +314,7 @@ class Broker:
         except ValueError:
             pass
         if worker.job is not None:
-            client, rid = worker.job
-            self.reply_to_client(client, rid, error_body(
+            self.reply_to_client(worker.job.client, worker.job.rid, error_body(
                 "worker_lost", "the worker handling this request stopped; please retry"))
         if not self.workers and self.unstaffed_since is None:
             self.unstaffed_since = time.monotonic()
@@ -216,20 +341,36 @@ class Broker:
         """No worker for the liveness window (they died, or joined another broker): hand the
         requests queued for that long back to their wssvc instead of holding them."""
         returned = 0
-        while self.waiting and self.waiting[0][3] <= queued_before:
-            client, rid, body, _ = self.waiting.popleft()
-            returned += self._send(self.frontend, [client, CLIENT, RETURN, rid, *body])
+        for job in self.waiting.pop_older(queued_before):
+            returned += self._send(self.frontend, [job.client, CLIENT, RETURN, job.rid,
+                                                   *job.body])
         if returned:
             log.warning("no worker: requests returned to wssvc", extra={"returned": returned})
+
+    def on_zap(self, frames: list[bytes]) -> None:
+        assert self.gatekeeper is not None
+        answer = self.gatekeeper.on_request(frames)
+        if answer is not None:
+            self.gatekeeper.sock.send_multipart(answer)
 
     def loop(self, stop: threading.Event) -> None:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self.backend, zmq.POLLIN)
+        gate = self.gatekeeper
+        if gate is not None:
+            poller.register(gate.sock, zmq.POLLIN)
         next_beat = time.monotonic() + self.interval
         while not stop.is_set():
-            timeout = max(0.0, next_beat - time.monotonic())
-            events = dict(poller.poll(min(timeout, 0.25) * 1000))
+            # a parked ZAP request is answered as soon as a registry read covers it
+            most = 0.02 if gate is not None and gate.parked else 0.25
+            timeout = max(0.0, min(next_beat - time.monotonic(), most))
+            events = dict(poller.poll(timeout * 1000))
+            if gate is not None:
+                if gate.sock in events:
+                    self._drain(gate.sock, self.on_zap)
+                for answer in gate.settle():
+                    gate.sock.send_multipart(answer)
             if self.backend in events:
                 self._drain(self.backend, self.on_worker)
             if self.frontend in events:
@@ -242,18 +383,39 @@ class Broker:
         for client in list(self.clients):
             self._send(self.frontend, [client, CLIENT, DISCONNECT])
 
-    @staticmethod
-    def _drain(sock: zmq.Socket, handle, limit: int = 1000) -> None:
+    def _drain(self, sock: zmq.Socket, handle, limit: int = 1000) -> None:
         for _ in range(limit):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            handle(frames)
+            try:
+                handle(frames)
+            except Exception:  # a bug must not take the broker down: log it, carry on
+                self.complain("failed to handle a message", exc_info=True)
 
     def close(self) -> None:
         self.frontend.close(0)
         self.backend.close(0)
+        if self.gatekeeper is not None:
+            self.gatekeeper.close()
+
+
+CLIENT_FRAMES = {REQUEST: 6, HEARTBEAT: 3, DISCONNECT: 3}  # frames, routing id included
+WORKER_FRAMES = {READY: 4, REPLY: -6, HEARTBEAT: 3, DISCONNECT: 3}  # -n: at least n
+
+
+def _command(frames: list[bytes], header: bytes, counts: dict[bytes, int]) -> bytes:
+    """The command of a message whose header and frame count are right, else FrameError."""
+    if len(frames) < 3 or frames[1] != header:
+        raise FrameError(f"expected {header.decode()} and a command")
+    command = frames[2]
+    want = counts.get(command)
+    if want is None:
+        raise FrameError(f"unexpected command {command[:8].hex()}")
+    if (want > 0 and len(frames) != want) or (want < 0 and len(frames) < -want):
+        raise FrameError(f"{COMMAND_NAMES[command]} with {len(frames) - 1} frames")
+    return command
 
 
 async def choose_pool(cfg: Config, db, stop: asyncio.Event) -> str | None:
@@ -277,26 +439,72 @@ async def choose_pool(cfg: Config, db, stop: asyncio.Event) -> str | None:
     return None
 
 
+class KeyKeeper:
+    """Reads, every registry interval and whenever an unknown key knocks, the public keys the
+    gatekeeper admits: the live wssvc of the broker's pool (frontend) and the live workers of
+    the cluster (backend, since workers choose their broker)."""
+
+    def __init__(self, db: Database, gate: Gatekeeper, pool: str, *, interval: float,
+                 liveness: float) -> None:
+        self.db = db
+        self.gate = gate
+        self.pool = pool
+        self.interval = interval
+        self.liveness = liveness
+        self.knock = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        gate.wake = lambda: loop.call_soon_threadsafe(self.knock.set)
+
+    async def read(self) -> None:
+        upto = self.gate.seq  # the ZAP requests parked before this read began
+        wssvc = await live(self.db, "wssvc", self.liveness, pool=self.pool)
+        workers = await live(self.db, "worker", self.liveness)
+        self.gate.admit({FRONTEND: public_keys(wssvc), BACKEND: public_keys(workers)}, upto)
+
+    async def run(self) -> None:
+        while True:
+            self.knock.clear()
+            try:
+                await self.read()
+            except StorageError as exc:  # the registration notices a lasting outage
+                log.warning("cannot read the keys to admit: %s", exc)
+            try:
+                await asyncio.wait_for(self.knock.wait(), self.interval)
+            except TimeoutError:
+                pass
+            await asyncio.sleep(min(0.25, self.interval))  # at most ~4 reads a second
+
+
 async def run(cfg: Config, stop: asyncio.Event) -> int:
     db = await connect(cfg)
     ctx = zmq.Context()
     broker = Broker(ctx, interval=cfg.heartbeat.interval, liveness=cfg.heartbeat.liveness,
-                    queue_limit=cfg.broker.queue_limit)
+                    queue_limit=cfg.broker.queue_limit, queue_per_user=cfg.broker.queue_per_user,
+                    security=LinkSecurity.from_config(cfg, "broker"))
     reg: Registration | None = None
+    tasks: list[asyncio.Task] = []
     try:
         front, back = broker.bind(cfg.broker.host, cfg.broker.frontend_port,
                                   cfg.broker.backend_port)
         pool = await choose_pool(cfg, db, stop)
         if pool is None:
             return 0
+        if broker.gatekeeper is not None:  # know the keys before anyone knows this broker
+            keeper = KeyKeeper(db, broker.gatekeeper, pool,
+                               interval=cfg.heartbeat.registry_interval,
+                               liveness=cfg.heartbeat.registry_liveness)
+            await keeper.read()
+            tasks.append(asyncio.create_task(keeper.run(), name="broker-keys"))
         host = cfg.broker.advertise_host or cfg.broker.host
         reg = Registration(db, "broker", pool=pool, endpoint=f"tcp://{host}:{front}",
                            extra={"backend": f"tcp://{host}:{back}"},
+                           publish=broker.security.published,
                            interval=cfg.heartbeat.registry_interval,
                            liveness=cfg.heartbeat.registry_liveness,
                            load=lambda: len(broker.workers))
         await reg.start()
-        log.info("serving", extra={"pool": pool, "frontend": front, "backend": back})
+        log.info("serving", extra={"pool": pool, "frontend": front, "backend": back,
+                                   "curve": broker.gatekeeper is not None})
         halt = threading.Event()
         loop_task = asyncio.create_task(asyncio.to_thread(broker.loop, halt))
         stopper = asyncio.create_task(wait_first(stop, reg.lost))
@@ -307,6 +515,9 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         if reg.lost.is_set():
             raise Fatal("the database (service registry) is unreachable")
     finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if reg is not None:
             await reg.stop()
         broker.close()

@@ -62,6 +62,10 @@ def _port(v: int) -> str | None:
 
 PORT = _port
 
+
+def _max_frame(v: int) -> str | None:
+    return None if v == 0 or 65536 <= v <= 1 << 31 else "must be 0 (auto) or 65536..2^31"
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "database": {
         "url": Key(str, "sqlite:///var/etckit.db", _db_url, "where everything is stored"),
@@ -105,6 +109,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "backend_port": Key(int, 0, PORT, "port for workers (0: any free port)"),
         "pool": Key(str, "", None, "pool served (empty: the wssvc pool with fewest brokers)"),
         "queue_limit": Key(int, 1000, _range(1, 1000000), "requests waiting for a worker"),
+        "queue_per_user": Key(int, 100, _range(1, 1000000),
+                              "requests one user may have waiting (rate_limited above)"),
     },
     "worker": {
         "pool": Key(str, "", None, "pool joined (empty: the pool with the fewest workers)"),
@@ -168,6 +174,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "scopes": Key(list, ["openid", "profile", "email"], None, "scopes requested"),
         "registration_url": Key(str, "", None, "shows a Create account button when set"),
         "ca_file": Key(str, "", None, "CA bundle to trust for the provider (empty: system)"),
+    },
+    "zmq": {
+        "curve": Key(bool, True, None, "encrypt and authenticate every ZeroMQ link (CURVE)"),
+        "key_dir": Key(str, "var/keys", None,
+                       "directory of this host's CURVE key files (made on first start, 0600)"),
+        "key_name": Key(str, "", None,
+                        "key file name: KEY_DIR/NAME.secret and NAME.public (empty: program)"),
+        "max_message_bytes": Key(int, 0, _max_frame,
+                                 "largest ZeroMQ frame accepted, else the link is cut "
+                                 "(0: 16 x wssvc.max_message_bytes)"),
     },
     "dev": {
         "var_dir": Key(str, "var", None, "where etckit dev keeps its database and config"),

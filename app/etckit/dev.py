@@ -21,6 +21,7 @@ from pathlib import Path
 from . import log as logsetup
 from .auth.keys import make_keypair
 from .config import Config, load
+from .messaging.curve import CurveKeyError, keypair
 from .storage import StorageError, connect, upgrade
 
 log = logging.getLogger("etckit.dev")
@@ -46,6 +47,7 @@ class Child:
     restarts: int = 0
     backoff: float = RESTART_MIN
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's
 
 
 def dev_environment(cfg: Config, port: int | None) -> dict[str, str]:
@@ -65,6 +67,8 @@ def dev_environment(cfg: Config, port: int | None) -> dict[str, str]:
             secret_file.chmod(0o600)
         env["ETCKIT_AUTH__SESSION_SECRET"] = secret_file.read_text().strip()
     env.update(ticket_key_environment(cfg, var))
+    if cfg.zmq.curve and cfg.zmq.key_dir == "var/keys":  # the default: keep it under var_dir
+        env["ETCKIT_ZMQ__KEY_DIR"] = str(var / "keys")
     if port is not None:
         env["ETCKIT_MAIN_SERVER__PORT"] = str(port)
         env["ETCKIT_MAIN_SERVER__PUBLIC_URL"] = f"http://127.0.0.1:{port}"
@@ -84,6 +88,17 @@ def ticket_key_environment(cfg: Config, var: Path) -> dict[str, str]:
             "ETCKIT_AUTH__TICKET_PUBLIC_KEY": str(public)}
 
 
+def make_keys(cfg: Config, children: list[Child]) -> None:
+    """A CURVE keypair per child that speaks ZeroMQ, under zmq.key_dir (var/keys): made on the
+    first run (secret keys 0600), kept afterwards; each child is told its key's name."""
+    if not cfg.zmq.curve:
+        return
+    for child in children:
+        if child.name != "main-server":
+            keypair(cfg.zmq.key_dir, child.name)
+            child.env["ETCKIT_ZMQ__KEY_NAME"] = child.name
+
+
 class Supervisor:
     def __init__(self, children: list[Child], env: dict[str, str]) -> None:
         self.children = children
@@ -92,7 +107,7 @@ class Supervisor:
 
     async def _start(self, child: Child) -> None:
         child.proc = await asyncio.create_subprocess_exec(
-            *child.argv, env=self.env, preexec_fn=_die_with_parent,
+            *child.argv, env={**self.env, **child.env}, preexec_fn=_die_with_parent,
         )
         child.started = time.monotonic()
         log.info("child started", extra={"child": child.name, "pid": child.proc.pid})
@@ -149,6 +164,11 @@ def run_dev(cfg: Config, config_path: str | None, port: int | None = None) -> in
                 Child("broker", [*base, "broker", *conf])]
     children += [Child(f"worker-{i + 1}", [*base, "worker", *conf])
                  for i in range(cfg.dev.workers)]
+    try:
+        make_keys(child_cfg, children)
+    except CurveKeyError as exc:
+        log.error("cannot make the CURVE keys: %s", exc)
+        return 1
 
     async def main() -> int:
         try:

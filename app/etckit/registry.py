@@ -26,7 +26,8 @@ class Registration:
     def __init__(self, db: Database, kind: str, *, pool: str = "", endpoint: str = "",
                  host: str | None = None, extra: dict[str, Any] | None = None,
                  interval: float = 2.0, liveness: float = 10.0,
-                 load: Callable[[], int] | None = None) -> None:
+                 load: Callable[[], int] | None = None,
+                 publish: dict[str, Any] | None = None) -> None:
         self.db = db
         self.kind = kind
         self.id = f"{kind}-{uuid.uuid4().hex[:12]}"
@@ -34,6 +35,7 @@ class Registration:
         self.endpoint = endpoint
         self.host = host or socket.gethostname()
         self.extra = extra or {}
+        self.published = publish or {}  # always in extra, whatever the program sets there
         self.interval = interval
         self.liveness = liveness
         self.load = load or (lambda: 0)
@@ -58,16 +60,19 @@ class Registration:
                 " version, started_at, heartbeat_at) VALUES (:id, :kind, :host, :pid, :pool,"
                 " :endpoint, :extra, :load, :version, :now, :now)",
                 {"id": self.id, "kind": self.kind, "host": self.host, "pid": os.getpid(),
-                 "pool": self.pool, "endpoint": self.endpoint, "extra": json.dumps(self.extra),
+                 "pool": self.pool, "endpoint": self.endpoint, "extra": self._extra(),
                  "load": self.load(), "version": __version__, "now": now},
             )
+
+    def _extra(self) -> str:
+        return json.dumps({**self.extra, **self.published})
 
     async def beat(self) -> None:
         n = await self.db.execute(
             "UPDATE services SET heartbeat_at = :now, load = :load, pool = :pool,"
             " extra = :extra WHERE id = :id",
             {"now": time.time(), "load": self.load(), "pool": self.pool,
-             "extra": json.dumps(self.extra), "id": self.id},
+             "extra": self._extra(), "id": self.id},
         )
         if n == 0:  # swept by someone while we were stalled: come back
             await self._insert()

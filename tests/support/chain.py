@@ -46,7 +46,8 @@ class Chain:
         self._lock = threading.Lock()
         self.settings = {**FAST, "database__url": self.db_url, **secret,
                          "wssvc__port": str(self.port), "wssvc__pool": self.pool,
-                         "worker__diagnostics": "true", **settings}
+                         "worker__diagnostics": "true", "zmq__key_dir": str(tmp / "keys"),
+                         **settings}
         self.procs: list[Proc] = []
         self._n = 0
         subprocess.run(etckit_argv("db", "upgrade"), env=self.env(), check=True,
@@ -57,6 +58,7 @@ class Chain:
 
     def start(self, program: str, **extra: str) -> Proc:
         self._n += 1
+        extra = {"zmq__key_name": f"{program}-{self._n}", **extra}  # a keypair per instance
         proc = Proc(f"{program}-{self._n}", etckit_argv(program), self.env(**extra), self.tmp)
         self.procs.append(proc)
         return proc

@@ -45,9 +45,23 @@ def error_message(code: str, message: str, ref: Any = None) -> dict[str, Any]:
     return {"type": "error", "code": code, "message": message, "ref": ref}
 
 
-def error_body(code: str, message: str) -> list[bytes]:
-    """A REPLY body made by the broker or wssvc itself instead of a worker."""
-    return [dumps({"error": {"code": code, "message": message}})]
+def error_body(code: str, message: str, **fields: Any) -> list[bytes]:
+    """A REPLY body made by the broker or wssvc itself instead of a worker; fields such as
+    retry_after go to the browser with the error."""
+    return [dumps({"error": {"code": code, "message": message, **fields}})]
+
+
+ERROR_FIELDS = ("field", "retry_after", "limit", "value")  # what a broker's error may add
+
+
+def broker_error(error: Any, ref: Any) -> dict[str, Any]:
+    """The browser's error message for an error REPLY body made by a broker."""
+    if not isinstance(error, dict):
+        error = {}
+    message = error_message(str(error.get("code", "internal")),
+                            str(error.get("message", "the broker failed")), ref)
+    message.update({k: error[k] for k in ERROR_FIELDS if k in error})
+    return message
 
 
 def request_body(client: str, user: str, workbook: str | None, text: bytes) -> list[bytes]:

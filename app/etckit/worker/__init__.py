@@ -6,6 +6,7 @@ import asyncio
 
 from ..config import Config
 from ..lifecycle import Fatal, wait_first
+from ..messaging.curve import LinkSecurity
 from ..registry import Registration
 from ..storage import connect
 from . import contents, handlers  # noqa: F401  (registers the handlers)
@@ -18,7 +19,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     db = await connect(cfg)
     reg = Registration(db, "worker", pool=cfg.worker.pool,
                        interval=cfg.heartbeat.registry_interval,
-                       liveness=cfg.heartbeat.registry_liveness)
+                       liveness=cfg.heartbeat.registry_liveness,
+                       publish=LinkSecurity.from_config(cfg, "worker").published)
     await reg.start()
     halt = asyncio.Event()  # stop asked, or the registry lost
 

@@ -24,6 +24,7 @@ from typing import Any
 import zmq
 
 from ..config import Config
+from ..messaging import curve
 from ..messaging.loop import LoopSocket
 from ..messaging.protocol import (
     DISCONNECT,
@@ -203,7 +204,7 @@ class Worker:
         endpoint = broker["extra"]["backend"]
         raw = self.ctx.socket(zmq.DEALER)
         raw.setsockopt(zmq.LINGER, 0)
-        raw.connect(endpoint)
+        curve.connect_client(raw, self.cfg, "worker", broker, endpoint)
         self.reg.extra = {"broker": broker["id"], "endpoint": endpoint}
         log.info("joining broker", extra={"broker": broker["id"], "endpoint": endpoint,
                                           "pool": broker["pool"]})

@@ -28,7 +28,15 @@ from ..auth import keys, tickets
 from ..config import Config
 from ..http import serve_app
 from ..lifecycle import Fatal, wait_first
-from ..messaging.protocol import ProtocolError, dumps, error_message, loads, request_body
+from ..messaging.curve import LinkSecurity
+from ..messaging.protocol import (
+    ProtocolError,
+    broker_error,
+    dumps,
+    error_message,
+    loads,
+    request_body,
+)
 from ..messaging.types import ID_MAX, LOCAL_TYPES, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database, connect
@@ -71,7 +79,8 @@ class Service:
             db, pool, interval=cfg.heartbeat.interval, liveness=cfg.heartbeat.liveness,
             registry_interval=cfg.heartbeat.registry_interval,
             registry_liveness=cfg.heartbeat.registry_liveness,
-            on_reply=self.on_reply, on_broker_lost=self.on_broker_lost)
+            on_reply=self.on_reply, on_broker_lost=self.on_broker_lost,
+            security=LinkSecurity.from_config(cfg, "wssvc"))
 
     # -- from the brokers ----------------------------------------------------------------
 
@@ -91,8 +100,7 @@ class Service:
             if entry is not None:
                 client = self.hub.clients.get(entry[0])
                 if client is not None:
-                    client.send(error_message(meta["error"]["code"],
-                                              meta["error"]["message"], entry[1]))
+                    client.send(broker_error(meta["error"], entry[1]))
             return
         self.hub.deliver(meta.get("to", []), body[1:])
 
@@ -346,7 +354,8 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     reg = Registration(db, "wssvc", pool=pool, endpoint=f"{scheme}://{cfg.wssvc.public_host}:{port}",
                        interval=cfg.heartbeat.registry_interval,
                        liveness=cfg.heartbeat.registry_liveness,
-                       load=lambda: len(service.hub))
+                       load=lambda: len(service.hub),
+                       publish=service.upstream.security.published)
     await reg.start()
     service.upstream.start()
 

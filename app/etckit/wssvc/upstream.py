@@ -7,6 +7,12 @@ through main_server. A link that never got an answer (a stale registry row) is d
 A request a broker RETURNs (it has had no worker for the liveness window) goes to another broker
 that has workers; while none has, it waits in a broker's queue again, up to MAX_RETURNS times,
 and is then answered with `no_worker`.
+
+Each link is a CURVE client (docs/protocol.md) when zmq.curve is on: the broker's public key
+comes from its registry row, and a broker that publishes none is not connected to. A link that
+never got an answer (among them one the broker's gatekeeper refused: libzmq does not retry a
+refused handshake) is dropped after the liveness window and made again at the next registry read
+while the broker is still registered.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from typing import Any
 
 import zmq
 
+from ..messaging.curve import LinkSecurity
+from ..messaging.frames import Complaints
 from ..messaging.loop import LoopSocket
 from ..messaging.protocol import (
     CLIENT,
@@ -37,13 +45,19 @@ log = logging.getLogger(__name__)
 
 OnReply = Callable[[bytes, list[bytes]], None]
 MAX_RETURNS = 10  # a request waits at most this many liveness windows for a worker
+PLAIN = LinkSecurity(keys=None, max_bytes=16 * 1024 * 1024)  # tests without a config
+
+
+class NoBrokerKey(Exception):
+    """CURVE is on and the broker's registry row publishes no public key."""
 
 
 class BrokerLink:
     def __init__(self, ctx: zmq.Context, broker: dict[str, Any], *, interval: float,
                  liveness: int, on_reply: OnReply,
                  on_lost: Callable[[BrokerLink], None],
-                 on_return: Callable[[BrokerLink, bytes, list[bytes]], None]) -> None:
+                 on_return: Callable[[BrokerLink, bytes, list[bytes]], None],
+                 security: LinkSecurity = PLAIN) -> None:
         self.id: str = broker["id"]
         self.endpoint: str = broker["endpoint"]
         self.interval = interval
@@ -53,10 +67,14 @@ class BrokerLink:
         self.on_return = on_return
         self.established = False
         self.workers = 0  # as the broker's last heartbeat said
+        self.complain = Complaints(log)  # warnings about bad frames, rate-limited
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.RCVHWM, 100000)
+        if not security.client(sock, broker):
+            sock.close(0)
+            raise NoBrokerKey(self.id)
         sock.connect(self.endpoint)
         self.sock = LoopSocket(sock, self._on_frames)
         self.last_heard = time.monotonic()
@@ -74,20 +92,29 @@ class BrokerLink:
         if not self.established:
             self.established = True
             log.info("broker link established", extra={"broker": self.id})
+        try:
+            self._dispatch(frames)
+        except Exception:  # a bad reply must not stop this link's reader
+            self.complain("failed to handle a message from a broker", exc_info=True,
+                          broker=self.id)
+
+    def _dispatch(self, frames: list[bytes]) -> None:
         if len(frames) < 2 or frames[0] != CLIENT:
-            log.warning("malformed frames from a broker, ignored")
+            self.complain("malformed frames from a broker, ignored", broker=self.id)
         elif frames[1] == REPLY and len(frames) >= 4:
             self.on_reply(frames[2], frames[3:])
         elif frames[1] == HEARTBEAT and len(frames) == 3:
             try:
                 self.workers = int(frames[2])
             except ValueError:
-                log.warning("malformed heartbeat from a broker, ignored")
+                self.complain("malformed heartbeat from a broker, ignored", broker=self.id)
         elif frames[1] == RETURN and len(frames) >= 4:
             self.workers = 0  # it has none, whatever its last heartbeat said
             self.on_return(self, frames[2], frames[3:])
-        elif frames[1] == DISCONNECT:
+        elif frames[1] == DISCONNECT and len(frames) == 2:
             self.said_goodbye.set()
+        else:
+            self.complain("unexpected frames from a broker, ignored", broker=self.id)
 
     async def _run(self) -> None:
         """Heartbeat the broker; end when it is silent for the liveness window or says bye."""
@@ -132,8 +159,10 @@ class Upstream:
 
     def __init__(self, db: Database, pool: str, *, interval: float, liveness: int,
                  registry_interval: float, registry_liveness: float, on_reply: OnReply,
-                 on_broker_lost: Callable[[str], None]) -> None:
+                 on_broker_lost: Callable[[str], None],
+                 security: LinkSecurity = PLAIN) -> None:
         self.db = db
+        self.security = security
         self.pool = pool
         self.interval = interval
         self.liveness = liveness
@@ -194,16 +223,23 @@ class Upstream:
                 continue
             log.info("broker found", extra={"broker": broker["id"],
                                             "endpoint": broker["endpoint"]})
-            link = BrokerLink(self.ctx, broker, interval=self.interval, liveness=self.liveness,
-                              on_reply=self._reply, on_lost=self._lost,
-                              on_return=self._returned)
+            try:
+                link = BrokerLink(self.ctx, broker, interval=self.interval,
+                                  liveness=self.liveness, on_reply=self._reply,
+                                  on_lost=self._lost, on_return=self._returned,
+                                  security=self.security)
+            except NoBrokerKey:
+                log.warning("broker publishes no CURVE key: not connecting (is zmq.curve off"
+                            " there?)", extra={"broker": broker["id"]})
+                self.gone.add(broker["id"])
+                continue
             self.links[link.id] = link
             link.start()
 
     def _lost(self, link: BrokerLink) -> None:
         self.links.pop(link.id, None)
-        self.gone.add(link.id)
-        if link.established:
+        if link.established:  # never the same registration again; else retried while live
+            self.gone.add(link.id)
             self.returned.clear()  # on_broker_lost drops every pending request
             self.on_broker_lost(link.id)
 
