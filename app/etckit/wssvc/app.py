@@ -255,10 +255,16 @@ class Service:
     async def _send_loop(self, ws, client: Client) -> None:
         while True:
             await ws.send(await client.queue.get())
+            client.queue.task_done()
 
     async def _receive_loop(self, ws, client: Client) -> None:
         bad = 0
         while True:
+            if client.queue.qsize() * 2 >= client.queue.maxsize:
+                # answers wssvc makes itself (errors, pongs, rate_limited) wait to be sent
+                # before the next message is read: a fast sender is slowed down by TCP, not
+                # closed as a slow reader (4001)
+                await client.queue.join()
             data = await ws.receive()
             client.last_seen = time.monotonic()
             try:
