@@ -182,6 +182,11 @@ def test_check_refuses_with_a_named_code(service, text, code, ref):
     json.dumps(bad.text, ensure_ascii=False).encode()  # the error itself encodes
 
 
+@pytest.mark.parametrize("frame", [b"", b"{}", None])  # Quart: None for an empty binary frame
+def test_binary_frames_are_refused_even_empty(service, frame):
+    assert _refused(service, frame).code == "binary_frame"
+
+
 def test_check_names_the_field_with_a_surrogate(service):
     bad = _refused(service, '{"id":1,"type":"echo","data":{"list":["a","\\udc80"]}}')
     assert "data.list[1]" in bad.text

@@ -54,6 +54,15 @@ async def test_deep_nesting_is_refused_and_the_connection_kept(chain, depth):
     await alice.close()
 
 
+async def test_an_empty_binary_frame_is_answered(chain):
+    alice = await chain.connect()  # Quart hands wssvc None for it: it closed the socket (1011)
+    await alice.send(b"")
+    error = await alice.recv()
+    assert (error["code"], error["ref"]) == ("binary_frame", None)
+    assert (await alice.request("echo", data=1))["data"] == 1
+    await alice.close()
+
+
 async def test_non_finite_numbers_are_not_json(chain):
     alice = await chain.connect()
     for number in ("NaN", "Infinity", "1e999"):

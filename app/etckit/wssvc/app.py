@@ -130,10 +130,10 @@ class Service:
 
     # -- from a browser ------------------------------------------------------------------
 
-    def check(self, data: str | bytes) -> dict[str, Any]:
+    def check(self, data: str | bytes | None) -> dict[str, Any]:
         """The message, or raise _Bad(code, text, ref). Nothing that passes can make a reader
         recurse too deep or fail to encode it (docs/protocol.md, "Errors")."""
-        if isinstance(data, bytes):
+        if data is None or isinstance(data, bytes):  # Quart gives None for an empty one
             raise _Bad("binary_frame", "binary frames are not accepted; send JSON text")
         limit = self.cfg.wssvc.max_message_bytes
         if len(data) > limit or (len(data) * 4 > limit and len(data.encode()) > limit):
