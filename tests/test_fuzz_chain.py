@@ -98,13 +98,15 @@ def _not_an_object_with_an_id(text: str) -> bool:
 # -- the generators -------------------------------------------------------------------------
 
 def strategies(ids: list[str], defaults: dict[str, Any]):
-    scalars = st.one_of(
+    small = st.one_of(
         st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20),
         st.sampled_from(NASTY_STRINGS), st.sampled_from(NASTY_NUMBERS), st.sampled_from(ids),
-        st.text(min_size=1, max_size=3).map(lambda s: s * 40_000),  # huge
     )
-    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=4), max_leaves=12)
+    huge = st.tuples(st.text(min_size=1, max_size=3), st.sampled_from([20_000, 400_000])).map(
+        lambda t: t[0] * t[1])  # up to 1.2 M characters: some messages are over the limit
+    scalars = st.integers(0, 200).flatmap(lambda n: huge if n == 0 else small)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=3), max_leaves=5)
 
     @st.composite
     def mutated_data(draw):
@@ -127,14 +129,14 @@ def strategies(ids: list[str], defaults: dict[str, Any]):
     def request(draw):
         """(message, deep): a JSON object; ``deep`` levels of arrays are appended as one more
         field when the text is written (json.dumps cannot write thousands of levels)."""
-        message = draw(st.dictionaries(st.sampled_from(FIELDS), values, max_size=5))
+        message = draw(st.dictionaries(st.sampled_from(FIELDS), values, max_size=4))
         message["type"] = draw(st.sampled_from(TYPES) | values.filter(lambda v: v != "pong"))
-        if draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(0, 4)) == 0:
             message["data"] = draw(mutated_data())
         message.pop("id", None)
-        bad_id = draw(st.sampled_from([None, None, None, None, None, None, "absent", [],
-                                       True, 1.5, "x" * 65, "\ud83d", {"a": 1}, 10**70]))
-        deep = draw(st.sampled_from([0] * 12 + [DEPTH - 2, DEPTH, 1_000, 5_000]))
+        bad_id = draw(st.sampled_from([None] * 40 + ["absent", [], True, 1.5, "x" * 65,
+                                                     "\ud83d", {"a": 1}, 10**70]))
+        deep = draw(st.sampled_from([0] * 30 + [DEPTH - 2, DEPTH, 1_000, 5_000]))
         return message, bad_id, deep
 
     garbage = st.one_of(
@@ -256,9 +258,12 @@ def test_ten_thousand_hostile_messages_break_nothing(tmp_path, loop):
         @st.composite
         def item(draw):
             who = draw(st.integers(0, 2))
-            if draw(st.integers(0, 4)) == 0:
+            if draw(st.integers(0, 9)) == 0:
                 return Sent(who, draw(garbage), None)
-            return _request_item(fuzzer, who, draw(requests), draw(st.booleans()))
+            sent = _request_item(fuzzer, who, draw(requests), draw(st.booleans()))
+            if len(sent.text) > 3 * MAX_BYTES:  # Hypercorn closes with 1009: test_wssvc_edge
+                return Sent(who, "x" * (MAX_BYTES + 1), None)
+            return sent
 
         @settings(max_examples=MESSAGES // BATCH + 20, deadline=None, database=None,
                   phases=[Phase.explicit, Phase.generate], derandomize=False,
