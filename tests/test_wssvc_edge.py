@@ -187,6 +187,11 @@ def test_binary_frames_are_refused_even_empty(service, frame):
     assert _refused(service, frame).code == "binary_frame"
 
 
+def test_raw_surrogates_are_refused_too(service):  # wsproto never hands one over; still
+    text = '{"id":1,"type":"echo","data":"' + "\udc80" * 6000 + '"}'
+    assert _refused(service, text).code == "bad_unicode"
+
+
 def test_check_names_the_field_with_a_surrogate(service):
     bad = _refused(service, '{"id":1,"type":"echo","data":{"list":["a","\\udc80"]}}')
     assert "data.list[1]" in bad.text

@@ -136,7 +136,8 @@ class Service:
         if data is None or isinstance(data, bytes):  # Quart gives None for an empty one
             raise _Bad("binary_frame", "binary frames are not accepted; send JSON text")
         limit = self.cfg.wssvc.max_message_bytes
-        if len(data) > limit or (len(data) * 4 > limit and len(data.encode()) > limit):
+        if len(data) > limit or (len(data) * 4 > limit
+                                 and len(data.encode("utf-8", "surrogatepass")) > limit):
             raise _Bad("too_large", f"message is larger than {limit} bytes")
         depth = self.cfg.wssvc.max_json_depth
         if deeper_than(data, depth):
