@@ -35,6 +35,7 @@ TYPES = sorted((REQUEST_TYPES | LOCAL_TYPES) - {"pong"})  # a valid pong gets no
 FIELDS = ["name", "description", "workbook", "source", "scene", "calculation", "data", "kind",
           "format", "item", "seconds", "count", "size", "sources", "revision", "id", "type",
           "source_id", "offset_x_arcsec", "filter", "instrument", "target_snr", "aperture"]
+KINDS = ["workbook", "source", "scene", "calculation"]  # the order of _setup's ids, per user
 NASTY_STRINGS = ["\ud83d", "a\udc00b", "\udfff\ud800", "\x00", "\x1b[2J", "\u2028\u2029",
                  "😀", "\ufeff", "é" * 70, "", " ", "null", "NaN", "../../etc/passwd",
                  "'; DROP TABLE workbooks; --", "%s%n", "\\u0000"]
@@ -109,10 +110,10 @@ def strategies(ids: list[str], defaults: dict[str, Any]):
         st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=3), max_leaves=5)
 
     @st.composite
-    def mutated_data(draw):
+    def mutated_data(draw, kind: str | None = None):
         """Valid data for a source or calculation with a few keys made wrong."""
-        data = copy.deepcopy(draw(st.sampled_from([defaults["source"],
-                                                   defaults["calculation"]])))
+        kind = kind or draw(st.sampled_from(["source", "calculation"]))
+        data = copy.deepcopy(defaults[kind])
         for _ in range(draw(st.integers(1, 3))):
             target = data
             while isinstance(target, dict) and target and draw(st.booleans()):
@@ -126,11 +127,31 @@ def strategies(ids: list[str], defaults: dict[str, Any]):
         return data
 
     @st.composite
+    def edit(draw):
+        """An add or edit of a real source or calculation (alice's or bob's) whose data is
+        valid but for a few keys: past the id checks, into validation and the engine."""
+        kind, verb = draw(st.sampled_from(["source", "calculation"])), draw(
+            st.sampled_from(["add", "edit"]))
+        user = 4 * draw(st.integers(0, 1))
+        message = {"type": f"{kind}.{verb}", kind: ids[KINDS.index(kind) + user],
+                   "data": draw(mutated_data(kind)), "name": draw(st.text(max_size=8))}
+        if kind == "calculation":
+            message["scene"] = ids[2 + user]
+        return message
+
+    @st.composite
     def request(draw):
         """(message, deep): a JSON object; ``deep`` levels of arrays are appended as one more
         field when the text is written (json.dumps cannot write thousands of levels)."""
+        if draw(st.integers(0, 3)) == 0:
+            return draw(edit()), None, 0
         message = draw(st.dictionaries(st.sampled_from(FIELDS), values, max_size=4))
         message["type"] = draw(st.sampled_from(TYPES) | values.filter(lambda v: v != "pong"))
+        kind = str(message["type"]).split(".")[0]
+        if kind in KINDS and draw(st.booleans()):  # reach past the id checks, often
+            message[kind] = ids[KINDS.index(kind) + 4 * draw(st.integers(0, 1))]
+            if kind == "calculation" and draw(st.booleans()):
+                message["scene"] = ids[2 + 4 * draw(st.integers(0, 1))]
         if draw(st.integers(0, 4)) == 0:
             message["data"] = draw(mutated_data())
         message.pop("id", None)
@@ -243,10 +264,12 @@ async def _setup(chain: Chain):
     return clients, ids, defaults
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 @pytest.mark.xfail(strict=False, reason=(
-    "worker-side failures fixed by helpers h2a (engine validation) and h2b (worker) in "
-    "parallel; see the h1-wssvc report for the inputs. Remove once they are merged."))
+    "worker-side, fixed by helpers h2a (engine validation) and h2b (worker) in parallel: "
+    "calculation.edit/add with data.filter a list answers `internal` (TypeError: unhashable "
+    "type 'list' in engine/validation.py validate_calculation). Remove after merging them."))
 def test_ten_thousand_hostile_messages_break_nothing(tmp_path, loop):
     chain = Chain(tmp_path, **SETTINGS)
     chain.start_all(workers=2)
