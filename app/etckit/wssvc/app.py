@@ -1,8 +1,11 @@
 """wssvc: the browser's websocket, forwarded to the pool's brokers, replies fanned out.
 
 A websocket is accepted only with a valid ticket (single use, bound to this wssvc's pool) and
-a permitted Origin. Every text message is checked here (JSON object, id, known type, size);
-what fails gets an error reply and never reaches a worker; too many failures close with 1008.
+a permitted Origin. Every text message is checked here (size, nesting depth, JSON with finite
+numbers, an object, valid Unicode, id, known type); what fails gets an error reply and never
+reaches a worker; too many failures close with 1008. Each connection and each user has a
+fair share (limits.py): over it, the answer is `rate_limited` with `retry_after`. Every
+request sent on gets exactly one answer: the worker's reply or an error.
 """
 
 from __future__ import annotations
