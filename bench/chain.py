@@ -253,7 +253,11 @@ async def main() -> None:
         tmpdir = Path(tmp)
         chain = Chain(tmpdir, heartbeat__interval="1", heartbeat__registry_interval="2",
                       heartbeat__registry_liveness="10", log__level="warning",
-                      wssvc__ping_interval="60")
+                      wssvc__ping_interval="60",
+                      # throughput, not fairness: the per-connection and per-user limits off
+                      wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
+                      wssvc__connection_burst="1000000", wssvc__user_rate="1000000",
+                      wssvc__user_burst="1000000")
         chain.start_all(workers=args.workers)
         try:
             wait_for(lambda: chain.health().get("brokers") == 1, what="broker")
