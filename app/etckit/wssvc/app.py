@@ -386,6 +386,16 @@ def _plot_error(code: str, message: str, status: int, **extra: Any):
     return jsonify(error=code, message=message, **extra), status
 
 
+def _plot_url_problem(calculation: str, revision: str, kind: str) -> str | None:
+    if not ITEM_ID.fullmatch(calculation):
+        return "calculation must be a calculation id"
+    if not REVISION.fullmatch(revision):
+        return "revision must be a whole number"
+    if kind not in PLOT_KINDS:
+        return f"kind must be one of {', '.join(PLOT_KINDS)}"
+    return None
+
+
 def _plot_client(service: Service):
     """The client a plot request comes from (?client=ID&key=its plot key), or None. The key
     is compared as bytes: any text a URL can carry is answered 401, never an error."""
@@ -432,12 +442,9 @@ def create_app(service: Service) -> Quart:
         if client is None:
             return _plot_error("not_authenticated",
                                "open the workbook's websocket on this wssvc first", 401)
-        if not ITEM_ID.fullmatch(calculation):
-            return _plot_error("invalid", "calculation must be a calculation id", 400)
-        if not REVISION.fullmatch(revision):
-            return _plot_error("invalid", "revision must be a whole number", 400)
-        if kind not in PLOT_KINDS:
-            return _plot_error("invalid", f"kind must be one of {', '.join(PLOT_KINDS)}", 400)
+        wrong = _plot_url_problem(calculation, revision, kind)
+        if wrong:
+            return _plot_error("invalid", wrong, 400)
         wait = service.limits.admit(None, client.user, in_flight=False)
         if wait:
             error = rate_limited(wait)
