@@ -239,7 +239,11 @@ async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, d
     os.mkdir(tmp)
     chain = Chain(tmp, heartbeat__interval="1", heartbeat__registry_interval="2",
                   heartbeat__registry_liveness="10", log__level="warning",
-                  wssvc__ping_interval="60", zmq__curve=curve)
+                  wssvc__ping_interval="60", zmq__curve=curve,
+                  # throughput, not fairness: the per-connection and per-user limits off
+                  wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
+                  wssvc__connection_burst="1000000", wssvc__user_rate="1000000",
+                  wssvc__user_burst="1000000")
     chain.start_all(workers=args.workers)
     try:
         wait_for(lambda: chain.health().get("brokers") == 1, what="broker")

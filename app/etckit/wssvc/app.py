@@ -1,18 +1,24 @@
 """wssvc: the browser's websocket, forwarded to the pool's brokers, replies fanned out.
 
 A websocket is accepted only with a valid ticket (single use, bound to this wssvc's pool) and
-a permitted Origin. Every text message is checked here (JSON object, id, known type, size);
-what fails gets an error reply and never reaches a worker; too many failures close with 1008.
+a permitted Origin. Every text message is checked here (size, nesting depth, JSON with finite
+numbers, an object, valid Unicode, id, known type); what fails gets an error reply and never
+reaches a worker; too many failures close with 1008. Each connection and each user has a
+fair share (limits.py): over it, the answer is `rate_limited` with `retry_after`. Every
+request sent on gets exactly one answer: the worker's reply or an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import hmac
 import itertools
 import json
 import logging
+import math
+import re
 import secrets
 import time
 import uuid
@@ -37,10 +43,19 @@ from ..messaging.protocol import (
     loads,
     request_body,
 )
-from ..messaging.types import ID_MAX, LOCAL_TYPES, REQUEST_TYPES
+from ..messaging.types import ID_MAX, LOCAL_TYPES, PLOT_KINDS, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database, connect
 from .hub import Client, Hub
+from .limits import (
+    DECODER,
+    Limits,
+    Rates,
+    deeper_than,
+    has_surrogate,
+    may_hold_surrogates,
+    surrogate_at,
+)
 from .sessions import SessionWatcher
 from .upstream import Upstream
 
@@ -49,6 +64,7 @@ log = logging.getLogger(__name__)
 CLOSE_SERVICE_RESTART = 1012  # the broker behind this wssvc went away: reconnect
 CLOSE_POLICY = 1008  # too many bad messages
 CLOSE_PING_TIMEOUT = 4002  # no answer to the application ping
+CLOSE_INTERNAL = 1011  # wssvc failed (a bug): the page reconnects
 PING_GRACE = 2.5  # pings without any message from the client before it is closed
 
 
@@ -69,9 +85,12 @@ class Service:
         self.ticket_keys = (keys.load_public_keys(cfg.auth.ticket_public_key)
                             if cfg.auth.ticket_public_key else ())
         self.hub = Hub()
-        # rid -> (client id, message id), or a future for wssvc's own requests (plots)
-        self.pending: dict[bytes, tuple[str, Any] | asyncio.Future] = {}
+        # rid -> (client, message id), or a future for wssvc's own requests (plots)
+        self.pending: dict[bytes, tuple[Client, Any] | asyncio.Future] = {}
         self.plots = PlotCache(cfg.wssvc.plot_cache_bytes)
+        w = cfg.wssvc
+        self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
+                                   w.user_rate, w.user_burst))
         self._rids = itertools.count(1)
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
                                    [origin_of(cfg.main_server.public_url)])
@@ -85,91 +104,123 @@ class Service:
     # -- from the brokers ----------------------------------------------------------------
 
     def on_reply(self, rid: bytes, body: list[bytes]) -> None:
-        """A reply: recipients (JSON) and message texts, passed on without decoding them."""
+        """A reply: recipients (JSON) and message texts, passed on without decoding them.
+        The requesting client always hears something: the reply, or an error."""
         entry = self.pending.pop(rid, None)
-        try:
-            meta = loads(body[0])
-        except ProtocolError as exc:
-            log.warning("unreadable reply from a broker: %s", exc)
-            meta = {"error": {"code": "internal", "message": "unreadable reply"}}
+        meta = _reply_meta(body)
         if isinstance(entry, asyncio.Future):  # a request of wssvc's own (a plot)
             if not entry.done():
                 entry.set_result((meta, body[1:]))
             return
+        client, mid = entry if entry is not None else (None, None)
+        if client is not None and client.limit is not None:
+            client.limit.in_flight.release()
         if "error" in meta:
-            if entry is not None:
-                client = self.hub.clients.get(entry[0])
-                if client is not None:
-                    client.send(broker_error(meta["error"], entry[1]))
+            if client is not None:
+                client.send(broker_error(meta["error"], mid))
             return
-        self.hub.deliver(meta.get("to", []), body[1:])
+        try:
+            self.hub.deliver(meta["to"], body[1:])
+        except (UnicodeDecodeError, TypeError, AttributeError) as exc:
+            log.warning("undeliverable reply from a worker: %s", exc)
+            if client is not None:
+                client.send(error_message("internal", "the worker's reply was unreadable", mid))
+            return
+        if client is not None and not any(client.addressed_by(to) for to in meta["to"]):
+            log.warning("a worker's reply did not answer its requester",
+                        extra={"client": client.id})
+            client.send(error_message("internal", "the worker sent no reply", mid))
 
     def on_broker_lost(self, broker_id: str) -> None:
         log.warning("broker lost: closing every client with 1012",
                     extra={"broker": broker_id, "clients": len(self.hub)})
         for entry in self.pending.values():
-            if isinstance(entry, asyncio.Future) and not entry.done():
-                entry.set_result(({"error": {"code": "unavailable", "message": "broker lost"}},
-                                  []))
+            if isinstance(entry, asyncio.Future):
+                if not entry.done():
+                    entry.set_result(({"error": {"code": "unavailable",
+                                                 "message": "broker lost"}}, []))
+            elif entry[0].limit is not None:
+                entry[0].limit.in_flight.release()
         self.pending.clear()
         self.hub.close_all(CLOSE_SERVICE_RESTART, "broker restarting, please reconnect")
 
     # -- from a browser ------------------------------------------------------------------
 
-    def check(self, data: str | bytes) -> dict[str, Any]:
-        """The message, or raise _Bad(code, text, ref)."""
-        if isinstance(data, bytes):
+    def check(self, data: str | bytes | None) -> dict[str, Any]:
+        """The message, or raise _Bad(code, text, ref). Nothing that passes can make a reader
+        recurse too deep or fail to encode it (docs/protocol.md, "Errors")."""
+        if data is None or isinstance(data, bytes):  # Quart gives None for an empty one
             raise _Bad("binary_frame", "binary frames are not accepted; send JSON text")
         limit = self.cfg.wssvc.max_message_bytes
-        if len(data) > limit or (len(data) * 4 > limit and len(data.encode()) > limit):
+        if len(data) > limit or (len(data) * 4 > limit
+                                 and len(data.encode("utf-8", "surrogatepass")) > limit):
             raise _Bad("too_large", f"message is larger than {limit} bytes")
+        depth = self.cfg.wssvc.max_json_depth
+        if deeper_than(data, depth):
+            raise _Bad("too_deep", f"message nests arrays and objects more than {depth} deep")
         try:
-            message = json.loads(data)
+            message = DECODER.decode(data)
         except ValueError as exc:
             raise _Bad("bad_json", f"message is not JSON: {exc}") from None
+        except RecursionError:  # not reached: deeper_than came first
+            raise _Bad("too_deep", "message nests too deep") from None
         if not isinstance(message, dict):
             raise _Bad("not_object", "message must be a JSON object")
         mid = message.get("id")
+        ref = mid if _valid_id(mid) else None
+        if may_hold_surrogates(data):
+            where = surrogate_at(message)
+            if where is not None:
+                raise _Bad("bad_unicode", f"message is not valid Unicode: {where} holds a "
+                           "lone UTF-16 surrogate", ref)
         if mid is None:
             raise _Bad("missing_id", "message has no id")
-        if isinstance(mid, bool) or not isinstance(mid, str | int) or len(str(mid)) > ID_MAX:
+        if ref is None:
             raise _Bad("bad_id", f"id must be a string or integer of at most {ID_MAX} chars")
         mtype = message.get("type")
         if not isinstance(mtype, str) or not mtype:
             raise _Bad("missing_type", "message has no type", mid)
         if mtype not in REQUEST_TYPES and mtype not in LOCAL_TYPES:
-            raise _Bad("unknown_type", f"unknown message type {mtype!r}", mid)
+            raise _Bad("unknown_type", f"unknown message type {mtype[:ID_MAX]!r}", mid)
         return message
 
     def handle(self, client: Client, message: dict[str, Any], text: str) -> None:
         mtype = message["type"]
-        if mtype == "ping":
-            client.send({"type": "pong", "ref": message["id"]})
-            return
         if mtype == "pong":
+            return
+        local = mtype in LOCAL_TYPES
+        wait = self.limits.admit(client.limit, client.user, in_flight=not local)
+        if wait:
+            client.send(rate_limited(wait, message["id"]))
+            return
+        if local:
+            client.send({"type": "pong", "ref": message["id"]})
             return
         rid = str(next(self._rids)).encode()
         body = request_body(client.id, client.user, client.workbook, text.encode())
         try:
             sent = self.upstream.send(rid, body)
-        except zmq.Again:
+        except zmq.ZMQError:  # Again (the broker's queue is full) or a link closing
             sent = None
         if sent is None:
+            if client.limit is not None:
+                client.limit.in_flight.release()
             client.send(error_message("unavailable", "no broker is available; retrying helps",
                                       message["id"]))
             return
-        self.pending[rid] = (client.id, message["id"])
+        self.pending[rid] = (client, message["id"])
 
     async def ask_worker(self, client: Client, message: dict[str, Any],
                          timeout: float = 60.0) -> dict[str, Any]:
-        """A request of wssvc's own on behalf of a client; the worker's message (or error)."""
+        """A request of wssvc's own on behalf of a client; the worker's message (a dict), or
+        an error message."""
         rid = str(next(self._rids)).encode()
         body = request_body(f"wssvc:{rid.decode()}", client.user, client.workbook,
                             dumps(message))
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         try:
             sent = self.upstream.send(rid, body)
-        except zmq.Again:
+        except zmq.ZMQError:
             sent = None
         if sent is None:
             return error_message("unavailable", "no broker is available")
@@ -182,16 +233,22 @@ class Service:
             self.pending.pop(rid, None)
         if "error" in meta:
             return error_message(meta["error"]["code"], meta["error"]["message"])
-        if not texts:
-            return error_message("internal", "empty reply")
-        return loads(texts[0])
+        try:
+            reply = loads(texts[0])
+        except (ProtocolError, IndexError):
+            reply = None
+        if not isinstance(reply, dict):
+            log.warning("unreadable reply from a worker to wssvc's own request")
+            return error_message("internal", "unreadable reply")
+        return reply
 
     async def serve_client(self, ticket: tickets.Ticket) -> None:
         ws = websocket._get_current_object()
         client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
                         session=ticket.session,
                         queue=asyncio.Queue(self.cfg.wssvc.client_queue),
-                        last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18))
+                        last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18),
+                        limit=self.limits.connection())
         self.hub.add(client)
         client.send({"type": "hello", "client": client.id, "workbook": ticket.workbook,
                      "version": __version__, "plot_key": client.plot_key})
@@ -203,16 +260,29 @@ class Service:
             for task in tasks:
                 task.cancel()
             self.hub.remove(client)
+        for task in tasks:  # a loop that ended by itself: the peer left, or a bug of ours
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                if not isinstance(exc, ConnectionError):
+                    log.error("websocket loop failed", exc_info=exc,
+                              extra={"client": client.id})
+                    client.close(CLOSE_INTERNAL, "server error, please reconnect")
         if client.close_code is not None:
             await ws.close(client.close_code, client.close_reason)
 
     async def _send_loop(self, ws, client: Client) -> None:
         while True:
             await ws.send(await client.queue.get())
+            client.queue.task_done()
 
     async def _receive_loop(self, ws, client: Client) -> None:
         bad = 0
         while True:
+            if client.queue.qsize() * 2 >= client.queue.maxsize:
+                # answers wssvc makes itself (errors, pongs, rate_limited) wait to be sent
+                # before the next message is read: a fast sender is slowed down by TCP, not
+                # closed as a slow reader (4001)
+                await client.queue.join()
             data = await ws.receive()
             client.last_seen = time.monotonic()
             try:
@@ -224,7 +294,12 @@ class Service:
                     client.close(CLOSE_POLICY, "too many bad messages")
                     return
                 continue
-            self.handle(client, message, data)
+            try:
+                self.handle(client, message, data)
+            except Exception:  # a bug of wssvc's: said to the client, the connection kept
+                log.exception("handling a message failed", extra={"client": client.id})
+                client.send(error_message("internal", "wssvc failed to handle this message",
+                                          message["id"]))
 
     async def ping_all(self) -> None:
         """One task pings every client; a client silent for PING_GRACE intervals is closed."""
@@ -233,6 +308,7 @@ class Service:
             await asyncio.sleep(interval)
             now = time.monotonic()
             ping = json.dumps({"type": "ping", "id": f"s{n}"})
+            self.limits.prune()  # users whose bucket filled up again are forgotten
             for client in list(self.hub.clients.values()):
                 if now - client.last_seen > interval * PING_GRACE:
                     client.close(CLOSE_PING_TIMEOUT, "no answer to ping")
@@ -244,6 +320,41 @@ class _Bad(Exception):
     def __init__(self, code: str, text: str, ref: Any = None) -> None:
         super().__init__(text)
         self.code, self.text, self.ref = code, text, ref
+
+
+def _valid_id(mid: Any) -> bool:
+    """A usable message id: a string or integer of at most ID_MAX characters, valid Unicode."""
+    if isinstance(mid, str):
+        return len(mid) <= ID_MAX and not has_surrogate(mid)
+    return isinstance(mid, int) and not isinstance(mid, bool) and len(str(mid)) <= ID_MAX
+
+
+def rate_limited(wait: float, ref: Any = None) -> dict[str, Any]:
+    retry_after = round(max(wait, 0.001), 3)
+    error = error_message("rate_limited", f"too many requests; retry in {retry_after} s", ref)
+    error["retry_after"] = retry_after
+    return error
+
+
+def _reply_meta(body: list[bytes]) -> dict[str, Any]:
+    """A reply's first frame: {"to": [TO, ...]} or {"error": {"code", "message"}}; anything
+    else (a broker or worker bug) becomes an error for the requester."""
+    try:
+        meta = loads(body[0])
+    except (ProtocolError, IndexError) as exc:
+        log.warning("unreadable reply from a broker: %s", exc)
+        meta = None
+    if isinstance(meta, dict):
+        error = meta.get("error")
+        if error is None:
+            to = meta.get("to")
+            if isinstance(to, list) and all(isinstance(t, dict) for t in to):
+                return meta
+        elif (isinstance(error, dict) and isinstance(error.get("code"), str)
+              and isinstance(error.get("message"), str)):
+            return meta
+        log.warning("malformed reply from a broker", extra={"reply": str(meta)[:200]})
+    return {"error": {"code": "internal", "message": "unreadable reply"}}
 
 
 class PlotCache:
@@ -279,37 +390,90 @@ class PlotCache:
 
 
 PLOT_STATUS = {"not_found": 404, "invalid": 400, "unavailable": 503, "busy": 503,
-               "timeout": 504, "worker_lost": 503, "no_worker": 503}
+               "timeout": 504, "worker_lost": 503, "no_worker": 503, "rate_limited": 429,
+               "too_expensive": 422}
+ITEM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+REVISION = re.compile(r"[0-9]{1,18}")
+
+
+def _plot_error(code: str, message: str, status: int, **extra: Any):
+    return jsonify(error=code, message=message, **extra), status
+
+
+def _plot_url_problem(calculation: str, revision: str, kind: str) -> str | None:
+    if not ITEM_ID.fullmatch(calculation):
+        return "calculation must be a calculation id"
+    if not REVISION.fullmatch(revision):
+        return "revision must be a whole number"
+    if kind not in PLOT_KINDS:
+        return f"kind must be one of {', '.join(PLOT_KINDS)}"
+    return None
+
+
+def _plot_client(service: Service):
+    """The client a plot request comes from (?client=ID&key=its plot key), or None. The key
+    is compared as bytes: any text a URL can carry is answered 401, never an error."""
+    client = service.hub.clients.get(request.args.get("client", ""))
+    key = request.args.get("key", "").encode("utf-8", "surrogatepass")
+    if client is None or not hmac.compare_digest(client.plot_key.encode(), key):
+        return None
+    return client
+
+
+async def _render(service: Service, client: Client, calculation: str, revision: int,
+                  kind: str):
+    """(PNG bytes, whether from the cache), or (an error reply, False): from the cache or a
+    worker, never under a revision other than the one the worker drew."""
+    cache_key = (client.user, calculation, revision, kind)
+    png = service.plots.get(cache_key)
+    if png is not None:
+        return png, True
+    reply = await service.ask_worker(client, {"id": "plot", "type": "plot.render",
+                                              "calculation": calculation, "kind": kind,
+                                              "revision": revision})
+    if reply.get("type") == "error":
+        return _plot_error(reply["code"], reply["message"],
+                           PLOT_STATUS.get(reply["code"], 502)), False
+    if reply.get("revision") != revision:  # the calculation changed: not this URL's picture
+        return _plot_error("not_found", f"no revision {revision} of calculation "
+                           f"{calculation}", 404), False
+    try:
+        png = base64.b64decode(reply["png"], validate=True)
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        log.warning("a worker's plot reply holds no PNG")
+        return _plot_error("internal", "unreadable plot from the worker", 502), False
+    service.plots.put(cache_key, png)
+    return png, False
 
 
 def create_app(service: Service) -> Quart:
     app = Quart(__name__)
 
-    @app.get("/plots/<calculation>/<int:revision>/<kind>.png")
-    async def plot(calculation: str, revision: int, kind: str):
+    @app.get("/plots/<calculation>/<revision>/<kind>.png")
+    async def plot(calculation: str, revision: str, kind: str):
         """A plot for the page that holds a websocket here: ?client=ID&key=its plot key."""
-        client = service.hub.clients.get(request.args.get("client", ""))
-        key = request.args.get("key", "")
-        if client is None or not hmac.compare_digest(client.plot_key, key):
-            return jsonify(error="not_authenticated",
-                           message="open the workbook's websocket on this wssvc first"), 401
-        cache_key = (client.user, calculation, revision, kind)
-        png = service.plots.get(cache_key)
-        hit = png is not None
-        if png is None:
-            reply = await service.ask_worker(client, {"id": "plot", "type": "plot.render",
-                                                      "calculation": calculation, "kind": kind})
-            if reply.get("type") == "error":
-                return jsonify(error=reply["code"], message=reply["message"]), \
-                    PLOT_STATUS.get(reply["code"], 502)
-            png = base64.b64decode(reply["png"])
-            if reply.get("revision") == revision:
-                service.plots.put(cache_key, png)
+        client = _plot_client(service)
+        if client is None:
+            return _plot_error("not_authenticated",
+                               "open the workbook's websocket on this wssvc first", 401)
+        wrong = _plot_url_problem(calculation, revision, kind)
+        if wrong:
+            return _plot_error("invalid", wrong, 400)
+        wait = service.limits.admit(None, client.user, in_flight=False)
+        if wait:
+            error = rate_limited(wait)
+            response = await make_response(_plot_error(
+                "rate_limited", error["message"], 429, retry_after=error["retry_after"]))
+            response.headers["Retry-After"] = str(math.ceil(wait))
+            return response
+        png, hit = await _render(service, client, calculation, int(revision), kind)
+        if not isinstance(png, bytes):
+            return png  # an error reply
         response = await make_response(png)
-        response.headers["Content-Type"] = "image/png"
-        response.headers["Cache-Control"] = "private, max-age=3600"
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["X-Plot-Cache"] = "hit" if hit else "miss"
+        response.headers.update({"Content-Type": "image/png",
+                                 "Cache-Control": "private, max-age=3600",
+                                 "Access-Control-Allow-Origin": "*",
+                                 "X-Plot-Cache": "hit" if hit else "miss"})
         return response
 
     @app.get("/healthz")

@@ -13,6 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from .limits import ConnectionLimit
+
 log = logging.getLogger(__name__)
 
 CLOSE_TOO_SLOW = 4001
@@ -32,6 +34,17 @@ class Client:
     last_seen: float = 0.0
     plot_key: str = ""
     session: str = ""  # the login session (token_hash) its ticket named; see sessions.py
+    limit: ConnectionLimit | None = None  # its requests in flight and its token bucket
+
+    def addressed_by(self, to: dict[str, Any]) -> bool:
+        """Whether a reply's recipient ``to`` (see Hub.recipients) includes this client."""
+        if "client" in to:
+            return to["client"] == self.id
+        if to.get("except") == self.id:
+            return False
+        if "workbook" in to:
+            return to["workbook"] is not None and to["workbook"] == self.workbook
+        return "user" in to and to["user"] == self.user
 
     def send(self, message: dict[str, Any] | str) -> bool:
         """Queue a message; False (and the client is closed) if its queue is full."""
