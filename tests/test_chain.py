@@ -235,9 +235,10 @@ async def test_a_client_that_does_not_read_is_disconnected(tmp_path):
 
 def test_wssvc_accepts_exactly_the_types_workers_handle():
     from etckit.messaging.types import LOCAL_TYPES, REQUEST_TYPES
-    from etckit.worker import HANDLERS
+    from etckit.worker import HANDLERS, INTERNAL_TYPES
 
-    assert set(HANDLERS) == set(REQUEST_TYPES)
+    assert set(HANDLERS) == set(REQUEST_TYPES) | INTERNAL_TYPES
+    assert not INTERNAL_TYPES & REQUEST_TYPES  # follow-ups only: never from a browser
     assert not LOCAL_TYPES & REQUEST_TYPES
 
 

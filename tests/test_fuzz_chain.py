@@ -266,11 +266,6 @@ async def _setup(chain: Chain):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-@pytest.mark.xfail(strict=False, reason=(
-    "worker-side, fixed by helpers h2a (engine validation) and h2b (worker) in parallel: "
-    "calculation.add/edit with data.filter a list or an object answers `internal` "
-    "(TypeError: unhashable type in engine/validation.py validate_calculation). Remove "
-    "after merging them."))
 def test_ten_thousand_hostile_messages_break_nothing(tmp_path, loop):
     chain = Chain(tmp_path, **SETTINGS)
     chain.start_all(workers=2)

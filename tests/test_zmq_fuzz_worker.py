@@ -88,9 +88,6 @@ class FakeBroker:
         self.ctx.term()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 11: a request frame of JSON nested ~1000 deep raises RecursionError outside the "
-    "worker's try (worker/core.py handle -> protocol.loads); fixed by the worker restructure"))
 async def test_random_frames_to_a_worker_leave_it_serving(tmp_path):
     chain = Chain(tmp_path)
     fake = FakeBroker()

@@ -31,6 +31,7 @@ from .messaging.protocol import (
     CLIENT,
     COMMAND_NAMES,
     DISCONNECT,
+    FOLLOWUP,
     HEARTBEAT,
     READY,
     REPLY,
@@ -253,6 +254,19 @@ class Broker:
                 self.on_reply(worker, frames[3], frames[4], frames[5:])
             elif command == DISCONNECT:
                 self.on_leaving(worker)
+            elif command == FOLLOWUP:
+                self.on_followup(frames[3], frames[4], frames[5:])
+
+    def on_followup(self, client: bytes, rid: bytes, body: list[bytes]) -> None:
+        """More work of a user's that a worker asks for (a recalculation after an edit):
+        queued in that user's turn like a request; its reply goes to the wssvc `client`."""
+        try:
+            check_rid(rid)
+            user = request_user(body[0])
+        except FrameError as exc:
+            self.complain(f"malformed follow-up from a worker, dropped: {exc}")
+            return
+        self.on_request(Job(client, rid, body, user, time.monotonic()))
 
     def on_ready(self, identity: bytes, worker: WorkerState | None) -> None:
         if worker is not None:  # a READY from a known worker: it restarted its session
@@ -402,7 +416,7 @@ class Broker:
 
 
 CLIENT_FRAMES = {REQUEST: 6, HEARTBEAT: 3, DISCONNECT: 3}  # frames, routing id included
-WORKER_FRAMES = {READY: 4, REPLY: -6, HEARTBEAT: 3, DISCONNECT: 3}  # -n: at least n
+WORKER_FRAMES = {READY: 4, REPLY: -6, HEARTBEAT: 3, DISCONNECT: 3, FOLLOWUP: 7}  # -n: at least n
 
 
 def _command(frames: list[bytes], header: bytes, counts: dict[bytes, int]) -> bytes:

@@ -201,6 +201,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "var_dir": Key(str, "var", None, "where etckit dev keeps its database and config"),
         "workers": Key(int, 2, _range(1, 64), "workers etckit dev starts"),
     },
+    "quotas": {
+        "workbooks_per_user": Key(int, 100, _range(1, 1_000_000), "workbooks one user may keep"),
+        "items_per_workbook": Key(int, 200, _range(1, 100_000),
+                                  "sources, scenes and calculations (each) in one workbook"),
+        "name_max": Key(int, 200, _range(1, 200), "characters in a name"),
+        "description_max": Key(int, 5000, _range(0, 1_000_000),
+                               "characters in a workbook's description"),
+        "reply_max_bytes": Key(int, 8 * 1024 * 1024, _range(4096, 1 << 30),
+                               "largest reply a worker sends (too_large above)"),
+    },
 }
 
 

@@ -20,9 +20,11 @@ REPLY = b"\x03"  # worker -> broker [client, rid, body]; broker -> wssvc [rid, b
 HEARTBEAT = b"\x04"  # both ways, no body
 DISCONNECT = b"\x05"  # both ways: I am going away
 RETURN = b"\x06"  # broker -> wssvc [rid, body]: not served, no worker came; send it elsewhere
+FOLLOWUP = b"\x07"  # worker -> broker [client, rid, body]: more work of this user's, queued in
+#                      the user's turn; its REPLY goes to that wssvc like any other
 
 COMMAND_NAMES = {READY: "READY", REQUEST: "REQUEST", REPLY: "REPLY", HEARTBEAT: "HEARTBEAT",
-                 DISCONNECT: "DISCONNECT", RETURN: "RETURN"}
+                 DISCONNECT: "DISCONNECT", RETURN: "RETURN", FOLLOWUP: "FOLLOWUP"}
 
 
 class ProtocolError(Exception):
@@ -30,7 +32,13 @@ class ProtocolError(Exception):
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON; text that UTF-8 cannot hold (lone surrogates) is escaped instead
+    of failing."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def loads(data: bytes) -> Any:

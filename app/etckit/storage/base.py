@@ -54,16 +54,22 @@ class Database(abc.ABC):
     def transaction(self) -> Any:
         """``async with db.transaction() as tx:`` — commits on success, rolls back on error."""
 
+    def read(self) -> Any:
+        """``async with db.read() as tx:`` — a read-only transaction: on SQLite a deferred
+        BEGIN (no write lock, so other processes' writers are never kept waiting), on
+        PostgreSQL READ ONLY. Backends override it; this default is a plain transaction."""
+        return self.transaction()
+
     async def execute(self, sql: str, params: Params = None) -> int:
-        async with self.transaction() as tx:
+        async with self.read() as tx:
             return await tx.execute(sql, params)
 
     async def fetchall(self, sql: str, params: Params = None) -> list[Row]:
-        async with self.transaction() as tx:
+        async with self.read() as tx:
             return await tx.fetchall(sql, params)
 
     async def fetchone(self, sql: str, params: Params = None) -> Row | None:
-        async with self.transaction() as tx:
+        async with self.read() as tx:
             return await tx.fetchone(sql, params)
 
     async def fetchval(self, sql: str, params: Params = None) -> Any:

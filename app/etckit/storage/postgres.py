@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -75,13 +76,22 @@ class PostgresDatabase(Database):
             await self._pool.close()
             self._pool = None
 
+    def transaction(self) -> Any:
+        return self._begin(read_only=False)
+
+    def read(self) -> Any:
+        """READ ONLY: a statement that writes inside it fails."""
+        return self._begin(read_only=True)
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def _begin(self, *, read_only: bool) -> AsyncIterator[Transaction]:
         if self._pool is None:
             raise StorageError("database is not connected")
         try:
             async with self._pool.connection() as conn:
                 async with conn.transaction():
+                    if read_only:
+                        await conn.execute("SET TRANSACTION READ ONLY")
                     yield _PgTx(conn)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc).strip()) from exc

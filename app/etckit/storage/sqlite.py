@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -77,13 +78,24 @@ class SqliteDatabase(Database):
             await self._conn.close()
             self._conn = None
 
+    def transaction(self) -> Any:
+        """A write transaction: BEGIN IMMEDIATE takes the database's write lock up front."""
+        return self._begin("BEGIN IMMEDIATE")
+
+    def read(self) -> Any:
+        """A read transaction: a deferred BEGIN takes no write lock (WAL readers run beside
+        the writer); a statement that writes inside it fails."""
+        return self._begin("BEGIN")
+
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def _begin(self, begin: str) -> AsyncIterator[Transaction]:
         if self._conn is None:
             raise StorageError("database is not connected")
         async with self._lock:
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
+                if self._conn.in_transaction:  # left open by a caller cancelled mid-way
+                    await self._conn.execute("ROLLBACK")
+                await self._conn.execute(begin)
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot start a transaction: {exc}") from exc
             try:

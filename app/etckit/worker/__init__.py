@@ -1,4 +1,8 @@
-"""The worker program: joins a broker of a pool and runs handlers."""
+"""The worker program: joins a broker of a pool and runs handlers.
+
+session.py moves frames (the broker session), dispatch.py turns a request into a reply inside
+its error handling, handlers/ does the work, compute.py runs calculations in the sandbox.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,23 @@ from ..lifecycle import Fatal, wait_first
 from ..messaging.curve import LinkSecurity
 from ..registry import Registration
 from ..storage import connect
-from . import contents, handlers  # noqa: F401  (registers the handlers)
-from .core import HANDLERS, Context, HandlerError, Worker, handler
+from . import handlers  # noqa: F401  (registers the handlers)
+from .compute import Compute
+from .dispatch import HANDLERS, INTERNAL_TYPES, Context, HandlerError, handler
+from .session import Worker
 
-__all__ = ["HANDLERS", "Context", "HandlerError", "handler", "run"]
+__all__ = ["HANDLERS", "INTERNAL_TYPES", "Context", "HandlerError", "handler", "run"]
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
     db = await connect(cfg)
-    reg = Registration(db, "worker", pool=cfg.worker.pool,
+    registry_db = await connect(cfg)  # its own connection: app work never delays a heartbeat
+    reg = Registration(registry_db, "worker", pool=cfg.worker.pool,
                        interval=cfg.heartbeat.registry_interval,
                        liveness=cfg.heartbeat.registry_liveness,
                        publish=LinkSecurity.from_config(cfg, "worker").published)
+    compute = Compute(cfg)
+    await compute.start()
     await reg.start()
     halt = asyncio.Event()  # stop asked, or the registry lost
 
@@ -30,10 +39,12 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
 
     watcher = asyncio.create_task(watch())
     try:
-        await Worker(cfg, db, reg).run(halt)
+        await Worker(cfg, db, reg, services=compute).run(halt)
     finally:
         watcher.cancel()
         await reg.stop()
+        await compute.close()
+        await registry_db.close()
         await db.close()
     if reg.lost.is_set():
         raise Fatal("the database (service registry) is unreachable")

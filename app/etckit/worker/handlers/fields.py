@@ -1,0 +1,81 @@
+"""Checks of the fields of browser messages, shared by the handlers; each failure is a
+HandlerError naming the field."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ...storage import workbooks as wb
+from ..dispatch import Context, HandlerError
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def ident(message: dict[str, Any], field: str) -> str:
+    """An item id: 1-64 letters, digits, '-' or '_'."""
+    value = message.get(field)
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise HandlerError("invalid", f"{field} must be an id (1 to 64 letters, digits, - or _)",
+                           field=field)
+    return value
+
+
+def text(value: Any, field: str, *, limit: int, required: bool) -> str:
+    """A name or description: a string without control characters, stripped, at most limit
+    characters (and not empty when required)."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise HandlerError("invalid", f"{field} must be a string", field=field)
+    if CONTROL_RE.search(value.replace("\n", "").replace("\t", "")):
+        raise HandlerError("invalid", f"{field} must not hold control characters", field=field)
+    value = value.strip()
+    if required and not value:
+        raise HandlerError("invalid", f"{field} must not be empty", field=field)
+    if len(value) > limit:
+        raise HandlerError("invalid", f"{field} is longer than {limit} characters",
+                           field=field)
+    return value
+
+
+def name(ctx: Context, value: Any, field: str = "name") -> str:
+    return text(value, field, limit=ctx.cfg.quotas.name_max, required=True)
+
+
+def data(message: dict[str, Any], field: str = "data") -> dict[str, Any]:
+    value = message.get(field)
+    if not isinstance(value, dict):
+        raise HandlerError("invalid", f"{field} must be an object", field=field)
+    return value
+
+
+def workbook_of(ctx: Context, message: dict[str, Any]) -> str:
+    """The workbook named by the message, else the one the socket was opened for."""
+    if "workbook" in message:
+        return ident(message, "workbook")
+    if ctx.workbook is None or not ID_RE.match(ctx.workbook):
+        raise HandlerError("invalid", "workbook must be a workbook id (open one first)",
+                           field="workbook")
+    return ctx.workbook
+
+
+async def owned_workbook(tx, ctx: Context, workbook: str) -> dict[str, Any]:
+    row = await wb.owned(tx, ctx.user, workbook)
+    if row is None:  # another user's workbook does not exist
+        raise HandlerError("not_found", f"no workbook {workbook}")
+    return row
+
+
+async def owned_item(tx, ctx: Context, kind: str, item: str) -> dict[str, Any]:
+    """The item if its workbook is the user's; else `no <kind> <id>` and nothing more."""
+    row = await wb.item(tx, kind, item)
+    if row is None or await wb.owned(tx, ctx.user, row["workbook_id"]) is None:
+        raise HandlerError("not_found", f"no {kind} {item}")
+    return row
+
+
+def quota(key: str, value: int, what: str) -> HandlerError:
+    return HandlerError("quota", f"{what}: the limit is {value} (quotas.{key})",
+                        limit=f"quotas.{key}", value=value)

@@ -1,0 +1,121 @@
+"""The Workbook List: list, create, rename, delete, copy; and opening one workbook.
+
+Reads use read transactions; each write is one short transaction, committed before the reply.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from ... import engine
+from ...storage import workbooks as wb
+from ..dispatch import Context, handler
+from .fields import ident, name, owned_workbook, quota, text, workbook_of
+from .views import item_view
+
+COPY_PREFIX = "Copy of "
+
+
+def workbook_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("id", "name", "description", "created_at", "updated_at")}
+
+
+@handler("workbook.list")
+async def list_workbooks(ctx: Context, message: dict[str, Any]) -> None:
+    async with ctx.db.read() as tx:
+        rows = await wb.list_for(tx, ctx.user)
+    ctx.reply({"type": "workbook.list", "workbooks": [workbook_view(r) for r in rows]})
+
+
+async def _room_for_one_more(tx, ctx: Context) -> None:
+    limit = ctx.cfg.quotas.workbooks_per_user
+    if await wb.count_for(tx, ctx.user) >= limit:
+        raise quota("workbooks_per_user", limit, "you have as many workbooks as allowed")
+
+
+def _announce_created(ctx: Context, row: dict[str, Any]) -> None:
+    ctx.reply({"type": "workbook.created", "workbook": row})
+    ctx.to_user({"type": "workbook.created", "workbook": row}, except_sender=True)
+
+
+@handler("workbook.create")
+async def create_workbook(ctx: Context, message: dict[str, Any]) -> None:
+    title = name(ctx, message.get("name"))
+    description = text(message.get("description"), "description",
+                       limit=ctx.cfg.quotas.description_max, required=False)
+    now = time.time()
+    row = {"id": uuid.uuid4().hex, "name": title, "description": description,
+           "created_at": now, "updated_at": now}
+    async with ctx.db.transaction() as tx:
+        await _room_for_one_more(tx, ctx)
+        await wb.insert_workbook(tx, row, ctx.user)
+    _announce_created(ctx, row)
+
+
+@handler("workbook.rename")
+async def rename_workbook(ctx: Context, message: dict[str, Any]) -> None:
+    workbook = ident(message, "workbook")
+    title = name(ctx, message.get("name"))
+    async with ctx.db.transaction() as tx:
+        row = await owned_workbook(tx, ctx, workbook)
+        row.update(name=title, updated_at=time.time())
+        await wb.rename(tx, workbook, title, row["updated_at"])
+    event = {"type": "workbook.updated", "workbook": workbook_view(row)}
+    ctx.reply(event)
+    ctx.to_user(event, except_sender=True)
+
+
+@handler("workbook.delete")
+async def delete_workbook(ctx: Context, message: dict[str, Any]) -> None:
+    workbook = ident(message, "workbook")
+    async with ctx.db.transaction() as tx:
+        await owned_workbook(tx, ctx, workbook)
+        await wb.delete_workbook(tx, workbook)
+    event = {"type": "workbook.deleted", "workbook": workbook}
+    ctx.reply(event)
+    ctx.to_user(event, except_sender=True)
+
+
+@handler("workbook.copy")
+async def copy_workbook(ctx: Context, message: dict[str, Any]) -> None:
+    workbook = ident(message, "workbook")
+    now = time.time()
+    async with ctx.db.transaction() as tx:
+        source = await owned_workbook(tx, ctx, workbook)
+        await _room_for_one_more(tx, ctx)
+        new = {"id": uuid.uuid4().hex,
+               "name": (COPY_PREFIX + source["name"])[:ctx.cfg.quotas.name_max],
+               "description": source["description"], "created_at": now, "updated_at": now}
+        await wb.insert_workbook(tx, new, ctx.user)
+        await _copy_items(tx, workbook, new["id"])
+    _announce_created(ctx, new)
+
+
+async def _copy_items(tx, workbook: str, into: str) -> None:
+    """Every source, scene and calculation, with new ids (scenes point at the new sources)."""
+    ids: dict[str, str] = {}
+    for kind in wb.KINDS:
+        for row in await wb.items(tx, kind, workbook):
+            ids[row["id"]] = uuid.uuid4().hex
+            data = json.loads(row["data"])
+            if kind == "scene":
+                for p in data.get("sources", []):
+                    p["source_id"] = ids.get(p.get("source_id"), p.get("source_id"))
+            await wb.insert_item(tx, kind, ids[row["id"]], into, row["name"], data,
+                                 scene=ids.get(row.get("scene_id") or ""),
+                                 result=row.get("result"), status=row.get("status", ""),
+                                 error=row.get("error", ""))
+
+
+@handler("workbook.open")
+async def open_workbook(ctx: Context, message: dict[str, Any]) -> None:
+    workbook = workbook_of(ctx, message)
+    async with ctx.db.read() as tx:
+        row = await owned_workbook(tx, ctx, workbook)
+        content = {k + "s": [item_view(k, r) for r in await wb.items(tx, k, workbook)]
+                   for k in wb.KINDS}
+    ctx.reply({"type": "workbook.content", "workbook": workbook_view(row), **content,
+               "defaults": engine.defaults(), "catalog": engine.catalog()})
