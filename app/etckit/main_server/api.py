@@ -47,23 +47,39 @@ async def me():
     return response
 
 
+async def json_body() -> object | Response:
+    """The request body as JSON, or a 400 naming what is wrong with it."""
+    if request.mimetype != "application/json":
+        return problem(415, "json_only", "send the request as application/json")
+    data = await request.get_data(cache=True)
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return problem(400, "bad_unicode", "the body is not UTF-8 text")
+    except RecursionError:
+        return problem(400, "too_deep", "the body's JSON is nested too deeply")
+    except ValueError as exc:
+        return problem(400, "bad_json", f"the body is not JSON ({exc})")
+
+
 async def assign_request() -> tuple[str, str | None] | Response:
     """(purpose, workbook) from the request body, or the error answer."""
     if not current_site().same_origin():
         return problem(403, "csrf", "request did not come from an etckit page")
-    if request.mimetype != "application/json":
-        return problem(415, "json_only", "send the request as application/json")
-    body = await request.get_json(silent=True)
+    body = await json_body()
+    if isinstance(body, Response):
+        return body
     if not isinstance(body, dict):
-        return problem(400, "invalid", "the body must be a JSON object")
+        return problem(400, "invalid", "the body must be a JSON object", field="")
     purpose = body.get("purpose")
     workbook = body.get("workbook")
     if purpose not in ("list", "workbook"):
-        return problem(400, "invalid", "purpose must be 'list' or 'workbook'")
+        return problem(400, "invalid", "purpose must be 'list' or 'workbook'",
+                       field="purpose")
     if purpose == "list":
         return purpose, None
     if not isinstance(workbook, str) or not WORKBOOK_RE.match(workbook):
-        return problem(400, "invalid", "workbook must be a workbook id")
+        return problem(400, "invalid", "workbook must be a workbook id", field="workbook")
     return purpose, workbook
 
 

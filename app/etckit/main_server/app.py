@@ -121,6 +121,8 @@ class Site:
 
     def csrf_ok(self, token: str | None) -> bool:
         """A POSTed form's token matches this browser's CSRF cookie, from our own pages."""
+        if token is not None and not token.isascii():
+            return False  # a token is hex; compare_digest refuses non-ASCII text
         return self.same_origin() and sessions.csrf_ok(self.secret, self.csrf_seed(), token)
 
     def csrf_for(self, response: Response) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from quart import Quart, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadHost, HTTPException
 
 from ..storage import StorageError
 from .web import problem
@@ -55,7 +57,55 @@ async def headers(response: Response) -> Response:
     return response
 
 
+class RawGuard:
+    """ASGI layer in front of Quart: a request target Quart cannot decode gets a 400 here.
+
+    Quart decodes the query string as UTF-8 while routing, before any handler runs, so a
+    raw non-ASCII byte there (HTTP/2 or a lenient proxy lets one through) would be a 500.
+    """
+
+    def __init__(self, asgi_app: Any) -> None:
+        self.asgi_app = asgi_app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and not _target_ok(scope):
+            if scope["type"] == "http":
+                await _json_answer(send, 400, "bad_request", "the query string must be ASCII"
+                                   " (percent-encode other bytes)")
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.asgi_app(scope, receive, tracked)
+        except HTTPException as exc:  # raised by Quart before any handler, e.g. BadHost
+            if started or scope["type"] != "http":
+                raise
+            message = "the Host header is not valid" if isinstance(exc, BadHost) else (
+                exc.description or "the request is not valid")
+            await _json_answer(send, exc.code or 400, "bad_request", message)
+
+
+async def _json_answer(send: Any, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error": code, "message": message}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _target_ok(scope: dict) -> bool:
+    query = scope.get("query_string", b"")
+    return query.isascii()
+
+
 def install(app: Quart) -> None:
+    app.asgi_app = RawGuard(app.asgi_app)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(StorageError, storage_error)
     app.register_error_handler(Exception, crashed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, redirect, request
+from quart import Blueprint, Response, jsonify, redirect, request
 
 from ..auth import sessions
 from ..auth.oidc import SsoError
@@ -48,8 +48,8 @@ def rate_limited(message: str, retry_after: int) -> Response:
                            f" second{'s' if retry_after != 1 else ''}.",
                            title="Too many logins")
     else:
-        response = problem(429, "rate_limited", message, retry_after=retry_after)
-        response.mimetype = "application/json"
+        response = jsonify(error="rate_limited", message=message, retry_after=retry_after)
+        response.status_code = 429
     response.headers["Retry-After"] = str(retry_after)
     return response
 
