@@ -11,16 +11,22 @@ test client; `test_fuzz_real_process` sends the same kind of traffic over a real
 from __future__ import annotations
 
 import json
+import socket
 import string
 from urllib.parse import quote
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.chain import Chain
+from tests.support.procs import wait_http
+from tests.support.system import free_port
+
 from .raw import asgi
 
-pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 ROUTES = ["/", "/welcome", "/workbooks", "/workbooks/w1", "/workbooks/%ED%A0%BD",
           "/login/fake", "/login/anonymous", "/login/sso", "/login/sso/callback", "/logout",
@@ -154,6 +160,7 @@ def check(status: int, body: bytes, r: dict) -> None:
         assert answer["error"] and answer["message"], answer
 
 
+@SQLITE
 @settings(max_examples=1500, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
@@ -165,3 +172,69 @@ async def test_no_request_gets_a_5xx(fuzz_app, r):
     check(status, body, r)
     health = await client.get("/healthz")
     assert health.status_code == 200
+
+
+def raw_http(port: int, r: dict, token: str, seed: str, session: str) -> int:
+    """One request over a real socket, bytes as generated; the status the server answers."""
+    headers = [(k, v) for k, v in r["headers"].items() if k not in ("Content-Length", "Host")]
+    headers.append(("Host", f"127.0.0.1:{port}"))
+    if r["content_type"] is not None:
+        headers.append(("Content-Type", r["content_type"]))
+    cookie = f"etckit_session={session}; etckit_csrf={seed}" if r["logged_in"] else r["cookie"]
+    if cookie is not None:
+        headers.append(("Cookie", cookie))
+    body = r["body"]
+    if r["with_csrf"] and r["method"] == "POST":
+        body = b"csrf=" + token.encode() + b"&" + body
+    query = b"?" + r["query"] if r["query"] else b""
+    head = r["method"].encode() + b" " + r["path"].encode() + query + b" HTTP/1.1\r\n"
+    head += b"".join(f"{k}: {v}\r\n".encode("latin-1") for k, v in headers)
+    head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 "), (answer[:200], r)
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture
+def real_main_server(tmp_path):
+    port = free_port()
+    chain = Chain(tmp_path, auth__fake_login="true", main_server__port=str(port),
+                  main_server__public_url=f"http://127.0.0.1:{port}",
+                  main_server__anonymous_logins_per_minute="0")
+    proc = chain.start("main-server")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz", proc=proc)
+        with httpx.Client(base_url=base) as http:
+            options = http.get("/api/login-options")
+            token, seed = options.json()["csrf"], options.cookies["etckit_csrf"]
+            login = http.post("/login/fake", data={"name": "fuzz", "csrf": token})
+            session = login.cookies["etckit_session"]
+        yield proc, port, token, seed, session
+    finally:
+        chain.stop()
+
+
+@pytest.mark.slow
+def test_fuzz_real_process(real_main_server):
+    proc, port, token, seed, session = real_main_server
+
+    @settings(max_examples=300, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(r=REQUEST)
+    def one(r):
+        r = {**r, "method": r["target"][0], "path": r["target"][1]}
+        status = raw_http(port, r, token, seed, session)
+        assert status < 500, (status, r)
+
+    one()
+    assert proc.popen.poll() is None, proc.output()
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    assert '"internal"' not in proc.output() and "request failed" not in proc.output()
