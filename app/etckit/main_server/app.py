@@ -2,7 +2,14 @@
 
 main_server keeps nothing in memory that another instance would need: sessions, users and
 assignments live in the database, and the SSO login transaction travels in a signed cookie,
-so any number of instances serve one browser interchangeably behind a load balancer.
+so any number of instances serve one browser interchangeably behind a load balancer. (The one
+thing in memory, the anonymous-login limiter of `limits.py`, is an approximate per-process
+guard that another instance never needs.)
+
+The routes live in three blueprints: `pages` (HTML), `logins` (form posts) and `api` (JSON and
+/healthz); `web.py` holds what they share, `errors.py` the error answers. While serving, a
+background task deletes expired anonymous users and, with SSO on, the provider's discovery
+document is fetched once so a misconfiguration shows in the log at start.
 
 Routes (docs/auth.md tells the whole story):
 
