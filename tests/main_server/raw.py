@@ -6,9 +6,10 @@ import asyncio
 
 
 async def asgi(app, method: str, path: str, query: bytes, headers: list[tuple[str, str]],
-               body: bytes) -> tuple[int, bytes]:
+               body: bytes, *, disconnect: bool = False) -> tuple[int, bytes]:
     """One request straight into the ASGI app: raw query bytes and latin-1 headers, which
-    Quart's test client cannot send but a real HTTP server passes on."""
+    Quart's test client cannot send but a real HTTP server passes on. With `disconnect`, the
+    client goes away as soon as its body is sent."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
              "query_string": query, "root_path": "", "client": ("127.0.0.1", 40000),
@@ -20,8 +21,10 @@ async def asgi(app, method: str, path: str, query: bytes, headers: list[tuple[st
 
     async def receive() -> dict:
         nonlocal sent
-        if sent:  # the client waits for the answer (a disconnect would cancel the handler)
-            await asyncio.Event().wait()
+        if sent:
+            if disconnect:
+                return {"type": "http.disconnect"}
+            await asyncio.Event().wait()  # the client waits for the answer
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 

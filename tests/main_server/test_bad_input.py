@@ -68,3 +68,23 @@ async def test_bad_host_header(app):
     status, body = await asgi(app, "GET", "/api/me", b"", [("Host", ".exe")], b"")
     assert status == 400 and "Host" in json.loads(body)["message"]
     assert (await app.test_client().get("/healthz")).status_code == 200
+
+
+async def test_client_disconnect_mid_assign_leaves_the_database_usable(app, db):
+    """A client that closes its socket right after sending /api/assign: Quart cancelled the
+    handler inside the SQLite transaction and every later request failed ("cannot start a
+    transaction within a transaction"); now the handler finishes and nothing is left open."""
+    from .test_assign import add_wssvc
+
+    client = app.test_client()
+    login = await fake_login(client)
+    session = login.headers["Set-Cookie"].split(";")[0]
+    await add_wssvc(db, "a")
+    headers = [("Host", "localhost"), ("Content-Type", "application/json"),
+               ("Cookie", session)]
+    for _ in range(20):
+        await asgi(app, "POST", "/api/assign", b"", headers, b'{"purpose": "list"}',
+                   disconnect=True)
+    assert (await client.get("/healthz")).status_code == 200
+    status, _ = await assign_raw(client, b'{"purpose": "list"}')
+    assert status == 200

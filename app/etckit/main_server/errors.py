@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -75,6 +76,8 @@ class RawGuard:
             else:
                 await send({"type": "websocket.close", "code": 1008})
             return
+        if scope["type"] == "http":
+            receive = _finish_despite_disconnect(receive)
         started = False
 
         async def tracked(message: dict) -> None:
@@ -90,6 +93,29 @@ class RawGuard:
             message = "the Host header is not valid" if isinstance(exc, BadHost) else (
                 exc.description or "the request is not valid")
             await _json_answer(send, exc.code or 400, "bad_request", message)
+
+
+def _finish_despite_disconnect(receive: Any) -> Any:
+    """Once the whole body is in, a client's disconnect no longer cancels the handler.
+
+    Quart cancels a handler when the client goes away; cancelled inside a database transaction
+    (SQLite: between BEGIN and COMMIT) it could leave the shared connection in a transaction,
+    so one client closing its socket mid-request broke every later request. main_server's
+    handlers are short, so each runs to its end and its answer is dropped by the server.
+    Until the body is complete the disconnect passes (Quart then stops reading it).
+    """
+    body_done = False
+
+    async def guarded() -> dict:
+        nonlocal body_done
+        if body_done:
+            await asyncio.Event().wait()  # cancelled by Quart once the answer is sent
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body_done = True
+        return message
+
+    return guarded
 
 
 async def _json_answer(send: Any, status: int, code: str, message: str) -> None:
