@@ -8,7 +8,6 @@ import asyncio
 import json
 import time
 
-import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -84,6 +84,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_body_bytes": Key(int, 65536, _range(1024, 64 * 1024 * 1024),
                      "largest request body (413 above)"),
         "trusted_proxies": Key(list, [], None, "addresses whose X-Forwarded-* are believed"),
+        "anonymous_logins_per_minute": Key(float, 10.0, _range(0, 100000),
+                                           "anonymous logins one client address may make a"
+                                           " minute, per process (0: no limit)"),
+        "anonymous_login_burst": Key(int, 5, _range(1, 100000),
+                                     "anonymous logins one address may make at once"),
+        "anonymous_accounts_per_day": Key(int, 200, _range(0, 10000000),
+                                          "anonymous accounts one address may create in 24"
+                                          " hours, per process (0: no limit)"),
     },
     "wssvc": {
         "host": Key(str, "127.0.0.1", None, "address to listen on"),

@@ -2,7 +2,14 @@
 
 main_server keeps nothing in memory that another instance would need: sessions, users and
 assignments live in the database, and the SSO login transaction travels in a signed cookie,
-so any number of instances serve one browser interchangeably behind a load balancer.
+so any number of instances serve one browser interchangeably behind a load balancer. (The one
+thing in memory, the anonymous-login limiter of `limits.py`, is an approximate per-process
+guard that another instance never needs.)
+
+The routes live in three blueprints: `pages` (HTML), `logins` (form posts) and `api` (JSON and
+/healthz); `web.py` holds what they share, `errors.py` the error answers. While serving, a
+background task deletes expired anonymous users and, with SSO on, the provider's discovery
+document is fetched once so a misconfiguration shows in the log at start.
 
 Routes (docs/auth.md tells the whole story):
 
@@ -26,49 +33,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
-import re
 import secrets
-import time
-from collections.abc import Awaitable, Callable
-from functools import wraps
-from typing import Any
+from collections.abc import AsyncIterator
+from functools import partial
 from urllib.parse import urlsplit
 
-from quart import Quart, Response, g, jsonify, redirect, request
-from werkzeug.exceptions import HTTPException
+from quart import Quart, Response, request
 
-from .. import __version__
-from ..auth import keys, sessions, tickets
+from ..auth import keys, sessions
 from ..auth.oidc import OidcClient, SsoError
 from ..config import Config
 from ..http import serve_app
 from ..lifecycle import Fatal
 from ..resources import static_dir
-from ..storage import Database, StorageError, check_schema, connect
-from .assign import NoService, assign
-from .pages import error_page
+from ..storage import Database, StorageError, connect
+from . import api, errors, logins, pages
+from .limits import LoginLimiter, client_address
+from .web import CSRF_COOKIE, SESSION_COOKIE, SSO_COOKIE, SSO_PATH
+
+__all__ = ["CSRF_COOKIE", "SESSION_COOKIE", "SSO_COOKIE", "SSO_PATH", "Site", "create_app",
+           "run"]
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "etckit_session"
-CSRF_COOKIE = "etckit_csrf"
-SSO_COOKIE = "etckit_sso"
-SSO_PATH = "/login/sso"
-NAME_RE = re.compile(r"^[\w .@+-]{1,64}$")
-WORKBOOK_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SWEEP_INTERVAL = 300.0
-
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self';"
-        " connect-src 'self' ws: wss: http: https:; img-src 'self' data: blob: http: https:;"
-        " frame-ancestors 'none'; base-uri 'self'"),
-}
 
 
 def origin_of(url: str) -> str:
@@ -89,6 +78,10 @@ class Site:
         self.public_origin = origin_of(cfg.main_server.public_url)
         self.proxies = [ipaddress.ip_network(p, strict=False)
                         for p in cfg.main_server.trusted_proxies]
+        self.login_limiter = LoginLimiter(
+            per_minute=cfg.main_server.anonymous_logins_per_minute,
+            burst=cfg.main_server.anonymous_login_burst,
+            per_day=cfg.main_server.anonymous_accounts_per_day)
         self.oidc: OidcClient | None = None
         if cfg.sso.enabled:
             self.oidc = OidcClient(
@@ -136,6 +129,25 @@ class Site:
     def csrf_seed(self) -> str | None:
         return request.cookies.get(CSRF_COOKIE)
 
+    def csrf_ok(self, token: str | None) -> bool:
+        """A POSTed form's token matches this browser's CSRF cookie, from our own pages."""
+        if token is not None and not token.isascii():
+            return False  # a token is hex; compare_digest refuses non-ASCII text
+        return self.same_origin() and sessions.csrf_ok(self.keys.csrf, self.csrf_seed(), token)
+
+    def csrf_for(self, response: Response) -> str:
+        """The form token; gives the browser a CSRF cookie first if it has none."""
+        seed = self.csrf_seed()
+        if not seed or len(seed) > 100:
+            seed = secrets.token_urlsafe(24)
+            self.set_cookie(response, CSRF_COOKIE, seed, max_age=None)
+        return sessions.csrf_token(self.keys.csrf, seed)
+
+    def client_address(self) -> str:
+        """Who is asking: X-Forwarded-For believed only from a trusted proxy."""
+        return client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                              self.proxies)
+
 
 def create_app(cfg: Config, db: Database) -> Quart:
     app = Quart(__name__, static_folder=str(static_dir()), static_url_path="/static")
@@ -147,276 +159,33 @@ def create_app(cfg: Config, db: Database) -> Quart:
     app.extensions["etckit.db"] = db
     app.extensions["etckit.config"] = cfg
     app.extensions["etckit.site"] = site
-
-    def wants_json() -> bool:
-        return request.path.startswith("/api/")
-
-    def problem(status: int, code: str, message: str, *, title: str = "",
-                href: str = "/", link: str = "Back to the login page") -> Response:
-        if wants_json():
-            response = jsonify(error=code, message=message)
-            response.status_code = status
-            return response
-        return Response(error_page(title or message, message, href=href, link=link), status,
-                        content_type="text/html; charset=utf-8")
-
-    # -- session handling -------------------------------------------------------------
-
-    async def current_user() -> sessions.User | None:
-        if "user" not in g:
-            g.user = await sessions.session_user(db, request.cookies.get(SESSION_COOKIE))
-        return g.user
-
-    def page(handler: Callable[..., Awaitable[Any]]):
-        """A page for logged-in users; anyone else goes to the login page."""
-        @wraps(handler)
-        async def wrapper(*args, **kwargs):
-            if await current_user() is None:
-                return redirect("/", 303)
-            return await handler(*args, **kwargs)
-        return wrapper
-
-    def api(handler: Callable[..., Awaitable[Any]]):
-        """An API call for logged-in users; anyone else gets 401."""
-        @wraps(handler)
-        async def wrapper(*args, **kwargs):
-            if await current_user() is None:
-                return problem(401, "not_logged_in", "log in first (no valid session)")
-            return await handler(*args, **kwargs)
-        return wrapper
-
-    async def checked_form() -> dict[str, str] | None:
-        """The POSTed form, or None if its CSRF token or Origin is wrong."""
-        form = await request.form
-        if not site.same_origin() or not sessions.csrf_ok(site.keys.csrf, site.csrf_seed(),
-                                                          form.get("csrf")):
-            log.info("form refused: CSRF", extra={"path": request.path,
-                                                  "origin": request.headers.get("Origin")})
-            return None
-        return dict(form)
-
-    def refused() -> Response:
-        return problem(403, "csrf", "This form has expired or did not come from etckit. "
-                       "Go back, reload the page and try again.", title="Form refused")
-
-    def csrf_for(response: Response) -> str:
-        """The form token; gives the browser a CSRF cookie first if it has none."""
-        seed = site.csrf_seed()
-        if not seed or len(seed) > 100:
-            seed = secrets.token_urlsafe(24)
-            site.set_cookie(response, CSRF_COOKIE, seed, max_age=None)
-        return sessions.csrf_token(site.keys.csrf, seed)
-
-    async def logged_in(user: sessions.User, how: str) -> Response:
-        token, expires = await sessions.create_session(db, user, cfg.auth.session_lifetime)
-        log.info("login", extra={"user": user.id, "kind": user.kind, "via": how})
-        response = redirect("/welcome", 303)
-        site.set_cookie(response, SESSION_COOKIE, token, max_age=expires - time.time())
-        return response
-
-    # -- health and errors ------------------------------------------------------------
-
-    @app.get("/healthz")
-    async def healthz():
-        try:
-            await check_schema(db)
-        except StorageError as exc:
-            log.warning("health check failed: %s", exc)
-            return jsonify(status="unhealthy", error=str(exc)), 503
-        return jsonify(status="ok", version=__version__)
-
-    @app.errorhandler(HTTPException)
-    async def http_error(exc: HTTPException):
-        messages = {404: "There is nothing here.", 405: "That method is not allowed here.",
-                    413: "The request is too large.", 400: "The request is not valid."}
-        message = messages.get(exc.code or 500, exc.description or "Request failed.")
-        response = problem(exc.code or 500, (exc.name or "error").lower().replace(" ", "_"),
-                           message, title=exc.name or "Error")
-        if exc.code == 405 and getattr(exc, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response
-
-    @app.errorhandler(StorageError)
-    async def storage_error(exc: StorageError):
-        log.error("database error: %s", exc, extra={"path": request.path})
-        return problem(503, "unavailable", "etckit cannot reach its database right now; "
-                       "try again in a moment.", title="Temporarily unavailable")
-
-    @app.errorhandler(Exception)
-    async def crashed(exc: Exception):
-        log.exception("request failed", extra={"path": request.path})
-        return problem(500, "internal", "Something went wrong on our side; it has been logged.",
-                       title="Internal error")
-
-    @app.after_request
-    async def headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.path.startswith("/api/") or response.mimetype == "text/html":
-            response.headers["Cache-Control"] = "no-store"
-        return response
-
-    # -- pages ------------------------------------------------------------------------
-
-    @app.get("/")
-    async def index():
-        if await current_user() is not None:
-            return redirect("/welcome", 303)
-        return await app.send_static_file("login.html")
-
-    @app.get("/welcome")
-    @page
-    async def welcome():
-        return await app.send_static_file("welcome.html")
-
-    @app.get("/workbooks")
-    @page
-    async def workbook_list():
-        return await app.send_static_file("workbooks.html")
-
-    @app.get("/workbooks/<workbook>")
-    @page
-    async def workbook_page(workbook: str):
-        user = await current_user()
-        if not WORKBOOK_RE.match(workbook) or not await owns(user.id, workbook):
-            return problem(404, "not_found", "There is no such workbook.",
-                           title="Workbook not found", href="/workbooks",
-                           link="Back to your workbooks")
-        return await app.send_static_file("workbook.html")
-
-    async def owns(user_id: str, workbook: str) -> bool:
-        row = await db.fetchone("SELECT owner_id FROM workbooks WHERE id = :id",
-                                {"id": workbook})
-        return row is not None and row["owner_id"] == user_id
-
-    # -- logins -----------------------------------------------------------------------
-
-    @app.post("/login/fake")
-    async def login_fake():
-        if not cfg.auth.fake_login:
-            return problem(404, "not_found", "There is nothing here.", title="Not Found")
-        form = await checked_form()
-        if form is None:
-            return refused()
-        name = (form.get("name") or "").strip()
-        if not NAME_RE.match(name):
-            return problem(400, "invalid", "A user name is 1 to 64 letters, digits, spaces "
-                           "or . @ + - _", title="Not a user name")
-        user = await sessions.upsert_user(db, issuer=sessions.FAKE_ISSUER, subject=name,
-                                          kind="fake", display_name=name)
-        return await logged_in(user, "fake")
-
-    @app.post("/login/anonymous")
-    async def login_anonymous():
-        if not cfg.auth.anonymous:
-            return problem(404, "not_found", "There is nothing here.", title="Not Found")
-        form = await checked_form()
-        if form is None:
-            return refused()
-        user = await sessions.create_anonymous(db, cfg.auth.anonymous_lifetime)
-        return await logged_in(user, "anonymous")
-
-    @app.post(SSO_PATH)
-    async def login_sso():
-        if site.oidc is None:
-            return problem(404, "not_found", "There is nothing here.", title="Not Found")
-        form = await checked_form()
-        if form is None:
-            return refused()
-        try:
-            url, transaction = await site.oidc.begin()
-        except SsoError as exc:
-            return problem(502, "sso", str(exc), title="Single sign-on failed")
-        response = redirect(url, 303)
-        site.set_cookie(response, SSO_COOKIE, transaction, max_age=600, path=SSO_PATH)
-        return response
-
-    @app.get(SSO_PATH + "/callback")
-    async def sso_callback():
-        if site.oidc is None:
-            return problem(404, "not_found", "There is nothing here.", title="Not Found")
-        try:
-            who = await site.oidc.finish(dict(request.args), request.cookies.get(SSO_COOKIE))
-        except SsoError as exc:
-            response = problem(400, "sso", str(exc), title="Single sign-on failed")
-            site.clear_cookie(response, SSO_COOKIE, path=SSO_PATH)
-            return response
-        user = await sessions.upsert_user(db, issuer=who.issuer, subject=who.subject,
-                                          kind="sso", display_name=who.name or who.subject,
-                                          email=who.email)
-        response = await logged_in(user, "sso")
-        site.clear_cookie(response, SSO_COOKIE, path=SSO_PATH)
-        return response
-
-    @app.post("/logout")
-    async def logout():
-        form = await checked_form()
-        if form is None:
-            return refused()
-        token = request.cookies.get(SESSION_COOKIE)
-        if token:
-            await sessions.logout(db, token)
-        response = redirect("/", 303)
-        site.clear_cookie(response, SESSION_COOKIE)
-        return response
-
-    # -- the API the pages call ----------------------------------------------------------
-
-    @app.get("/api/login-options")
-    async def login_options():
-        response = jsonify(
-            anonymous=cfg.auth.anonymous, fake_login=cfg.auth.fake_login,
-            anonymous_lifetime=cfg.auth.anonymous_lifetime, sso=site.oidc is not None,
-            registration_url=cfg.sso.registration_url if site.oidc is not None else "")
-        body = await response.get_json()
-        response.set_data(json.dumps({**body, "csrf": csrf_for(response)}))
-        return response
-
-    @app.get("/api/me")
-    @api
-    async def me():
-        user = await current_user()
-        response = jsonify(user=user.view())
-        response.set_data(json.dumps({"user": user.view(), "csrf": csrf_for(response)}))
-        return response
-
-    @app.post("/api/assign")
-    @api
-    async def assign_wssvc():
-        if not site.same_origin():
-            return problem(403, "csrf", "request did not come from an etckit page")
-        if request.mimetype != "application/json":
-            return problem(415, "json_only", "send the request as application/json")
-        body = await request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return problem(400, "invalid", "the body must be a JSON object")
-        purpose = body.get("purpose")
-        workbook = body.get("workbook")
-        if purpose not in ("list", "workbook"):
-            return problem(400, "invalid", "purpose must be 'list' or 'workbook'")
-        user = await current_user()
-        if purpose == "workbook":
-            if not isinstance(workbook, str) or not WORKBOOK_RE.match(workbook):
-                return problem(400, "invalid", "workbook must be a workbook id")
-            if not await owns(user.id, workbook):
-                return problem(404, "not_found", "there is no such workbook")
-        else:
-            workbook = None
-        try:
-            chosen = await assign(db, user_id=user.id, purpose=purpose, workbook=workbook,
-                                  liveness=cfg.heartbeat.registry_liveness)
-        except NoService:
-            return problem(503, "no_wssvc", "no websocket service is available; "
-                           "try again in a few seconds")
-        session = sessions.token_hash(request.cookies.get(SESSION_COOKIE, ""))
-        ticket = tickets.issue(site.ticket_key, user=user.id, session=session,
-                               pool=chosen.pool, purpose=purpose, workbook=workbook,
-                               lifetime=cfg.auth.ticket_lifetime)
-        return jsonify(url=f"{chosen.endpoint}/ws?ticket={ticket}", endpoint=chosen.endpoint,
-                       ticket=ticket, pool=chosen.pool, service=chosen.service_id,
-                       expires_in=cfg.auth.ticket_lifetime)
-
+    for blueprint in (pages.blueprint, logins.blueprint, api.blueprint):
+        app.register_blueprint(blueprint)
+    errors.install(app)
+    app.while_serving(partial(_background, site))
     return app
+
+
+async def _background(site: Site) -> AsyncIterator[None]:
+    """While the app serves: sweep expired anonymous users; look the SSO provider up once."""
+    interval = min(SWEEP_INTERVAL, site.cfg.auth.anonymous_lifetime / 4)
+    tasks = [asyncio.create_task(_sweeper(site.db, interval))]
+    if site.oidc is not None:
+        tasks.append(asyncio.create_task(_discover(site.oidc)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _discover(oidc: OidcClient) -> None:
+    """Fetch the provider's discovery document at start, so a misconfiguration shows early."""
+    with contextlib.suppress(SsoError):  # logged by metadata(); retried at the first login
+        await oidc.metadata()
 
 
 async def _sweeper(db: Database, interval: float) -> None:
@@ -437,15 +206,10 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
     except keys.SecretError as exc:
         raise Fatal(str(exc)) from None
     db = await connect(cfg)
-    interval = min(SWEEP_INTERVAL, cfg.auth.anonymous_lifetime / 4)
-    sweeper = asyncio.create_task(_sweeper(db, interval))
     try:
         app = create_app(cfg, db)
         log.info("listening", extra={"host": cfg.main_server.host, "port": cfg.main_server.port})
         await serve_app(app, host=cfg.main_server.host, port=cfg.main_server.port, stop=stop)
     finally:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
         await db.close()
     return 0

@@ -1,29 +1,39 @@
-"""The few pages main_server renders itself: errors, each with a way back."""
+"""The pages blueprint: the login page and the pages of a logged-in user."""
 
 from __future__ import annotations
 
-from html import escape
+from quart import Blueprint, current_app, redirect
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>etckit — {title}</title>
-  <link rel="stylesheet" href="/static/etckit.css">
-</head>
-<body>
-  <main class="card" id="error-page">
-    <h1>{title}</h1>
-    <p class="message">{message}</p>
-    <p><a class="button" id="back" href="{href}">{link}</a></p>
-  </main>
-</body>
-</html>
-"""
+from .web import WORKBOOK_RE, current_user, owns, page, problem
+
+blueprint = Blueprint("pages", __name__)
 
 
-def error_page(title: str, message: str, *, href: str = "/",
-               link: str = "Back to the login page") -> str:
-    return _PAGE.format(title=escape(title), message=escape(message), href=escape(href),
-                        link=escape(link))
+@blueprint.get("/")
+async def index():
+    if await current_user() is not None:
+        return redirect("/welcome", 303)
+    return await current_app.send_static_file("login.html")
+
+
+@blueprint.get("/welcome")
+@page
+async def welcome():
+    return await current_app.send_static_file("welcome.html")
+
+
+@blueprint.get("/workbooks")
+@page
+async def workbook_list():
+    return await current_app.send_static_file("workbooks.html")
+
+
+@blueprint.get("/workbooks/<workbook>")
+@page
+async def workbook_page(workbook: str):
+    user = await current_user()
+    if not WORKBOOK_RE.match(workbook) or not await owns(user.id, workbook):
+        return problem(404, "not_found", "There is no such workbook.",
+                       title="Workbook not found", href="/workbooks",
+                       link="Back to your workbooks")
+    return await current_app.send_static_file("workbook.html")
