@@ -212,7 +212,8 @@ async def test_dead_clients_are_noticed_by_the_application_ping(tmp_path):
 
 
 async def test_a_client_that_does_not_read_is_disconnected(tmp_path):
-    chain = Chain(tmp_path, wssvc__client_queue="4")
+    # 16 MB in one reply: over the default quotas.reply_max_bytes, raised for this test
+    chain = Chain(tmp_path, wssvc__client_queue="4", quotas__reply_max_bytes="33554432")
     chain.start_all()
     try:
         sleeper = await chain.connect("alice", rcvbuf=4096)

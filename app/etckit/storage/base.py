@@ -61,15 +61,15 @@ class Database(abc.ABC):
         return self.transaction()
 
     async def execute(self, sql: str, params: Params = None) -> int:
-        async with self.read() as tx:
+        async with self.transaction() as tx:
             return await tx.execute(sql, params)
 
     async def fetchall(self, sql: str, params: Params = None) -> list[Row]:
-        async with self.read() as tx:
+        async with self.transaction() as tx:
             return await tx.fetchall(sql, params)
 
     async def fetchone(self, sql: str, params: Params = None) -> Row | None:
-        async with self.read() as tx:
+        async with self.transaction() as tx:
             return await tx.fetchone(sql, params)
 
     async def fetchval(self, sql: str, params: Params = None) -> Any:

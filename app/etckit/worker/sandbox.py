@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import engine
+from ..messaging.types import PLOT_KINDS
 
 log = logging.getLogger("etckit.worker.sandbox")
 
@@ -169,10 +170,9 @@ class Sandbox:
                      result: engine.Result | None = None) -> bytes:
         """``plots.render`` in the child: PNG bytes. ``result`` (from ``calculate`` on the
         same inputs) saves computing again. An unknown ``kind`` is a ValidationError."""
-        from ..engine.plots import KINDS
-
-        if kind not in KINDS:
-            raise engine.ValidationError("kind", f"must be one of {', '.join(KINDS)}")
+        # the list without importing matplotlib here: that would stall the worker's loop
+        if kind not in PLOT_KINDS:
+            raise engine.ValidationError("kind", f"must be one of {', '.join(PLOT_KINDS)}")
         return await self.run(_render, kind, calculation, scene, sources, result)
 
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
