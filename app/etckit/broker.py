@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import zmq
 
+from .bootstrap import Running, running
 from .config import Config
-from .lifecycle import Fatal, wait_first
+from .lifecycle import Fatal
 from .messaging.curve import BACKEND, FRONTEND, Gatekeeper, LinkSecurity, public_keys
 from .messaging.frames import Complaints, FrameError, check_hello, check_rid, request_user
 from .messaging.protocol import (
@@ -40,8 +41,8 @@ from .messaging.protocol import (
     WORKER,
     error_body,
 )
-from .registry import Registration, live
-from .storage import Database, StorageError, connect
+from .registry import live
+from .storage import Database, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -490,54 +491,52 @@ class KeyKeeper:
 
 
 async def run(cfg: Config, stop: asyncio.Event) -> int:
-    db = await connect(cfg)
     ctx = zmq.Context()
     broker = Broker(ctx, interval=cfg.heartbeat.interval, liveness=cfg.heartbeat.liveness,
                     queue_limit=cfg.broker.queue_limit, queue_per_user=cfg.broker.queue_per_user,
                     security=LinkSecurity.from_config(cfg, "broker"))
-    reg: Registration | None = None
-    tasks: list[asyncio.Task] = []
     try:
-        front, back = broker.bind(cfg.broker.host, cfg.broker.frontend_port,
-                                  cfg.broker.backend_port)
-        pool = await choose_pool(cfg, db, stop)
-        if pool is None:
-            return 0
-        if broker.gatekeeper is not None:  # know the keys before anyone knows this broker
-            keeper = KeyKeeper(db, broker.gatekeeper, pool,
-                               interval=cfg.heartbeat.registry_interval,
-                               liveness=cfg.heartbeat.registry_liveness)
-            await keeper.read()
-            tasks.append(asyncio.create_task(keeper.run(), name="broker-keys"))
-        host = cfg.broker.advertise_host or cfg.broker.host
-        reg = Registration(db, "broker", pool=pool, endpoint=f"tcp://{host}:{front}",
-                           extra={"backend": f"tcp://{host}:{back}"},
-                           publish=broker.security.published,
-                           interval=cfg.heartbeat.registry_interval,
-                           liveness=cfg.heartbeat.registry_liveness,
-                           load=lambda: len(broker.workers))
-        await reg.start()
-        log.info("serving", extra={"pool": pool, "frontend": front, "backend": back,
-                                   "curve": broker.gatekeeper is not None})
-        halt = threading.Event()
-        loop_task = asyncio.create_task(asyncio.to_thread(broker.loop, halt))
-        stopper = asyncio.create_task(wait_first(stop, reg.lost))
-        await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        halt.set()
-        stopper.cancel()
-        await loop_task  # re-raises if the loop crashed
-        if reg.lost.is_set():
-            raise Fatal("the database (service registry) is unreachable")
+        async with running(cfg, stop) as program:
+            front, back = broker.bind(cfg.broker.host, cfg.broker.frontend_port,
+                                      cfg.broker.backend_port)
+            pool = await choose_pool(cfg, program.db, stop)
+            if pool is None:
+                return 0
+            await _admit_keys(cfg, program, broker, pool)
+            host = cfg.broker.advertise_host or cfg.broker.host
+            await program.register("broker", pool=pool, endpoint=f"tcp://{host}:{front}",
+                                   extra={"backend": f"tcp://{host}:{back}"},
+                                   publish=broker.security.published,
+                                   load=lambda: len(broker.workers))
+            log.info("serving", extra={"pool": pool, "frontend": front, "backend": back,
+                                       "curve": broker.gatekeeper is not None})
+            await _serve(broker, program.halt)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if reg is not None:
-            await reg.stop()
         broker.close()
         ctx.term()
-        await db.close()
     return 0
+
+
+async def _admit_keys(cfg: Config, program: Running, broker: Broker, pool: str) -> None:
+    """With CURVE: know the keys to admit before anyone knows this broker, then keep them."""
+    if broker.gatekeeper is None:
+        return
+    keeper = KeyKeeper(program.db, broker.gatekeeper, pool,
+                       interval=cfg.heartbeat.registry_interval,
+                       liveness=cfg.heartbeat.registry_liveness)
+    await keeper.read()
+    program.background(keeper.run(), name="broker-keys")
+
+
+async def _serve(broker: Broker, halt: asyncio.Event) -> None:
+    """The ZeroMQ loop in its thread until halt (or until it crashes, which re-raises)."""
+    stop_loop = threading.Event()
+    loop_task = asyncio.create_task(asyncio.to_thread(broker.loop, stop_loop))
+    halted = asyncio.create_task(halt.wait())
+    await asyncio.wait({loop_task, halted}, return_when=asyncio.FIRST_COMPLETED)
+    stop_loop.set()
+    halted.cancel()
+    await loop_task
 
 
 __all__ = ["Broker", "run"]

@@ -31,9 +31,10 @@ from quart import Quart, jsonify, make_response, request, websocket
 
 from .. import __version__
 from ..auth import keys, tickets
+from ..bootstrap import running
 from ..config import Config
 from ..http import serve_app
-from ..lifecycle import Fatal, wait_first
+from ..lifecycle import Fatal
 from ..messaging.curve import LinkSecurity
 from ..messaging.protocol import (
     ProtocolError,
@@ -45,7 +46,7 @@ from ..messaging.protocol import (
 )
 from ..messaging.types import ID_MAX, LOCAL_TYPES, PLOT_KINDS, REQUEST_TYPES
 from ..registry import Registration
-from ..storage import Database, connect
+from ..storage import Database
 from .hub import Client, Hub
 from .limits import (
     DECODER,
@@ -510,52 +511,46 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         await asyncio.to_thread(keys.load_public_keys, cfg.auth.ticket_public_key)
     except keys.SecretError as exc:
         raise Fatal(str(exc)) from None
-    db = await connect(cfg)
     port = cfg.wssvc.public_port or cfg.wssvc.port
     pool = cfg.wssvc.pool or f"{cfg.wssvc.public_host}:{port}"
-    service = Service(cfg, db, pool)
     scheme = "wss" if cfg.wssvc.certfile else "ws"
-    reg = Registration(db, "wssvc", pool=pool, endpoint=f"{scheme}://{cfg.wssvc.public_host}:{port}",
-                       interval=cfg.heartbeat.registry_interval,
-                       liveness=cfg.heartbeat.registry_liveness,
-                       load=lambda: len(service.hub),
-                       publish=service.upstream.security.published)
-    await reg.start()
-    service.upstream.start()
+    async with running(cfg, stop) as program:
+        service = Service(cfg, program.db, pool)
+        program.on_exit(service.upstream.stop)
+        reg = await program.register(
+            "wssvc", pool=pool, endpoint=f"{scheme}://{cfg.wssvc.public_host}:{port}",
+            load=lambda: len(service.hub), publish=service.upstream.security.published)
+        service.upstream.start()
+        program.background(_publish_brokers(cfg, reg, service))
+        program.background(service.ping_all())
+        program.background(  # logout ends the websocket (close code 4003)
+            SessionWatcher(program.db, service.hub, cfg.auth.session_check_interval).run())
+        await _serve_http(cfg, service, program.halt, pool)
+    return 0
 
-    async def publish_brokers() -> None:
-        while True:
-            reg.extra = {"brokers": len(service.upstream.ready)}
-            await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
 
-    publisher = asyncio.create_task(publish_brokers())
-    pinger = asyncio.create_task(service.ping_all())
-    watcher = asyncio.create_task(  # logout ends the websocket (close code 4003)
-        SessionWatcher(db, service.hub, cfg.auth.session_check_interval).run())
+async def _publish_brokers(cfg: Config, reg: Registration, service: Service) -> None:
+    while True:
+        reg.extra = {"brokers": len(service.upstream.ready)}
+        await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
+
+
+async def _serve_http(cfg: Config, service: Service, halt: asyncio.Event, pool: str) -> None:
+    """Serve until halt; then say goodbye to the browsers before the server stops."""
     http_stop = asyncio.Event()
 
-    async def shutdown() -> None:  # say goodbye to the browsers before the server stops
-        await wait_first(stop, reg.lost)
+    async def shutdown() -> None:
+        await halt.wait()
         service.hub.close_all(1001, "server shutting down")
         await asyncio.sleep(0.2)
         http_stop.set()
 
     closer = asyncio.create_task(shutdown())
     try:
-        app = create_app(service)
         log.info("listening", extra={"host": cfg.wssvc.host, "port": cfg.wssvc.port,
                                      "pool": pool})
-        await serve_app(app, host=cfg.wssvc.host, port=cfg.wssvc.port, stop=http_stop,
-                        certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
+        await serve_app(create_app(service), host=cfg.wssvc.host, port=cfg.wssvc.port,
+                        stop=http_stop, certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
                         max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096)
     finally:
-        publisher.cancel()
-        pinger.cancel()
-        watcher.cancel()
         closer.cancel()
-        await service.upstream.stop()
-        await reg.stop()
-        await db.close()
-    if reg.lost.is_set():
-        raise Fatal("the database (service registry) is unreachable")
-    return 0
