@@ -191,7 +191,7 @@ export class WorkbookContents {
       const r = c.result || {};
       const busy = this.pending.has(c.id);
       const sat = r.saturation ? `${fmt(100 * r.saturation.max_fill_fraction, 2)}% of full well` : "—";
-      const state = busy ? "recalculating…" : c.status === "ok" ? "" : (c.error || (r.errors || []).map((e) => e.message).join("; ") || c.status);
+      const state = busy || c.status === "pending" ? "recalculating…" : c.status === "ok" ? "" : (c.error || (r.errors || []).map((e) => e.message).join("; ") || c.status);
       return el("tr", { dataset: { id: c.id, status: busy ? "pending" : c.status }, className: this.selected === c.id ? "selected" : "" },
         el("td", {}, el("a", { href: "#plots", onclick: (e) => { e.preventDefault(); this.select(c.id); } }, c.name)),
         el("td", {}, this.items.scene.get(c.scene)?.name ?? "?"),
