@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from etckit.config import load
 from tests.kit.support import REPO
-from tests.support.system import require_program
+from tests.support.system import missing, require_program
 
 ETCKIT_HOSTS = ["front1", "front2", "internal1"]
 
@@ -79,8 +80,63 @@ def test_units_are_hardened(example_render, host, unit):
     text = (example_render / host / unit).read_text()
     for line in ["User=etckit", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
                  "Restart=on-failure", "RestartPreventExitStatus=2", "PartOf=etckit.target",
-                 "WantedBy=etckit.target", "CapabilityBoundingSet="]:
+                 "WantedBy=etckit.target", "CapabilityBoundingSet=", "ProtectProc=invisible",
+                 "SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM"]:
         assert f"\n{line}\n" in text, line
+
+
+# Each program's own lines of the one shared unit template: its limits, what only it needs.
+UNIT_SPECIFICS = {
+    "etckit-main-server.service": ["MemoryMax=512M", "TasksMax=128",
+                                   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
+    "etckit-wssvc.service": ["MemoryMax=1G", "TasksMax=128", "SupplementaryGroups=ssl-cert",
+                             "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
+    "etckit-broker@.service": ["MemoryMax=512M", "TasksMax=64", "IPAddressDeny=any",
+                               "IPAddressAllow=localhost",
+                               "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
+    "etckit-worker@.service": ["MemoryMax=768M", "TasksMax=64", "IPAddressDeny=any",
+                               "IPAddressAllow=localhost",
+                               "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
+}
+
+
+@pytest.mark.parametrize(("host", "unit"), UNITS)
+def test_each_unit_gets_its_own_limits_from_the_shared_template(example_render, host, unit):
+    lines = (example_render / host / unit).read_text().splitlines()
+    for line in UNIT_SPECIFICS[unit]:
+        assert line in lines, line
+    assert sum(line.startswith("IPAddressDeny=") for line in lines) == (
+        1 if "IPAddressDeny=any" in UNIT_SPECIFICS[unit] else 0)
+
+
+MAX_EXPOSURE = 2.0
+
+
+def exposure(unit_file: Path) -> float:
+    """The overall exposure `systemd-analyze security --offline=true` gives a unit file."""
+    analyze = require_program("systemd-analyze", "systemd")
+    result = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(unit_file)],
+                            capture_output=True, text=True)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    if found is None and "offline" in result.stderr:
+        missing("systemd-analyze security --offline (systemd 252 or newer)", "systemd")
+    assert found, result.stdout[-2000:] + result.stderr[-2000:]
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize(("host", "unit"), UNITS)
+def test_units_score_at_most_2_in_systemd_analyze_security(example_render, host, unit):
+    assert exposure(example_render / host / unit) <= MAX_EXPOSURE
+
+
+def test_the_exposure_check_catches_a_weakened_unit(example_render, tmp_path):
+    """A unit stripped of its system call filter and sandboxing scores above the bound."""
+    weak = tmp_path / "etckit-worker@.service"
+    text = (example_render / "internal1" / "etckit-worker@.service").read_text()
+    dropped = ("SystemCallFilter=", "ProtectProc=", "PrivateMounts=", "IPAddress", "RemoveIPC=")
+    weak.write_text("\n".join(line for line in text.splitlines()
+                               if not line.startswith(dropped)) + "\n")
+    assert exposure(weak) > MAX_EXPOSURE
 
 
 @pytest.mark.parametrize(("host", "unit"), UNITS)
