@@ -82,7 +82,8 @@ def test_units_are_hardened(example_render, host, unit):
     for line in ["User=etckit", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
                  "Restart=on-failure", "RestartPreventExitStatus=2", "PartOf=etckit.target",
                  "WantedBy=etckit.target", "CapabilityBoundingSet=", "ProtectProc=invisible",
-                 "SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM"]:
+                 "SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM",
+                 "Environment=OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"]:
         assert f"\n{line}\n" in text, line
 
 
