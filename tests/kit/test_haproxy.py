@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import http.client
+import http.server
+import json
 import re
+import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from tests.kit.support import render
-from tests.support.system import require_program
+from tests.support.system import free_port, require_program
 
 
 def haproxy_check(config: Path) -> None:
@@ -64,3 +70,95 @@ def test_a_host_own_main_server_port_is_its_backend_port(inventory, test_certs, 
     inventory.edit_hosts(lambda h: h["all"]["hosts"]["front2"].update(etckit_main_server_port=9090))
     out = render(inventory, test_certs, tmp_path / "out", limit="loadbalancers")
     assert backend_servers((out / "lb1" / "haproxy.cfg").read_text())["front2"] == "192.0.2.12:9090"
+
+
+def test_rate_limits_on_login_and_assign_are_stick_tables(example_render):
+    config = (example_render / "lb1" / "haproxy.cfg").read_text()
+    assert "acl etckit_login path_beg /login/" in config
+    assert "acl etckit_assign path /api/assign" in config
+    assert "http-request track-sc0 src table etckit_rate_login if etckit_login" in config
+    assert "http-request track-sc1 src table etckit_rate_assign if etckit_assign" in config
+    assert "sc0_http_req_rate(etckit_rate_login) gt 30 }" in config
+    assert "sc1_http_req_rate(etckit_rate_assign) gt 120 }" in config
+    assert ("stick-table type ipv6 size 200k expire 120s store http_req_rate(60s)"
+            in config.split("backend etckit_rate_login\n", 1)[1])
+
+
+class _Backend(http.server.BaseHTTPRequestHandler):
+    """A stand-in main_server: 200 to everything."""
+
+    def _answer(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _local_config(config: str, port: int) -> str:
+    """The rendered configuration, runnable here: plain HTTP on loopback, no chroot or user."""
+    dropped = ("    chroot", "    user ", "    group ", "    daemon", "    stats ", "    log /dev",
+               "    ssl-default")
+    lines = [line for line in config.splitlines() if not line.startswith(dropped)]
+    text = "\n".join(lines) + "\n"
+    text = re.sub(r"^    bind :443 .*$", f"    bind 127.0.0.1:{port}", text, flags=re.M)
+    return re.sub(r"^    bind :80$", f"    bind 127.0.0.1:{free_port()}", text, flags=re.M)
+
+
+def _post(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body=b"{}", headers={"Host": "www.etc.example.org"})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_client_over_the_login_rate_gets_429_with_retry_after(inventory, test_certs, tmp_path):
+    """The rendered limits, run by a real HAProxy: the 4th login in a minute is refused."""
+    haproxy = require_program("haproxy", "haproxy")
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    inventory.edit_vars("all/main.yml", lambda data: data.update({
+        "etckit_haproxy_login_rate": 3, "etckit_haproxy_assign_rate": 5,
+        "etckit_haproxy_ipv6": False, "etckit_haproxy_backend_group": "nobody",
+        "etckit_haproxy_extra_servers": [
+            {"name": "stub", "address": "127.0.0.1", "port": backend.server_address[1]}]}))
+    out = render(inventory, test_certs, tmp_path / "out", limit="loadbalancers")
+    port = free_port()
+    local = tmp_path / "local.cfg"
+    local.write_text(_local_config((out / "lb1" / "haproxy.cfg").read_text(), port))
+    proxy = subprocess.Popen([haproxy, "-db", "-f", str(local)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port)
+        logins = [_post(port, "/login/anonymous") for _ in range(4)]
+        assert [status for status, _, _ in logins] == [200, 200, 200, 429]
+        _, headers, body = logins[-1]
+        assert headers["retry-after"] == "60"
+        refusal = json.loads(body)
+        assert (refusal["type"], refusal["code"], refusal["retry_after"]) == (
+            "error", "rate_limited", 60)
+        # Other paths, and /api/assign's own counter, are not affected by the login limit.
+        assert _post(port, "/api/me")[0] == 200
+        assigns = [_post(port, "/api/assign")[0] for _ in range(6)]
+        assert assigns == [200] * 5 + [429]
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        backend.shutdown()
+
+
+def wait_for_port(port: int, attempts: int = 100) -> None:
+    """Until something accepts on 127.0.0.1:port (HAProxy binds it at start)."""
+    for _ in range(attempts):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from etckit.config import load
 from tests.kit.support import REPO
-from tests.support.system import require_program
+from tests.support.system import missing, require_program
 
 ETCKIT_HOSTS = ["front1", "front2", "internal1"]
 
@@ -53,7 +54,8 @@ def test_front_host_programs_see_their_settings(example_render, monkeypatch):
     assert list(main.main_server.trusted_proxies) == ["192.0.2.10"]
     broker = settings(front1, "broker-front1.env", monkeypatch)
     assert (broker.broker.pool, broker.broker.frontend_port, broker.broker.backend_port,
-            broker.broker.advertise_host) == ("front1", 5551, 5552, "192.0.2.11")
+            broker.broker.host, broker.broker.advertise_host) == (
+        "front1", 5551, 5552, "192.0.2.11", "192.0.2.11")
 
 
 def test_internal_host_serves_both_pools(example_render, monkeypatch):
@@ -79,8 +81,64 @@ def test_units_are_hardened(example_render, host, unit):
     text = (example_render / host / unit).read_text()
     for line in ["User=etckit", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
                  "Restart=on-failure", "RestartPreventExitStatus=2", "PartOf=etckit.target",
-                 "WantedBy=etckit.target", "CapabilityBoundingSet="]:
+                 "WantedBy=etckit.target", "CapabilityBoundingSet=", "ProtectProc=invisible",
+                 "SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM",
+                 "Environment=OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"]:
         assert f"\n{line}\n" in text, line
+
+
+# Each program's own lines of the one shared unit template: its limits, what only it needs.
+UNIT_SPECIFICS = {
+    "etckit-main-server.service": ["MemoryMax=512M", "TasksMax=128",
+                                   "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
+    "etckit-wssvc.service": ["MemoryMax=1G", "TasksMax=128", "SupplementaryGroups=ssl-cert",
+                             "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
+    "etckit-broker@.service": ["MemoryMax=512M", "TasksMax=64", "IPAddressDeny=any",
+                               "IPAddressAllow=localhost",
+                               "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
+    "etckit-worker@.service": ["MemoryMax=768M", "TasksMax=64", "IPAddressDeny=any",
+                               "IPAddressAllow=localhost",
+                               "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
+}
+
+
+@pytest.mark.parametrize(("host", "unit"), UNITS)
+def test_each_unit_gets_its_own_limits_from_the_shared_template(example_render, host, unit):
+    lines = (example_render / host / unit).read_text().splitlines()
+    for line in UNIT_SPECIFICS[unit]:
+        assert line in lines, line
+    assert sum(line.startswith("IPAddressDeny=") for line in lines) == (
+        1 if "IPAddressDeny=any" in UNIT_SPECIFICS[unit] else 0)
+
+
+MAX_EXPOSURE = 2.0
+
+
+def exposure(unit_file: Path) -> float:
+    """The overall exposure `systemd-analyze security --offline=true` gives a unit file."""
+    analyze = require_program("systemd-analyze", "systemd")
+    result = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(unit_file)],
+                            capture_output=True, text=True)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    if found is None and "offline" in result.stderr:
+        missing("systemd-analyze security --offline (systemd 252 or newer)", "systemd")
+    assert found, result.stdout[-2000:] + result.stderr[-2000:]
+    return float(found.group(1))
+
+
+@pytest.mark.parametrize(("host", "unit"), UNITS)
+def test_units_score_at_most_2_in_systemd_analyze_security(example_render, host, unit):
+    assert exposure(example_render / host / unit) <= MAX_EXPOSURE
+
+
+def test_the_exposure_check_catches_a_weakened_unit(example_render, tmp_path):
+    """A unit stripped of its system call filter and sandboxing scores above the bound."""
+    weak = tmp_path / "etckit-worker@.service"
+    text = (example_render / "internal1" / "etckit-worker@.service").read_text()
+    dropped = ("SystemCallFilter=", "ProtectProc=", "PrivateMounts=", "IPAddress", "RemoveIPC=")
+    weak.write_text("\n".join(line for line in text.splitlines()
+                               if not line.startswith(dropped)) + "\n")
+    assert exposure(weak) > MAX_EXPOSURE
 
 
 @pytest.mark.parametrize(("host", "unit"), UNITS)
@@ -102,20 +160,6 @@ def test_unit_checker_rejects_an_unknown_key(example_render, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert "NoNewPrivilege" in result.stderr
-
-
-def input_rules(host_dir: Path) -> str:
-    return (host_dir / "nftables.conf").read_text().split("chain input", 1)[1]
-
-
-def test_firewall_opens_only_https_and_wssvc_to_the_internet(example_render):
-    assert "tcp dport { 80, 443 } accept" in input_rules(example_render / "lb1")
-    assert "tcp dport { 8081 } accept" in input_rules(example_render / "front1")
-    internal = input_rules(example_render / "internal1")
-    assert "tcp dport {" not in internal
-    assert "ip saddr @cluster4 accept" in internal
-    cluster = (example_render / "internal1" / "nftables.conf").read_text()
-    assert "elements = { 192.0.2.11, 192.0.2.12, 192.0.2.21, 192.0.2.10 }" in cluster
 
 
 @pytest.mark.parametrize("host", ["lb1", "front1", "internal1"])
