@@ -13,7 +13,7 @@ def probe(target):
         try:
             s.connect((host, int(port)))
             return target + " open"
-        except socket.timeout:
+        except TimeoutError:
             return target + " dropped"
         except OSError as exc:
             return target + (" refused" if exc.errno == 111 else " error " + str(exc))

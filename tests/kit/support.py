@@ -26,7 +26,7 @@ EXAMPLE = REPO / "inventories" / "example"
 # Test values for the secrets; the certificate and key come from certs/make-test-cert.
 TEST_SECRETS = {
     "vault_etckit_database_password": "test-db-password/with:odd@chars",
-    "vault_etckit_session_secret": "test-session-secret",
+    "vault_etckit_session_secret": "test-session-secret-0123456789-abcdef",
     "vault_etckit_sso_client_secret": "test-sso-secret",
 }
 

@@ -37,6 +37,14 @@ def test_a_placeholder_secret_counts_as_missing(inventory, tmp_path):
     refused(preflight(inventory, tmp_path), "secret vault_etckit_session_secret is missing")
 
 
+@pytest.mark.parametrize("weak", ["short-secret-of-31-characters-x", "x" * 31 + "'quote"])
+def test_a_weak_session_secret_is_refused_without_showing_it(inventory, tmp_path, weak):
+    inventory.edit_vars("all/vault.yml", lambda v: v.update(vault_etckit_session_secret=weak))
+    result = preflight(inventory, tmp_path)
+    refused(result, "vault_etckit_session_secret must be at least 32 characters")
+    assert weak not in result.stdout + result.stderr
+
+
 def test_the_sso_secret_is_needed_only_with_sso(inventory, tmp_path):
     inventory.edit_vars("all/vault.yml", lambda v: v.pop("vault_etckit_sso_client_secret"))
     inventory.edit_vars("all/main.yml", lambda v: v.update(etckit_sso_enabled=False))

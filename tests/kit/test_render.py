@@ -19,7 +19,9 @@ ETCKIT_HOSTS = ["front1", "front2", "internal1"]
 def env_file(path: Path) -> dict[str, str]:
     pairs = [line.split("=", 1) for line in path.read_text().splitlines()
              if line and not line.startswith("#")]
-    return {key: value for key, value in pairs}
+    # systemd takes a single-quoted value literally, as sh does
+    return {key: value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
+            for key, value in pairs}
 
 
 def settings(host_dir: Path, env_name: str, monkeypatch):
@@ -39,7 +41,8 @@ def test_etckit_toml_is_valid_and_holds_the_database_url(example_render, host):
         "postgresql://etckit:test-db-password%2Fwith%3Aodd%40chars"
         "@internal1.etc.example.org:5432/etckit")
     assert cfg.auth.fake_login is False
-    assert cfg.auth.session_secret == "test-session-secret"
+    assert cfg.auth.session_secret == ""  # main_server's alone: in main-server.env
+    assert "session" not in (example_render / host / "etckit.toml").read_text()
     assert cfg.main_server.public_url == "https://www.etc.example.org"
 
 
@@ -49,7 +52,11 @@ def test_front_host_programs_see_their_settings(example_render, monkeypatch):
     assert (wssvc.wssvc.pool, wssvc.wssvc.public_host, wssvc.wssvc.port) == (
         "front1", "front1.etc.example.org", 8081)
     assert wssvc.wssvc.certfile == "/etc/ssl/certs/etckit-wildcard.crt"
+    # wssvc checks tickets with the public key; it gets no secret of main_server's
+    assert wssvc.auth.ticket_public_key == str(front1 / "ticket_ed25519.pub")
+    assert (wssvc.auth.session_secret, wssvc.auth.ticket_private_key) == ("", "")
     main = settings(front1, "main-server.env", monkeypatch)
+    assert main.auth.session_secret == "test-session-secret-0123456789-abcdef"
     assert (main.main_server.host, main.main_server.port) == ("0.0.0.0", 8080)
     assert list(main.main_server.trusted_proxies) == ["192.0.2.10"]
     broker = settings(front1, "broker-front1.env", monkeypatch)
@@ -83,20 +90,24 @@ def test_units_are_hardened(example_render, host, unit):
                  "Restart=on-failure", "RestartPreventExitStatus=2", "PartOf=etckit.target",
                  "WantedBy=etckit.target", "CapabilityBoundingSet=", "ProtectProc=invisible",
                  "SystemCallFilter=@system-service", "SystemCallErrorNumber=EPERM",
-                 "Environment=OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1"]:
+                 "Environment=OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1",
+                 "StateDirectory=etckit/keys",
+                 "Environment=ETCKIT_ZMQ__KEY_DIR=/var/lib/etckit/keys ETCKIT_ZMQ__KEY_NAME=%N"]:
         assert f"\n{line}\n" in text, line
 
 
 # Each program's own lines of the one shared unit template: its limits, what only it needs.
 UNIT_SPECIFICS = {
     "etckit-main-server.service": ["MemoryMax=512M", "TasksMax=128",
+                                   "Environment=ETCKIT_AUTH__TICKET_PRIVATE_KEY="
+                                   "/run/credentials/%n/ticket.key",
                                    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
     "etckit-wssvc.service": ["MemoryMax=1G", "TasksMax=128", "SupplementaryGroups=ssl-cert",
                              "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
     "etckit-broker@.service": ["MemoryMax=512M", "TasksMax=64", "IPAddressDeny=any",
                                "IPAddressAllow=localhost",
                                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK"],
-    "etckit-worker@.service": ["MemoryMax=768M", "TasksMax=64", "IPAddressDeny=any",
+    "etckit-worker@.service": ["MemoryMax=1280M", "TasksMax=64", "IPAddressDeny=any",
                                "IPAddressAllow=localhost",
                                "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
 }
@@ -107,6 +118,9 @@ def test_each_unit_gets_its_own_limits_from_the_shared_template(example_render, 
     lines = (example_render / host / unit).read_text().splitlines()
     for line in UNIT_SPECIFICS[unit]:
         assert line in lines, line
+    credentials = [line for line in lines if line.startswith("LoadCredential=")]
+    assert credentials == ([f"LoadCredential=ticket.key:{example_render / host}/ticket_ed25519.key"]
+                           if unit == "etckit-main-server.service" else [])
     assert sum(line.startswith("IPAddressDeny=") for line in lines) == (
         1 if "IPAddressDeny=any" in UNIT_SPECIFICS[unit] else 0)
 
