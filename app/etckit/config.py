@@ -313,6 +313,7 @@ def _coerce(section: str, key: str, value: Any, origin: str) -> Any:
     if spec.check is not None:
         complaint = spec.check(value)
         if complaint:
+            shown = "(value hidden)" if name in SECRET_KEYS else repr(value)  # as coerced
             raise ConfigError(f"{name} = {shown} ({origin}): {complaint}")
     return value
 
