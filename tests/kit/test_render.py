@@ -99,8 +99,7 @@ def test_units_are_hardened(example_render, host, unit):
 # Each program's own lines of the one shared unit template: its limits, what only it needs.
 UNIT_SPECIFICS = {
     "etckit-main-server.service": ["MemoryMax=512M", "TasksMax=128",
-                                   "Environment=ETCKIT_AUTH__TICKET_PRIVATE_KEY="
-                                   "/run/credentials/%n/ticket.key",
+                                   "SupplementaryGroups=etckit-tickets",
                                    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
     "etckit-wssvc.service": ["MemoryMax=1G", "TasksMax=128", "SupplementaryGroups=ssl-cert",
                              "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
@@ -118,9 +117,9 @@ def test_each_unit_gets_its_own_limits_from_the_shared_template(example_render, 
     lines = (example_render / host / unit).read_text().splitlines()
     for line in UNIT_SPECIFICS[unit]:
         assert line in lines, line
-    credentials = [line for line in lines if line.startswith("LoadCredential=")]
-    assert credentials == ([f"LoadCredential=ticket.key:{example_render / host}/ticket_ed25519.key"]
-                           if unit == "etckit-main-server.service" else [])
+    key = [line for line in lines if line.startswith("Environment=ETCKIT_AUTH__TICKET_PRIVATE")]
+    assert key == ([f"Environment=ETCKIT_AUTH__TICKET_PRIVATE_KEY={example_render / host}"
+                    "/ticket_ed25519.key"] if unit == "etckit-main-server.service" else [])
     assert sum(line.startswith("IPAddressDeny=") for line in lines) == (
         1 if "IPAddressDeny=any" in UNIT_SPECIFICS[unit] else 0)
 
