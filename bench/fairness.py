@@ -4,11 +4,11 @@
 
 Starts a chain on loopback (wssvc, broker, two workers, SQLite, the default limits). Bob, a
 normal user, measures the round trip of `workbook.list` and of one small calculation
-(`calculation.edit`, which recalculates), at a person's pace, alone; then Mallory opens --flood-sockets sockets
-and keeps --pipeline `calculation.download` requests in flight on each (answered or refused,
-she sends again at once) plus a stream of source edits that recalculate her calculations,
-while Bob measures again. Prints p50 and p99 alone and under the flood, and the ratios; the
-target (issue 11) is p99 under the flood <= 3x p99 alone.
+(`calculation.edit`, which recalculates), at a person's pace, alone; then Mallory opens
+--flood-sockets sockets and keeps --pipeline `calculation.download` requests in flight on
+each (answered or refused, she sends again at once) plus a stream of source edits that
+recalculate her calculations, while Bob measures again. Prints p50 and p99 alone and under
+the flood, and the ratios; the target (issue 11) is p99 under the flood <= 3x p99 alone.
 """
 
 from __future__ import annotations
