@@ -15,20 +15,13 @@ from dataclasses import dataclass
 
 from . import instruments as inst
 from .physics import lambda_over_d_arcsec
-from .validation import Calculation, Scene, Source
+from .validation import Calculation, FieldError, Scene, Source
 
 
-class TooExpensive(Exception):
+class TooExpensive(FieldError):
     """A calculation exceeds a cost limit (or its time/memory cap): ``field`` names the input
-    that drives the cost (dotted path), ``message`` says which limit and its value."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+    that drives the cost (dotted path), ``message`` says which limit and its value. Not a
+    ValidationError: the worker answers it ``too_expensive``, not ``invalid``."""
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from . import instruments as inst
 from .physics import FLUX_UNITS_JY, SpectrumSpec, lambda_over_d_arcsec
 
 
-class ValidationError(ValueError):
-    """A user input is wrong: ``field`` names it (dotted path), ``message`` says why."""
+class FieldError(Exception):
+    """An error about one input: ``field`` names it (dotted path), ``message`` says what."""
 
     def __init__(self, field: str, message: str):
         super().__init__(f"{field}: {message}")
@@ -26,6 +26,10 @@ class ValidationError(ValueError):
 
     def to_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
+
+
+class ValidationError(FieldError, ValueError):
+    """A user input is wrong: ``field`` names it (dotted path), ``message`` says why."""
 
 
 # --------------------------------------------------------------------------- typed objects
