@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     up = dbsub.add_parser("upgrade", parents=[common], help="apply pending migrations")
     up.add_argument("--to", type=int, default=None, metavar="N", help="stop at version N")
     dbsub.add_parser("version", parents=[common], help="print the schema version")
+    grant = dbsub.add_parser("grant", parents=[common],
+                             help="give each program's role its privileges (as the owner)")
+    grant.add_argument("--role-prefix", default="etckit", metavar="NAME",
+                       help="roles are NAME_main_server, NAME_wssvc, ... (default etckit)")
+    grant.add_argument("--print", action="store_true", dest="print_only",
+                       help="print the statements instead of running them")
     sub.add_parser("version", parents=[common], help="print the etckit version")
     return parser
 
@@ -72,8 +78,13 @@ def _dispatch(args: argparse.Namespace, cfg: Config) -> int:
 
 async def _db(args: argparse.Namespace, cfg: Config) -> int:
     from .storage import StorageError, connect, current_version, upgrade
+    from .storage.grants import PRIVILEGES, apply_grants, grant_statements
 
     try:
+        if args.db_command == "grant" and args.print_only:
+            tables = sorted({table for grants in PRIVILEGES.values() for table in grants})
+            print(";\n".join(grant_statements(tables, args.role_prefix)) + ";")
+            return 0
         db = await connect(cfg)
         try:
             if args.db_command == "upgrade":
@@ -84,11 +95,14 @@ async def _db(args: argparse.Namespace, cfg: Config) -> int:
                           f"schema is at version {version}")
                 else:
                     print(f"nothing to do; schema is at version {version}")
+            elif args.db_command == "grant":
+                done = await apply_grants(db, args.role_prefix)
+                print(f"granted: {len(done)} statements for the roles {args.role_prefix}_*")
             else:
                 print(await current_version(db))
         finally:
             await db.close()
-    except StorageError as exc:
+    except (StorageError, ValueError) as exc:
         print(f"etckit db: {exc}", file=sys.stderr)
         return 1
     return 0

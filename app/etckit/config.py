@@ -56,6 +56,10 @@ def _db_url(v: str) -> str | None:
     return "expected sqlite:///PATH or postgresql://USER@HOST/DB"
 
 
+def _db_password(v: str) -> str | None:
+    return None if v == "" or len(v) >= 16 else "must be empty or at least 16 characters"
+
+
 def _port(v: int) -> str | None:
     return None if 0 <= v <= 65535 else "must be a TCP port between 0 and 65535"
 
@@ -72,6 +76,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "pool_min": Key(int, 1, _range(0, 100), "PostgreSQL pool: connections kept open"),
         "pool_max": Key(int, 10, _range(1, 1000), "PostgreSQL pool: most connections"),
         "busy_timeout": Key(float, 10.0, _range(0.1, 600), "seconds to wait for a lock"),
+        "user": Key(str, "", None, "PostgreSQL role to log in as (empty: the URL's); the kit"
+                    " gives each program its own (docs/security.md)"),
+        "password": Key(str, "", _db_password, "its password (empty: the URL's); at least 16"
+                        " characters, in the program's own environment file"),
+        "sslmode": Key(str, "", _one_of("", "disable", "allow", "prefer", "require",
+                                        "verify-ca", "verify-full"),
+                       "PostgreSQL TLS (empty: the URL's or libpq's default); the kit sets"
+                       " verify-full"),
+        "sslrootcert": Key(str, "", None, "CA certificate (PEM) the database server's"
+                           " certificate must chain to, for verify-ca and verify-full"),
     },
     "log": {
         "level": Key(str, "info", _one_of("debug", "info", "warning", "error"),
@@ -261,7 +275,8 @@ def _split(dotted: str) -> tuple[str, str]:
 
 
 # settings whose value an error message never shows (they hold or may hold a secret)
-SECRET_KEYS = frozenset({"auth.session_secret", "sso.client_secret", "database.url"})
+SECRET_KEYS = frozenset({"auth.session_secret", "sso.client_secret", "database.url",
+                         "database.password"})
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

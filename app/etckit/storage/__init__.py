@@ -7,13 +7,19 @@ times are seconds since the epoch (double precision), so the same statements run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .base import Database, IntegrityError, StorageError, Transaction
 from .migrate import MIGRATIONS, check_schema, current_version, upgrade
 
 
 def open_database(url: str, *, pool_min: int = 1, pool_max: int = 10,
-                  busy_timeout: float = 10.0) -> Database:
-    """A Database for a URL: sqlite:///path or postgresql://... (not yet connected)."""
+                  busy_timeout: float = 10.0, options: Mapping[str, str] | None = None
+                  ) -> Database:
+    """A Database for a URL: sqlite:///path or postgresql://... (not yet connected).
+
+    options: libpq connection parameters over the URL's (user, password, sslmode,
+    sslrootcert; empty values are left out); SQLite ignores them."""
     if url.startswith("sqlite:///"):
         from .sqlite import SqliteDatabase
 
@@ -22,13 +28,15 @@ def open_database(url: str, *, pool_min: int = 1, pool_max: int = 10,
         from .postgres import PostgresDatabase
 
         return PostgresDatabase(url, pool_min=pool_min, pool_max=pool_max,
-                                busy_timeout=busy_timeout)
+                                busy_timeout=busy_timeout, options=options)
     raise StorageError(f"unsupported database URL {url!r}")
 
 
 async def connect(cfg) -> Database:  # cfg: etckit.config.Config
-    db = open_database(cfg.database.url, pool_min=cfg.database.pool_min,
-                       pool_max=cfg.database.pool_max, busy_timeout=cfg.database.busy_timeout)
+    d = cfg.database
+    options = {k: d.values[k] for k in ("user", "password", "sslmode", "sslrootcert")}
+    db = open_database(d.url, pool_min=d.pool_min, pool_max=d.pool_max,
+                       busy_timeout=d.busy_timeout, options=options)
     await db.connect()
     return db
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -50,8 +50,10 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, pool_min: int = 1, pool_max: int = 10,
-                 busy_timeout: float = 10.0) -> None:
+                 busy_timeout: float = 10.0, options: Mapping[str, str] | None = None) -> None:
         self.url = url
+        # libpq parameters over the URL's (a password here never shows in an error)
+        self.options = {k: v for k, v in (options or {}).items() if v}
         self.pool_min = pool_min
         self.pool_max = pool_max
         self.busy_timeout = busy_timeout
@@ -60,7 +62,7 @@ class PostgresDatabase(Database):
     async def connect(self) -> None:
         pool = AsyncConnectionPool(
             self.url, min_size=self.pool_min, max_size=self.pool_max, open=False,
-            kwargs={"row_factory": dict_row, "autocommit": False},
+            kwargs={"row_factory": dict_row, "autocommit": False, **self.options},
             timeout=self.busy_timeout,
         )
         try:
@@ -68,7 +70,8 @@ class PostgresDatabase(Database):
         except Exception as exc:
             await pool.close()
             safe = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
-            raise StorageError(f"cannot connect to PostgreSQL at {safe}: {exc}") from exc
+            role = f" as {self.options['user']}" if "user" in self.options else ""
+            raise StorageError(f"cannot connect to PostgreSQL at {safe}{role}: {exc}") from exc
         self._pool = pool
 
     async def close(self) -> None:
