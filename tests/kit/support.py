@@ -57,6 +57,8 @@ class Inventory:
         shutil.copytree(EXAMPLE, root)
         vault = yaml.safe_load((certs / "vault-tls.yml").read_text())
         vault.update(TEST_SECRETS)
+        # the CA of PostgreSQL's certificate, as etckit_postgresql would have made it
+        vault["etckit_app_database_ca"] = (certs / "ca.crt").read_text()
         self.write_vars("all/vault.yml", vault)
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from etckit.config import load
-from tests.kit.support import REPO
+from tests.kit.support import REPO, TEST_SECRETS
 from tests.support.system import missing, require_program
 
 ETCKIT_HOSTS = ["front1", "front2", "internal1"]
@@ -37,9 +38,12 @@ def settings(host_dir: Path, env_name: str, monkeypatch):
 @pytest.mark.parametrize("host", ETCKIT_HOSTS)
 def test_etckit_toml_is_valid_and_holds_the_database_url(example_render, host):
     cfg = load(str(example_render / host / "etckit.toml"))
-    assert cfg.database.url == (
-        "postgresql://etckit:test-db-password%2Fwith%3Aodd%40chars"
-        "@internal1.etc.example.org:5432/etckit")
+    # no role, no password: each program's own are in its environment file
+    assert cfg.database.url == "postgresql://internal1.etc.example.org:5432/etckit"
+    assert (cfg.database.user, cfg.database.password) == ("", "")
+    assert (cfg.database.sslmode, cfg.database.sslrootcert) == (
+        "verify-full", str(example_render / host / "postgresql-ca.crt"))
+    assert "BEGIN CERTIFICATE" in (example_render / host / "postgresql-ca.crt").read_text()
     assert cfg.auth.fake_login is False
     assert cfg.auth.session_secret == ""  # main_server's alone: in main-server.env
     assert "session" not in (example_render / host / "etckit.toml").read_text()
@@ -187,9 +191,48 @@ def test_firewall_rules_pass_nft_check(example_render, host):
     assert result.returncode == 0, result.stderr
 
 
-def test_postgresql_admits_only_the_etckit_hosts(example_render):
-    rules = [line.split() for line in (example_render / "internal1" / "pg_hba.conf").read_text()
-             .splitlines() if line.startswith("host ")]
-    remote = [r[3] for r in rules if r[3] not in ("127.0.0.1/32", "::1/128")]
-    assert remote == ["192.0.2.11/32", "192.0.2.12/32", "192.0.2.21/32"]
-    assert all(r[1:3] == ["etckit", "etckit"] for r in rules if r[3] in remote)
+def _program_password(program: str) -> str:
+    return hashlib.sha256(f"{TEST_SECRETS['vault_etckit_database_password']}:{program}"
+                          .encode()).hexdigest()
+
+
+@pytest.mark.parametrize("host", ETCKIT_HOSTS)
+def test_each_program_holds_its_own_database_password_alone(example_render, host,
+                                                            monkeypatch):
+    """etckit db grant's roles: a program's file carries its role and password, no other
+    program's; the owner's password is in no file of an etckit host."""
+    passwords = {p: _program_password(p) for p in ("main_server", "wssvc", "broker", "worker")}
+    owner = TEST_SECRETS["vault_etckit_database_password"]
+    files = sorted(p for p in (example_render / host).iterdir()
+                   if p.is_file() and p.name != "files.json")  # files.json: all of them
+    programs = {"main-server.env": "main_server", "wssvc.env": "wssvc"}
+    seen = set()
+    for path in files:
+        text = path.read_text()
+        assert owner not in text, path.name
+        program = programs.get(path.name) or next(
+            (p for p in ("broker", "worker") if path.name.startswith(p + "-")), None)
+        for other, password in passwords.items():
+            assert (password in text) == (other == program), (path.name, other)
+        if program and path.name.endswith(".env"):
+            cfg = settings(example_render / host, path.name, monkeypatch)
+            assert (cfg.database.user, cfg.database.password) == (
+                f"etckit_{program}", passwords[program])
+            seen.add(program)
+    assert seen  # every etckit host runs some program
+
+
+def test_pg_hba_admits_each_role_from_its_own_hosts_over_tls_only(example_render):
+    lines = [line.split() for line in (example_render / "internal1" / "pg_hba.conf")
+             .read_text().splitlines() if line and not line.startswith("#")]
+    assert not [line for line in lines if line[0] == "host"]
+    assert ["hostnossl", "all", "all", "0.0.0.0/0", "reject"] in lines
+    remote = {(line[2], line[3]) for line in lines
+              if line[0] == "hostssl" and line[1] == "etckit"}
+    fronts, internal = {"192.0.2.11/32", "192.0.2.12/32"}, {"192.0.2.21/32"}
+    assert remote == {("etckit", a) for a in fronts | internal} | \
+        {("etckit_main_server", a) for a in fronts} | {("etckit_wssvc", a) for a in fronts} | \
+        {("etckit_broker", a) for a in fronts | internal} | \
+        {("etckit_worker", a) for a in fronts | internal}
+    conf = (example_render / "internal1" / "postgresql-etckit.conf").read_text()
+    assert "ssl = on" in conf and "ssl_cert_file = '/etc/ssl/certs/etckit-postgresql.crt'" in conf
