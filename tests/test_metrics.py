@@ -174,3 +174,23 @@ def test_main_server_serves_its_families(tmp_path):
         assert value(samples, "etckit_assignments_total") == 0
     finally:
         server.stop()
+
+
+def test_dev_gives_each_child_a_metrics_port():
+    from etckit.dev import Child, metrics_ports
+
+    children = [Child(n, []) for n in ("main-server", "wssvc", "broker", "worker-1",
+                                       "worker-2")]
+    base = free_port()
+    while base + 11 > 65535:
+        base = free_port()
+    ports = metrics_ports(load(None, environ={"ETCKIT_METRICS__PORT": str(base)}), children)
+    expected = {"main-server": base, "wssvc": base + 1, "broker": base + 2,
+                "worker-1": base + 10, "worker-2": base + 11}
+    assert ports == {k: v for k, v in expected.items() if k in ports}
+    assert len(ports) >= 4  # a port another test holds is left out, with a warning
+    for child in children:
+        if child.name in ports:
+            assert child.env["ETCKIT_METRICS__PORT"] == str(ports[child.name])
+    default = metrics_ports(load(None, environ={}), [Child("broker", [])])
+    assert default in ({"broker": 9303}, {})
