@@ -42,7 +42,7 @@ from .messaging.protocol import (
     WORKER,
     error_body,
 )
-from .registry import live
+from .registry import Registration, live
 from .storage import Database, StorageError
 
 log = logging.getLogger(__name__)
@@ -512,10 +512,11 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
             watch(broker, pool)
             await _admit_keys(cfg, program, broker, pool)
             host = cfg.broker.advertise_host or cfg.broker.host
-            await program.register("broker", pool=pool, endpoint=f"tcp://{host}:{front}",
-                                   extra={"backend": f"tcp://{host}:{back}"},
-                                   publish=broker.security.published,
-                                   load=lambda: len(broker.workers))
+            reg = await program.register("broker", pool=pool, endpoint=f"tcp://{host}:{front}",
+                                         extra={"backend": f"tcp://{host}:{back}"},
+                                         publish=broker.security.published,
+                                         load=lambda: len(broker.workers))
+            program.background(_publish_load(reg, broker, cfg.heartbeat.registry_interval))
             log.info("serving", extra={"pool": pool, "frontend": front, "backend": back,
                                        "curve": broker.gatekeeper is not None})
             await _serve(broker, program.halt)
@@ -523,6 +524,15 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         broker.close()
         ctx.term()
     return 0
+
+
+async def _publish_load(reg: Registration, broker: Broker, interval: float) -> None:
+    """The queue and busy workers in the registry entry, for `etckit status`."""
+    backend = reg.extra["backend"]
+    while True:
+        busy = len(broker.workers) - len(broker.idle)
+        reg.extra = {"backend": backend, "queue": len(broker.waiting), "busy": busy}
+        await asyncio.sleep(min(0.5, interval))
 
 
 def watch(broker: Broker, pool: str) -> None:
