@@ -254,3 +254,36 @@ class transaction_timer:  # noqa: N801 - used like a function: ``async with tran
 
     async def __aexit__(self, *exc: object) -> None:
         DB_TRANSACTION_SECONDS.observe(time.perf_counter() - self.started)
+
+
+def wssvc_totals() -> dict[str, Any]:
+    """What wssvc publishes in its registry entry for main_server's System page: requests
+    answered so far, and the latency histogram's cumulative bucket counts (over all types,
+    the bounds are LATENCY_BUCKETS then +Inf)."""
+    requests = sum(s.value for m in REQUESTS.collect() for s in m.samples
+                   if s.name.endswith("_total"))
+    buckets = dict.fromkeys((*map(float, LATENCY_BUCKETS), float("inf")), 0.0)
+    for family in REQUEST_SECONDS.collect():
+        for s in family.samples:
+            if s.name.endswith("_bucket"):
+                buckets[float(s.labels["le"])] += s.value
+    return {"requests": int(requests), "latency": [int(v) for v in buckets.values()]}
+
+
+def quantile(q: float, counts: list[float], bounds: tuple[float, ...] = LATENCY_BUCKETS
+             ) -> float | None:
+    """The q-quantile of cumulative bucket counts (bounds, then +Inf), interpolated inside
+    its bucket as Prometheus's histogram_quantile does; None without observations."""
+    total = counts[-1] if counts else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    for i, cumulative in enumerate(counts):
+        if cumulative >= rank:
+            if i >= len(bounds):
+                return bounds[-1]
+            lower = bounds[i - 1] if i else 0.0
+            below = counts[i - 1] if i else 0.0
+            inside = cumulative - below
+            return lower + (bounds[i] - lower) * ((rank - below) / inside if inside else 1.0)
+    return bounds[-1]

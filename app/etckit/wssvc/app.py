@@ -551,7 +551,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
 
 async def _publish_brokers(cfg: Config, reg: Registration, service: Service) -> None:
     while True:
-        reg.extra = {"brokers": len(service.upstream.ready)}
+        reg.extra = {"brokers": len(service.upstream.ready), **metrics.wssvc_totals()}
         await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
 
 
