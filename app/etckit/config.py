@@ -92,8 +92,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "anonymous_accounts_per_day": Key(int, 200, _range(0, 10000000),
                                           "anonymous accounts one address may create in 24"
                                           " hours, per process (0: no limit)"),
-        "admins": Key(list, [], None, "user names (display names of fake or SSO logins) who"
-                      " may see the System page /system"),
+        "admins": Key(list, [], None, "who may see the System page /system: SSO users'"
+                      " e-mail addresses, fake-login names (test systems)"),
     },
     "wssvc": {
         "host": Key(str, "127.0.0.1", None, "address to listen on"),

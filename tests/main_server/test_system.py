@@ -89,3 +89,21 @@ def test_quantile_interpolates_inside_its_bucket():
     assert metrics.quantile(0.5, [0, 10, 10, 10], bounds) == 1.5
     assert metrics.quantile(0.99, [0, 0, 0, 10], bounds) == 4.0  # in +Inf: the top bound
     assert metrics.quantile(0.5, [0, 0, 0, 0], bounds) is None
+
+
+async def test_sso_users_are_admins_by_email_never_by_display_name(make_app, db):
+    from etckit.auth import sessions
+    from etckit.main_server.web import SESSION_COOKIE
+
+    app = make_app(main_server__admins="root,ops@example.org")
+
+    async def status_as(name: str, email: str) -> int:
+        user = await sessions.upsert_user(db, issuer="https://idp", subject=email, kind="sso",
+                                          display_name=name, email=email)
+        token, _ = await sessions.create_session(db, user, 3600)
+        client = app.test_client()
+        client.set_cookie("127.0.0.1", SESSION_COOKIE, token)
+        return (await client.get("/api/system")).status_code
+
+    assert await status_as("root", "mallory@example.org") == 404  # a chosen display name
+    assert await status_as("Ops", "ops@example.org") == 200
