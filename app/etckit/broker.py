@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import zmq
 
+from . import metrics
 from .bootstrap import Running, running
 from .config import Config
 from .lifecycle import Fatal
@@ -41,7 +42,7 @@ from .messaging.protocol import (
     WORKER,
     error_body,
 )
-from .registry import live
+from .registry import Registration, live
 from .storage import Database, StorageError
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class Broker:
         self.handled = 0
         self.service_time = 0.05  # seconds a request takes, a moving average (retry_after)
         self.complain = Complaints(log)
+        self.counts = metrics.BrokerCounts()  # etckit_broker_requests_total{pool,outcome}
 
     def bind(self, host: str, frontend_port: int, backend_port: int) -> tuple[int, int]:
         ports = []
@@ -220,6 +222,8 @@ class Broker:
 
     def on_request(self, job: Job) -> None:
         refusal = self.waiting.refusal(job.user)
+        if refusal is not None:
+            self.counts.count(refusal)
         if refusal == "busy":
             self.reply_to_client(job.client, job.rid, error_body(
                 "busy", "all workers are busy and the queue is full; try again shortly"))
@@ -289,6 +293,7 @@ class Broker:
         self.handled += 1
         took = time.monotonic() - worker.started
         self.service_time += (took - self.service_time) * 0.1
+        self.counts.count("ok")
         self.reply_to_client(client, rid, body)
         if worker.leaving:
             self.drop_worker(worker, "worker left after its request")
@@ -329,6 +334,7 @@ class Broker:
         except ValueError:
             pass
         if worker.job is not None:
+            self.counts.count("worker_lost")
             self.reply_to_client(worker.job.client, worker.job.rid, error_body(
                 "worker_lost", "the worker handling this request stopped; please retry"))
         if not self.workers and self.unstaffed_since is None:
@@ -360,6 +366,7 @@ class Broker:
             returned += self._send(self.frontend, [job.client, CLIENT, RETURN, job.rid,
                                                    *job.body])
         if returned:
+            self.counts.count("returned", returned)
             log.warning("no worker: requests returned to wssvc", extra={"returned": returned})
 
     def on_zap(self, frames: list[bytes]) -> None:
@@ -502,12 +509,14 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
             pool = await choose_pool(cfg, program.db, stop)
             if pool is None:
                 return 0
+            watch(broker, pool)
             await _admit_keys(cfg, program, broker, pool)
             host = cfg.broker.advertise_host or cfg.broker.host
-            await program.register("broker", pool=pool, endpoint=f"tcp://{host}:{front}",
-                                   extra={"backend": f"tcp://{host}:{back}"},
-                                   publish=broker.security.published,
-                                   load=lambda: len(broker.workers))
+            reg = await program.register("broker", pool=pool, endpoint=f"tcp://{host}:{front}",
+                                         extra={"backend": f"tcp://{host}:{back}"},
+                                         publish=broker.security.published,
+                                         load=lambda: len(broker.workers))
+            program.background(_publish_load(reg, broker, cfg.heartbeat.registry_interval))
             log.info("serving", extra={"pool": pool, "frontend": front, "backend": back,
                                        "curve": broker.gatekeeper is not None})
             await _serve(broker, program.halt)
@@ -515,6 +524,22 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         broker.close()
         ctx.term()
     return 0
+
+
+async def _publish_load(reg: Registration, broker: Broker, interval: float) -> None:
+    """The queue and busy workers in the registry entry, for `etckit status`."""
+    backend = reg.extra["backend"]
+    while True:
+        busy = len(broker.workers) - len(broker.idle)
+        reg.extra = {"backend": backend, "queue": len(broker.waiting), "busy": busy}
+        await asyncio.sleep(min(0.5, interval))
+
+
+def watch(broker: Broker, pool: str) -> None:
+    """The broker's metrics: its pool's label, its queue and workers read when scraped."""
+    broker.counts.pool = pool
+    metrics.watch_broker(pool, lambda: len(broker.waiting), lambda: len(broker.idle),
+                         lambda: len(broker.workers) - len(broker.idle))
 
 
 async def _admit_keys(cfg: Config, program: Running, broker: Broker, pool: str) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import time
+from typing import Any
 
 from . import __version__
 from .config import Config, ConfigError, load
@@ -36,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="roles are NAME_main_server, NAME_wssvc, ... (default etckit)")
     grant.add_argument("--print", action="store_true", dest="print_only",
                        help="print the statements instead of running them")
+    status = sub.add_parser("status", parents=[common],
+                            help="the cluster from the service registry; exit 1 on a problem")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub.add_parser("version", parents=[common], help="print the etckit version")
     return parser
 
@@ -73,6 +79,8 @@ def _dispatch(args: argparse.Namespace, cfg: Config) -> int:
         return run_dev(cfg, args.config, port=args.port)
     if args.command == "db":
         return asyncio.run(_db(args, cfg))
+    if args.command == "status":
+        return asyncio.run(_status(args, cfg))
     raise AssertionError(args.command)
 
 
@@ -106,6 +114,58 @@ async def _db(args: argparse.Namespace, cfg: Config) -> int:
         print(f"etckit db: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+COLUMNS = ("host", "program", "pool", "clients/workers", "queue", "heartbeat")
+
+
+def status_table(rows: list[dict[str, Any]], now: float) -> list[tuple[str, ...]]:
+    """The lines of `etckit status`: a wssvc's clients, a broker's workers and queue, each
+    service's heartbeat age."""
+    table = []
+    for r in rows:
+        if r["kind"] == "wssvc":
+            load = f"{r['load']} clients"
+        elif r["kind"] == "broker":
+            load = f"{r['load']} workers ({r['extra'].get('busy', 0)} busy)"
+        else:
+            load = "-"
+        queue = str(r["extra"].get("queue", 0)) if r["kind"] == "broker" else "-"
+        table.append((r["host"], r["kind"], r["pool"] or "-", load, queue,
+                      f"{now - r['heartbeat_at']:.1f} s ago"))
+    return table
+
+
+def _render(table: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in [COLUMNS, *table]) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                     .rstrip() for row in [COLUMNS, *table])
+
+
+async def _status(args: argparse.Namespace, cfg: Config) -> int:
+    from .registry import everything, problems
+    from .storage import StorageError, connect
+
+    try:
+        db = await connect(cfg)
+        try:
+            rows = await everything(db)
+        finally:
+            await db.close()
+    except StorageError as exc:
+        print(f"etckit status: cannot read the service registry: {exc}", file=sys.stderr)
+        return 2
+    now = time.time()
+    found = problems(rows, now, cfg.heartbeat.registry_liveness)
+    if args.json:
+        services = [{**r, "heartbeat_age": round(now - r["heartbeat_at"], 3)} for r in rows]
+        print(json.dumps({"healthy": not found, "problems": found, "services": services},
+                         indent=2))
+    else:
+        print(_render(status_table(rows, now)))
+    for line in found:
+        print(f"etckit status: {line}", file=sys.stderr)
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

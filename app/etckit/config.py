@@ -106,6 +106,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "anonymous_accounts_per_day": Key(int, 200, _range(0, 10000000),
                                           "anonymous accounts one address may create in 24"
                                           " hours, per process (0: no limit)"),
+        "admins": Key(list, [], None, "who may see the System page /system: SSO users'"
+                      " e-mail addresses, fake-login names (test systems)"),
     },
     "wssvc": {
         "host": Key(str, "127.0.0.1", None, "address to listen on"),
@@ -178,6 +180,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "liveness": Key(int, 3, _range(1, 100), "missed heartbeats before a peer is dead"),
         "registry_interval": Key(float, 2.0, _range(0.1, 600), "registry refresh seconds"),
         "registry_liveness": Key(float, 10.0, _range(0.5, 3600), "registry entry lifetime"),
+    },
+    "metrics": {
+        "port": Key(int, 0, PORT, "port of this program's Prometheus /metrics (0: none)"),
+        "address": Key(str, "127.0.0.1", None, "address the /metrics endpoint listens on"),
     },
     "auth": {
         "session_secret": Key(str, "", None, "main_server only: at least 32 random characters;"

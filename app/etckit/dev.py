@@ -2,7 +2,8 @@
 
 main_server on 127.0.0.1:8080, one wssvc, one broker, two workers, SQLite under ./var/,
 anonymous and fake login enabled. A child that dies is reported and restarted with backoff;
-Ctrl-C (or SIGTERM) stops every child.
+Ctrl-C (or SIGTERM) stops every child. Each child serves /metrics: main_server on 9301, wssvc
+9302, broker 9303, worker N on 9310+N (metrics_ports).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -99,6 +101,37 @@ def make_keys(cfg: Config, children: list[Child]) -> None:
             child.env["ETCKIT_ZMQ__KEY_NAME"] = child.name
 
 
+DEV_METRICS_BASE = 9301  # the kit's ports: main_server 9301, wssvc +1, broker +2, worker N +9+N
+METRICS_OFFSETS = {"main-server": 0, "wssvc": 1, "broker": 2}
+
+
+def metrics_ports(cfg: Config, children: list[Child]) -> dict[str, int]:
+    """Each child's /metrics port, from metrics.port (0: the kit's 9301) as main_server's:
+    wssvc +1, broker +2, worker-N +9+N. A port already taken leaves that child without
+    metrics (a warning) rather than failing it."""
+    base = cfg.metrics.port or DEV_METRICS_BASE
+    ports = {}
+    for child in children:
+        kind, _, n = child.name.partition("-")
+        port = base + (9 + int(n) if kind == "worker" else METRICS_OFFSETS[child.name])
+        if port > 65535 or not _port_free(cfg.metrics.address, port):
+            log.warning("metrics port taken: no metrics", extra={"child": child.name,
+                                                                 "port": port})
+            continue
+        child.env["ETCKIT_METRICS__PORT"] = str(port)
+        ports[child.name] = port
+    return ports
+
+
+def _port_free(address: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
 class Supervisor:
     def __init__(self, children: list[Child], env: dict[str, str]) -> None:
         self.children = children
@@ -164,6 +197,7 @@ def run_dev(cfg: Config, config_path: str | None, port: int | None = None) -> in
                 Child("broker", [*base, "broker", *conf])]
     children += [Child(f"worker-{i + 1}", [*base, "worker", *conf])
                  for i in range(cfg.dev.workers)]
+    metrics_ports(child_cfg, children)
     try:
         make_keys(child_cfg, children)
     except CurveKeyError as exc:

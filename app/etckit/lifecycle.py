@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from . import log as logsetup
+from . import metrics
 from .config import Config
 from .storage import StorageError
 
@@ -24,6 +25,14 @@ class Fatal(Exception):
 def run_program(name: str, program: Program, cfg: Config) -> int:
     """Run an async program until it returns or SIGTERM/SIGINT asks it to stop."""
     logsetup.setup(name, cfg.log.level)
+
+    try:  # the one start path: every program's /metrics starts here (metrics.port > 0)
+        exporter = metrics.serve(cfg, name)
+    except metrics.MetricsError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    if exporter is not None:
+        log.info("metrics served", extra={"address": cfg.metrics.address, "port": exporter.port})
 
     async def main() -> int:
         stop = asyncio.Event()
@@ -46,6 +55,8 @@ def run_program(name: str, program: Program, cfg: Config) -> int:
     except Exception:
         log.exception("crashed")
         code = 1
+    if exporter is not None:
+        exporter.close()
     log.info("stopped", extra={"exit_status": code})
     sys.stdout.flush()
     return code

@@ -129,3 +129,38 @@ async def live(db: Database, kind: str, liveness: float, pool: str | None = None
     for row in rows:
         row["extra"] = json.loads(row["extra"] or "{}")
     return rows
+
+
+async def everything(db: Database) -> list[dict[str, Any]]:
+    """Every registered service, fresh or stale (for `etckit status` and the System page)."""
+    async with db.read() as tx:
+        rows = await tx.fetchall(
+            "SELECT id, kind, host, pid, pool, endpoint, extra, load, version, started_at,"
+            " heartbeat_at FROM services ORDER BY pool, kind, host, id")
+    for row in rows:
+        try:
+            extra = json.loads(row["extra"] or "{}")
+        except ValueError:
+            extra = {}
+        row["extra"] = extra if isinstance(extra, dict) else {}
+    return rows
+
+
+def problems(rows: list[dict[str, Any]], now: float, liveness: float) -> list[str]:
+    """What an operator must act on, one line each: stale heartbeats, a wssvc without a
+    broker, a pool without a worker, no wssvc at all. Empty: healthy."""
+    found = [f"stale heartbeat: {r['kind']} {r['id']} on {r['host']} (pool {r['pool'] or '-'}"
+             f", {now - r['heartbeat_at']:.0f} s ago)"
+             for r in rows if now - r["heartbeat_at"] > liveness]
+    live = [r for r in rows if now - r["heartbeat_at"] <= liveness]
+    pools = {r["pool"] for r in live if r["kind"] == "wssvc"}
+    for kind in ("broker", "worker"):
+        have = {r["pool"] for r in live if r["kind"] == kind}
+        for pool in sorted(pools - have):
+            found.append(f"wssvc pool {pool} has no broker" if kind == "broker"
+                         else f"pool {pool} has no worker")
+            if kind == "broker":
+                pools.discard(pool)  # no broker: "no worker" would say nothing more
+    if not any(r["kind"] == "wssvc" for r in live):
+        found.append("no wssvc is running")
+    return found

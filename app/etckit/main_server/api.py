@@ -6,7 +6,7 @@ import json
 
 from quart import Blueprint, Response, jsonify, request
 
-from .. import __version__
+from .. import __version__, metrics
 from ..auth import sessions, tickets
 from ..storage import StorageError, check_schema
 from .assign import NoService, assign
@@ -95,6 +95,26 @@ async def assign_request() -> tuple[str, str | None] | Response:
 @blueprint.post("/api/assign")
 @api
 async def assign_wssvc():
+    response = await _assign()
+    if response.status_code >= 400:  # a ticket refused, by its error code
+        metrics.TICKETS_REFUSED.labels(await _refusal(response)).inc()
+    else:
+        metrics.ASSIGNMENTS.inc()
+    return response
+
+
+REFUSALS = frozenset({"csrf", "json_only", "bad_unicode", "too_deep", "bad_json", "invalid",
+                      "not_found", "no_wssvc"})
+
+
+async def _refusal(response: Response) -> str:
+    """The error code of a refused assignment (a bounded set, for the metrics)."""
+    body = await response.get_json(silent=True)
+    code = body.get("error") if isinstance(body, dict) else None
+    return code if code in REFUSALS else "other"
+
+
+async def _assign() -> Response:
     asked = await assign_request()
     if not isinstance(asked, tuple):
         return asked

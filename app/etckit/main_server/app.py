@@ -26,6 +26,7 @@ Routes (docs/auth.md tells the whole story):
     GET  /api/me                the logged-in user and the CSRF token (401 if none)
     POST /api/assign            {purpose, workbook} -> wssvc URL and ticket
     GET  /healthz               database and schema check for the load balancer
+    GET  /system, /api/system   the System page (404 unless main_server.admins names you)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from ..http import serve_app
 from ..lifecycle import Fatal
 from ..resources import static_dir
 from ..storage import Database, StorageError, connect
-from . import api, errors, logins, pages
+from . import api, errors, logins, pages, system
 from .limits import LoginLimiter, client_address
 from .web import CSRF_COOKIE, SESSION_COOKIE, SSO_COOKIE, SSO_PATH
 
@@ -162,6 +163,7 @@ def create_app(cfg: Config, db: Database) -> Quart:
     for blueprint in (pages.blueprint, logins.blueprint, api.blueprint):
         app.register_blueprint(blueprint)
     errors.install(app)
+    system.install(app, db, cfg.heartbeat.registry_liveness)  # /system for main_server.admins
     app.while_serving(partial(_background, site))
     return app
 

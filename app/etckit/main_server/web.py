@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from quart import Response, current_app, g, jsonify, redirect, request
 
+from .. import metrics
 from ..auth import sessions
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ async def logged_in(user: sessions.User, how: str) -> Response:
     token, expires = await sessions.create_session(site.db, user,
                                                    site.cfg.auth.session_lifetime)
     log.info("login", extra={"user": user.id, "kind": user.kind, "via": how})
+    metrics.LOGINS.labels(how).inc()
     response = redirect("/welcome", 303)
     site.set_cookie(response, SESSION_COOKIE, token, max_age=expires - time.time())
     return response

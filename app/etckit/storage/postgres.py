@@ -12,6 +12,7 @@ import psycopg_pool
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from ..metrics import transaction_timer
 from .base import Database, IntegrityError, Params, Row, StorageError, Transaction
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -92,7 +93,7 @@ class PostgresDatabase(Database):
             raise StorageError("database is not connected")
         try:
             async with self._pool.connection() as conn:
-                async with conn.transaction():
+                async with transaction_timer(), conn.transaction():
                     if read_only:
                         await conn.execute("SET TRANSACTION READ ONLY")
                     yield _PgTx(conn)

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiosqlite
 
+from ..metrics import transaction_timer
 from .base import Database, IntegrityError, Params, Row, StorageError, Transaction
 
 
@@ -91,7 +92,7 @@ class SqliteDatabase(Database):
     async def _begin(self, begin: str) -> AsyncIterator[Transaction]:
         if self._conn is None:
             raise StorageError("database is not connected")
-        async with self._lock:
+        async with self._lock, transaction_timer():
             try:
                 if self._conn.in_transaction:  # left open by a caller cancelled mid-way
                     await self._conn.execute("ROLLBACK")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .. import metrics
 from ..bootstrap import running
 from ..config import Config
 from ..messaging.curve import LinkSecurity
@@ -24,8 +25,17 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         compute = Compute(cfg)
         program.on_exit(compute.close)
         await compute.start()
+        instrument(compute)
         reg = await program.register(
             "worker", pool=cfg.worker.pool,
             publish=LinkSecurity.from_config(cfg, "worker").published)
         await Worker(cfg, program.db, reg, services=compute).run(program.halt)
     return 0
+
+
+def instrument(compute: Compute) -> None:
+    """The worker's metrics: sandbox calculation and plot times, the result cache's counts."""
+    sandbox = compute.sandbox
+    sandbox.calculate = metrics.timed(metrics.CALCULATION_SECONDS, sandbox.calculate)
+    sandbox.render = metrics.timed(metrics.PLOT_SECONDS, sandbox.render)
+    metrics.watch_cache("result", compute.results)

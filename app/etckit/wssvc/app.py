@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import zmq
 from quart import Quart, jsonify, make_response, request, websocket
 
-from .. import __version__
+from .. import __version__, metrics
 from ..auth import keys, tickets
 from ..bootstrap import running
 from ..config import Config
@@ -93,6 +93,7 @@ class Service:
         self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
                                    w.user_rate, w.user_burst))
         self._rids = itertools.count(1)
+        self.requests = metrics.Requests()  # etckit_requests_total and the latency histogram
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
                                    [origin_of(cfg.main_server.public_url)])
         self.upstream = Upstream(
@@ -113,9 +114,11 @@ class Service:
             if not entry.done():
                 entry.set_result((meta, body[1:]))
             return
-        client, mid = entry if entry is not None else (None, None)
+        client, mid = entry[:2] if entry is not None else (None, None)
         if client is not None and client.limit is not None:
             client.limit.in_flight.release()
+        if len(entry or ()) == 4:  # (client, id, type, arrival): counted and timed
+            self.requests.answered(entry[2], _outcome(meta, body, client), entry[3])
         if "error" in meta:
             if client is not None:
                 client.send(broker_error(meta["error"], mid))
@@ -186,15 +189,18 @@ class Service:
         return message
 
     def handle(self, client: Client, message: dict[str, Any], text: str) -> None:
+        arrived = time.monotonic()
         mtype = message["type"]
         if mtype == "pong":
             return
         local = mtype in LOCAL_TYPES
         wait = self.limits.admit(client.limit, client.user, in_flight=not local)
         if wait:
+            self.requests.answered(mtype, "rate_limited")
             client.send(rate_limited(wait, message["id"]))
             return
         if local:
+            self.requests.answered(mtype, "ok")
             client.send({"type": "pong", "ref": message["id"]})
             return
         rid = str(next(self._rids)).encode()
@@ -206,10 +212,11 @@ class Service:
         if sent is None:
             if client.limit is not None:
                 client.limit.in_flight.release()
+            self.requests.answered(mtype, "unavailable")
             client.send(error_message("unavailable", "no broker is available; retrying helps",
                                       message["id"]))
             return
-        self.pending[rid] = (client, message["id"])
+        self.pending[rid] = (client, message["id"], mtype, arrived)
 
     async def ask_worker(self, client: Client, message: dict[str, Any],
                          timeout: float = 60.0) -> dict[str, Any]:
@@ -290,6 +297,7 @@ class Service:
                 message = self.check(data)
             except _Bad as exc:
                 bad += 1
+                self.requests.answered("unknown", exc.code)
                 client.send(error_message(exc.code, exc.text, exc.ref))
                 if bad >= self.cfg.wssvc.max_bad_messages:
                     client.close(CLOSE_POLICY, "too many bad messages")
@@ -335,6 +343,16 @@ def rate_limited(wait: float, ref: Any = None) -> dict[str, Any]:
     error = error_message("rate_limited", f"too many requests; retry in {retry_after} s", ref)
     error["retry_after"] = retry_after
     return error
+
+
+def _outcome(meta: dict[str, Any], body: list[bytes], client: Client | None) -> str:
+    """ok or the error code of a reply, as its requester sees it (for the metrics)."""
+    if "error" in meta:
+        return str(meta["error"].get("code"))
+    for to, text in zip(meta["to"], body[1:], strict=False):
+        if client is not None and client.addressed_by(to):
+            return metrics.reply_outcome(text)
+    return "ok"
 
 
 def _reply_meta(body: list[bytes]) -> dict[str, Any]:
@@ -497,6 +515,7 @@ def create_app(service: Service) -> Quart:
             ticket = await tickets.redeem(service.db, service.ticket_keys,
                                           websocket.args.get("ticket", ""), pool=service.pool)
         except tickets.TicketError as exc:
+            metrics.ticket_refused(str(exc))
             log.info("websocket refused: %s", exc)
             return f"ticket refused: {exc}", 403
         await websocket.accept()
@@ -521,6 +540,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
             "wssvc", pool=pool, endpoint=f"{scheme}://{cfg.wssvc.public_host}:{port}",
             load=lambda: len(service.hub), publish=service.upstream.security.published)
         service.upstream.start()
+        metrics.watch_wssvc(lambda: len(service.hub), lambda: len(service.upstream.ready))
         program.background(_publish_brokers(cfg, reg, service))
         program.background(service.ping_all())
         program.background(  # logout ends the websocket (close code 4003)
@@ -531,7 +551,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
 
 async def _publish_brokers(cfg: Config, reg: Registration, service: Service) -> None:
     while True:
-        reg.extra = {"brokers": len(service.upstream.ready)}
+        reg.extra = {"brokers": len(service.upstream.ready), **metrics.wssvc_totals()}
         await asyncio.sleep(min(0.5, cfg.heartbeat.registry_interval))
 
 

@@ -1,0 +1,289 @@
+"""Prometheus metrics: the families every program exports, and their HTTP endpoint.
+
+Each program serves ``/metrics`` on ``metrics.address:metrics.port`` (0: no endpoint) from a
+thread of prometheus_client's, so a scrape never waits for the event loop. The families are
+module-level objects, as prometheus_client intends; ``registry_for(program)`` gathers the
+ones a program fills (its own, the database's and the process's), so each endpoint shows
+only what that program measures (docs/operations.md, "Metrics and status").
+
+Hooks on hot paths are cheap: a labelled child is looked up once and kept (``requests``),
+and what is a state rather than an event (queue depth, open websockets, workers, cache
+counts) is read only when Prometheus scrapes (``watch_*``). Labels are bounded sets: message
+types, error codes, pools, login kinds; never a user or workbook id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from .config import Config
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+WORK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+# the outcomes a request may have: ok, or an error code (docs/protocol.md); anything else a
+# peer might send is counted as "other", so the label set stays bounded
+OUTCOMES = frozenset({
+    "ok", "invalid", "not_found", "bad_unicode", "too_deep", "too_large", "bad_json",
+    "too_expensive", "rate_limited", "quota", "busy", "unavailable", "internal", "timeout",
+    "worker_lost", "no_worker", "in_use", "binary_frame", "not_object", "missing_id",
+    "bad_id", "missing_type", "unknown_type", "conflict", "not_allowed",
+})
+
+# -- wssvc ------------------------------------------------------------------------------
+REQUESTS = Counter("etckit_requests", "Browser messages answered by wssvc, by message type"
+                   " and outcome (ok or the error code)", ["type", "outcome"], registry=None)
+REQUEST_SECONDS = Histogram("etckit_request_duration_seconds", "wssvc: from a request's "
+                            "arrival to its reply being queued for the browser", ["type"],
+                            buckets=LATENCY_BUCKETS, registry=None)
+WEBSOCKETS = Gauge("etckit_websockets_open", "Websockets open on this wssvc", registry=None)
+BROKERS = Gauge("etckit_wssvc_brokers_connected", "Brokers this wssvc sends to (with "
+                "workers)", registry=None)
+TICKETS_REFUSED = Counter("etckit_tickets_refused", "Tickets refused: not issued by "
+                          "main_server, or not redeemed by wssvc, by reason", ["reason"],
+                          registry=None)
+# -- broker -----------------------------------------------------------------------------
+QUEUE_DEPTH = Gauge("etckit_broker_queue_depth", "Requests waiting for a worker", ["pool"],
+                    registry=None)
+WORKERS = Gauge("etckit_broker_workers", "Workers of this broker, free or busy",
+                ["pool", "state"], registry=None)
+BROKER_REQUESTS = Counter("etckit_broker_requests", "Requests the broker finished: ok "
+                          "(a worker replied), busy or rate_limited (refused), returned (no "
+                          "worker), worker_lost", ["pool", "outcome"], registry=None)
+# -- worker -----------------------------------------------------------------------------
+CALCULATION_SECONDS = Histogram("etckit_worker_calculation_seconds", "Engine calculations "
+                                "in the sandbox", buckets=WORK_BUCKETS, registry=None)
+PLOT_SECONDS = Histogram("etckit_worker_plot_seconds", "Plot renders in the sandbox",
+                         buckets=WORK_BUCKETS, registry=None)
+# -- main_server ------------------------------------------------------------------------
+LOGINS = Counter("etckit_logins", "Logins, by kind (anonymous, fake, sso)", ["kind"],
+                 registry=None)
+ASSIGNMENTS = Counter("etckit_assignments", "wssvc assignments made (a ticket issued)",
+                      registry=None)
+# -- every program ----------------------------------------------------------------------
+DB_TRANSACTION_SECONDS = Histogram("etckit_db_transaction_seconds", "Database transactions,"
+                                   " from BEGIN to COMMIT or ROLLBACK", buckets=DB_BUCKETS,
+                                   registry=None)
+
+
+class _CacheCounts(Collector):
+    """etckit_worker_cache_requests_total from a cache's own hits and misses, read when
+    scraped (the cache counts anyway; nothing is added to its hot path)."""
+
+    def __init__(self) -> None:
+        self.caches: dict[str, Any] = {}  # name -> object with .hits and .misses
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily("etckit_worker_cache_requests", "Worker cache lookups,"
+                                     " by cache and result (hit or miss)",
+                                     labels=["cache", "result"])
+        for name, cache in self.caches.items():
+            family.add_metric([name, "hit"], cache.hits)
+            family.add_metric([name, "miss"], cache.misses)
+        yield family
+
+
+CACHES = _CacheCounts()
+
+FAMILIES: dict[str, tuple[Collector, ...]] = {
+    "wssvc": (REQUESTS, REQUEST_SECONDS, WEBSOCKETS, BROKERS, TICKETS_REFUSED),
+    "broker": (QUEUE_DEPTH, WORKERS, BROKER_REQUESTS),
+    "worker": (CALCULATION_SECONDS, PLOT_SECONDS, CACHES),
+    "main_server": (LOGINS, ASSIGNMENTS, TICKETS_REFUSED),
+}
+COMMON: tuple[Collector, ...] = (DB_TRANSACTION_SECONDS, PROCESS_COLLECTOR,
+                                 PLATFORM_COLLECTOR, GC_COLLECTOR)
+
+
+def registry_for(program: str) -> CollectorRegistry:
+    """A registry of the families `program` exports (KeyError for an unknown program)."""
+    registry = CollectorRegistry(auto_describe=True)
+    for family in (*FAMILIES[program], *COMMON):
+        registry.register(family)
+    return registry
+
+
+class Exporter:
+    """The /metrics endpoint of one program; `close()` stops it."""
+
+    def __init__(self, server: Any, thread: Any, port: int) -> None:
+        self.server, self.thread, self.port = server, thread, port
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+class MetricsError(Exception):
+    """The endpoint cannot be served (the port is taken, the address is wrong)."""
+
+
+def serve(cfg: Config, program: str) -> Exporter | None:
+    """Serve `program`'s metrics on metrics.address:metrics.port; None when the port is 0."""
+    port = cfg.metrics.port
+    if not port:
+        return None
+    address = cfg.metrics.address
+    try:
+        server, thread = start_http_server(port, addr=address, registry=registry_for(program))
+    except OSError as exc:
+        raise MetricsError(f"cannot serve metrics on {address}:{port} (metrics.address, "
+                           f"metrics.port): {exc.strerror or exc}") from None
+    return Exporter(server, thread, server.server_port)
+
+
+# -- hooks ------------------------------------------------------------------------------
+
+class Requests:
+    """wssvc's requests: `answered(type, outcome, started)` counts one and, with a start
+    time, observes its latency; children are cached per (type, outcome)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
+
+    def answered(self, mtype: str, outcome: str, started: float | None = None) -> None:
+        key = (mtype, outcome)
+        child = self._counts.get(key)
+        if child is None:
+            if outcome not in OUTCOMES:
+                key = (mtype, "other")
+            child = self._counts[key] = REQUESTS.labels(*key)
+        child.inc()
+        if started is not None:
+            hist = self._latency.get(mtype)
+            if hist is None:
+                hist = self._latency[mtype] = REQUEST_SECONDS.labels(mtype)
+            hist.observe(time.monotonic() - started)
+
+
+ERROR_PREFIX = b'{"type":"error","code":"'
+
+
+def reply_outcome(text: bytes) -> str:
+    """ok, or the code of an error message as the worker encodes it (protocol.dumps of
+    error_message: its first keys are type and code); read without decoding the JSON."""
+    if not text.startswith(ERROR_PREFIX):
+        return "ok"
+    end = text.find(b'"', len(ERROR_PREFIX), len(ERROR_PREFIX) + 40)
+    code = text[len(ERROR_PREFIX):end].decode("ascii", "replace") if end > 0 else "other"
+    return code if code in OUTCOMES else "other"
+
+
+TICKET_REASONS = (("no ticket", "missing"), ("malformed", "malformed"),
+                  ("signature", "bad_signature"), ("expired", "expired"),
+                  ("another wssvc", "wrong_pool"), ("session", "session_ended"),
+                  ("already used", "used"))
+
+
+def ticket_refused(message: str) -> None:
+    """Count a ticket wssvc refused, by a reason read from TicketError's message."""
+    reason = next((why for words, why in TICKET_REASONS if words in message), "other")
+    TICKETS_REFUSED.labels(reason).inc()
+
+
+class BrokerCounts:
+    """The broker's finished requests, per outcome, for its pool (known once chosen)."""
+
+    def __init__(self) -> None:
+        self.pool = ""
+        self._children: dict[str, Any] = {}
+
+    def count(self, outcome: str, n: int = 1) -> None:
+        child = self._children.get(outcome)
+        if child is None:
+            child = self._children[outcome] = BROKER_REQUESTS.labels(self.pool, outcome)
+        child.inc(n)
+
+
+def watch_wssvc(clients: Callable[[], int], brokers: Callable[[], int]) -> None:
+    """Read wssvc's open websockets and connected brokers when scraped."""
+    WEBSOCKETS.set_function(clients)
+    BROKERS.set_function(brokers)
+
+
+def watch_broker(pool: str, queued: Callable[[], int], free: Callable[[], int],
+                 busy: Callable[[], int]) -> None:
+    """Read a broker's queue and workers when scraped."""
+    QUEUE_DEPTH.labels(pool).set_function(queued)
+    WORKERS.labels(pool, "free").set_function(free)
+    WORKERS.labels(pool, "busy").set_function(busy)
+
+
+def watch_cache(name: str, cache: Any) -> None:
+    """Export a worker cache's own hit and miss counts (it has .hits and .misses)."""
+    CACHES.caches[name] = cache
+
+
+def timed(histogram: Histogram, func: Callable[..., Any]) -> Callable[..., Any]:
+    """An async function that observes how long `func` took (also when it failed)."""
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await func(*args, **kwargs)
+        finally:
+            histogram.observe(time.perf_counter() - started)
+
+    return wrapper
+
+
+class transaction_timer:  # noqa: N801 - used like a function: ``async with transaction_timer()``
+    """Observes a database transaction's duration into etckit_db_transaction_seconds."""
+
+    __slots__ = ("started",)
+
+    async def __aenter__(self) -> None:
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, *exc: object) -> None:
+        DB_TRANSACTION_SECONDS.observe(time.perf_counter() - self.started)
+
+
+def wssvc_totals() -> dict[str, Any]:
+    """What wssvc publishes in its registry entry for main_server's System page: requests
+    answered so far, and the latency histogram's cumulative bucket counts (over all types,
+    the bounds are LATENCY_BUCKETS then +Inf)."""
+    requests = sum(s.value for m in REQUESTS.collect() for s in m.samples
+                   if s.name.endswith("_total"))
+    buckets = dict.fromkeys((*map(float, LATENCY_BUCKETS), float("inf")), 0.0)
+    for family in REQUEST_SECONDS.collect():
+        for s in family.samples:
+            if s.name.endswith("_bucket"):
+                buckets[float(s.labels["le"])] += s.value
+    return {"requests": int(requests), "latency": [int(v) for v in buckets.values()]}
+
+
+def quantile(q: float, counts: list[float], bounds: tuple[float, ...] = LATENCY_BUCKETS
+             ) -> float | None:
+    """The q-quantile of cumulative bucket counts (bounds, then +Inf), interpolated inside
+    its bucket as Prometheus's histogram_quantile does; None without observations."""
+    total = counts[-1] if counts else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    for i, cumulative in enumerate(counts):
+        if cumulative >= rank:
+            if i >= len(bounds):
+                return bounds[-1]
+            lower = bounds[i - 1] if i else 0.0
+            below = counts[i - 1] if i else 0.0
+            inside = cumulative - below
+            return lower + (bounds[i] - lower) * ((rank - below) / inside if inside else 1.0)
+    return bounds[-1]
