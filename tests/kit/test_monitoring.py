@@ -183,3 +183,30 @@ def test_an_ipv6_address_is_bracketed():
     metrics = _metrics_module()
     host = {"inventory_hostname": "v6", "group_names": [], "etckit_address": "2001:db8::5"}
     assert metrics.scrape_file(host)[0]["targets"] == ["[2001:db8::5]:9100"]
+
+
+PREFLIGHT = REPO / "playbooks" / "preflight.yml"
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"etckit_monitoring_queue_depth_for": "five minutes"},
+     "etckit_monitoring_queue_depth_for must be a Prometheus duration"),
+    ({"etckit_monitoring_disk_used_ratio": 85},
+     "etckit_monitoring_disk_used_ratio must be a number from 0.01 to 1"),
+    ({"etckit_monitoring_alertmanagers": ["alerts.example.org"]},
+     "etckit_monitoring_alertmanagers: 'alerts.example.org' is not host:port"),
+])
+def test_preflight_refuses_bad_monitoring_settings_by_name(inventory, tmp_path, setting, message):
+    inventory.edit_vars("all/main.yml", lambda v: v.update(setting))
+    result = run_playbook(PREFLIGHT, inventory, tmp_path / "work")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output[-3000:]
+
+
+def test_preflight_refuses_more_workers_than_metrics_ports(inventory, tmp_path):
+    inventory.edit_hosts(lambda data: data["all"]["children"]["workers"]["hosts"]["internal1"]
+                         .update(etckit_worker_counts={"front1": 60, "front2": 30}))
+    result = run_playbook(PREFLIGHT, inventory, tmp_path / "work")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "internal1: at most 7 brokers (etckit_broker_instances" in output, output[-3000:]
