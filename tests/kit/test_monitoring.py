@@ -210,3 +210,44 @@ def test_preflight_refuses_more_workers_than_metrics_ports(inventory, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "internal1: at most 7 brokers (etckit_broker_instances" in output, output[-3000:]
+
+
+def _unit_environment(unit: Path) -> dict[str, str]:
+    pairs = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            for item in line.removeprefix("Environment=").split():
+                key, _, value = item.partition("=")
+                pairs[key] = value
+    return pairs
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines()
+                if line and not line.startswith("#"))
+
+
+@pytest.mark.parametrize(("host", "address"), [("front1", FRONT1), ("internal1", INTERNAL1)])
+def test_each_program_serves_metrics_on_its_table_port(example_render, host, address):
+    """The units and environment files say the ports the scrape targets say (one table)."""
+    out = example_render / host
+    scraped = {(labels.get("worker") or labels.get("pool") or labels["job"], target)
+               for target, labels in ((t, dict(ls)) for t, ls in targets_of(host))
+               if labels["job"].startswith("etckit_")}
+    served = set()
+    for unit in out.glob("etckit-*.service"):
+        environment = _unit_environment(unit)
+        assert environment["ETCKIT_METRICS__ADDRESS"] == address, unit.name
+        if "ETCKIT_METRICS__PORT" in environment:
+            job = "etckit_" + unit.name.removesuffix(".service").removeprefix("etckit-") \
+                .replace("-", "_")
+            served.add((job, f"{address}:{environment['ETCKIT_METRICS__PORT']}"))
+    for env in [*out.glob("broker-*.env"), *out.glob("worker-*.env")]:
+        name = env.name.removesuffix(".env").split("-", 1)[1]
+        served.add((name, f"{address}:{_env_file(env)['ETCKIT_METRICS__PORT']}"))
+    assert served == scraped
+
+
+def targets_of(host: str) -> set[tuple]:
+    """The example inventory's expected targets of a host, as targets() reads them."""
+    return {_key(host, entry) for entry in EXPECTED[host]}
