@@ -17,20 +17,28 @@ import pytest
 from tests.kit.support import render
 
 LB1, FRONT1, FRONT2, INTERNAL1 = "192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.21"
-INTERNAL2 = "192.0.2.22"
+INTERNAL2, MONITOR1 = "192.0.2.22", "192.0.2.31"
+
+
+def metrics(*ports: int) -> set[tuple[str, int]]:
+    """Metrics and exporter ports: from the monitoring host only (node exporter on every host)."""
+    return {(MONITOR1, port) for port in (9100, *ports)}
+
 
 SSH = {("any", 22)}
 EXPECTED = {
-    "lb1": SSH | {("any", 80), ("any", 443)},
-    "front1": SSH | {("any", 8081), (LB1, 8080),
+    "lb1": SSH | {("any", 80), ("any", 443)} | metrics(8405),
+    "front1": SSH | metrics(9301, 9302, 9303, 9311, 9312) | {("any", 8081), (LB1, 8080),
                      (FRONT1, 5551),                       # broker front1: its wssvc
                      (FRONT1, 5552), (INTERNAL1, 5552)},   # and the hosts with front1 workers
-    "front2": SSH | {("any", 8081), (LB1, 8080),
+    "front2": SSH | metrics(9301, 9302, 9303, 9311, 9312) | {("any", 8081), (LB1, 8080),
                      (FRONT2, 5551),
                      (FRONT2, 5552), (INTERNAL1, 5552)},
-    "internal1": SSH | {(FRONT1, 5551), (FRONT1, 5552), (INTERNAL1, 5552),
-                        (FRONT2, 5553), (FRONT2, 5554), (INTERNAL1, 5554),
-                        (FRONT1, 5432), (FRONT2, 5432), (INTERNAL1, 5432)},
+    "internal1": SSH | metrics(9303, 9304, 9311, 9312, 9313, 9314, 9187)
+                 | {(FRONT1, 5551), (FRONT1, 5552), (INTERNAL1, 5552),
+                    (FRONT2, 5553), (FRONT2, 5554), (INTERNAL1, 5554),
+                    (FRONT1, 5432), (FRONT2, 5432), (INTERNAL1, 5432)},
+    "monitor1": SSH | metrics(9090),                     # Prometheus, and its own node exporter
 }
 
 ACCEPT = re.compile(r"^(?:(?:ip|ip6) saddr (?P<sources>\{[^}]*\}|\S+) )?"
@@ -99,7 +107,7 @@ def test_ssh_and_metrics_admit_the_configured_networks_only(inventory, test_cert
     out = render(inventory, test_certs, tmp_path / "out", limit="lb1")
     assert admitted(out / "lb1" / "nftables.conf") == {
         ("198.51.100.0/24", 22), ("198.51.100.7", 9100), ("2001:db8::7", 9100),
-        ("any", 80), ("any", 443)}
+        ("any", 80), ("any", 443)} | metrics(8405)
 
 
 def test_a_new_worker_host_opens_exactly_what_it_needs(inventory, test_certs, tmp_path):
@@ -115,15 +123,16 @@ def test_a_new_worker_host_opens_exactly_what_it_needs(inventory, test_certs, tm
         "front2": {(INTERNAL2, 5552)},
         "internal1": {(INTERNAL2, 5552), (INTERNAL2, 5554), (INTERNAL2, 5432)},
         "lb1": set(),
+        "monitor1": set(),
     }
     for host, more in opened.items():
         assert admitted(out / host / "nftables.conf") == EXPECTED[host] | more, host
-    # The new host runs no server: SSH and nothing else.
-    assert admitted(out / "internal2" / "nftables.conf") == SSH
+    # The new host runs no server: SSH, and its metrics to the monitoring host.
+    assert admitted(out / "internal2" / "nftables.conf") == SSH | metrics(9311, 9312)
 
 
 def test_brokers_and_workers_may_reach_the_cluster_only(example_render):
-    cluster = {LB1, FRONT1, FRONT2, INTERNAL1}
+    cluster = {LB1, FRONT1, FRONT2, INTERNAL1, MONITOR1}
     for host in ("front1", "front2", "internal1"):
         lines = (example_render / host / "ipaddress.conf").read_text().splitlines()
         allow = [line.split("=", 1)[1].split() for line in lines
