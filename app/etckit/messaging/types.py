@@ -16,6 +16,7 @@ REQUEST_TYPES = frozenset({
     "workbook.delete",
     "workbook.copy",
     "workbook.open",
+    "workbook.recalculate",
     *(f"{kind}.{verb}" for kind in ("source", "scene", "calculation")
       for verb in ("add", "edit", "copy", "delete")),
     "calculation.download",
