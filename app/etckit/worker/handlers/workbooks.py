@@ -32,13 +32,13 @@ async def list_workbooks(ctx: Context, message: dict[str, Any]) -> None:
     ctx.reply({"type": "workbook.list", "workbooks": [workbook_view(r) for r in rows]})
 
 
-async def _room_for_one_more(tx, ctx: Context) -> None:
+async def room_for_one_more(tx, ctx: Context) -> None:
     limit = ctx.cfg.quotas.workbooks_per_user
     if await wb.count_for(tx, ctx.user) >= limit:
         raise quota("workbooks_per_user", limit, "you have as many workbooks as allowed")
 
 
-def _announce_created(ctx: Context, row: dict[str, Any]) -> None:
+def announce_created(ctx: Context, row: dict[str, Any]) -> None:
     event = {"type": "workbook.created", "workbook": workbook_view(row)}
     ctx.reply(event)
     ctx.to_user(event, except_sender=True)
@@ -53,9 +53,9 @@ async def create_workbook(ctx: Context, message: dict[str, Any]) -> None:
     row = {"id": uuid.uuid4().hex, "name": title, "description": description,
            "created_at": now, "updated_at": now, "item_revision": 1, "edited_by": ctx.user}
     async with ctx.db.transaction() as tx:
-        await _room_for_one_more(tx, ctx)
+        await room_for_one_more(tx, ctx)
         await wb.insert_workbook(tx, row, ctx.user)
-    _announce_created(ctx, row)
+    announce_created(ctx, row)
 
 
 @handler("workbook.rename")
@@ -97,14 +97,14 @@ async def copy_workbook(ctx: Context, message: dict[str, Any]) -> None:
     now = time.time()
     async with ctx.db.transaction() as tx:
         source = await owned_workbook(tx, ctx, workbook)
-        await _room_for_one_more(tx, ctx)
+        await room_for_one_more(tx, ctx)
         new = {"id": uuid.uuid4().hex,
                "name": (COPY_PREFIX + source["name"])[:ctx.cfg.quotas.name_max],
                "description": source["description"], "created_at": now, "updated_at": now,
                "item_revision": 1, "edited_by": ctx.user}
         await wb.insert_workbook(tx, new, ctx.user)
         await _copy_items(tx, workbook, new["id"], ctx.user)
-    _announce_created(ctx, new)
+    announce_created(ctx, new)
 
 
 async def _copy_items(tx, workbook: str, into: str, user: str) -> None:
