@@ -56,6 +56,7 @@ async def build(chain: Chain, user: str, sources: int = 1) -> tuple:
 async def measure(lister, client, calc: dict, samples: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"workbook.list": [], "calculation.edit": []}
     data = copy.deepcopy(calc["data"])
+    base = calc["item_revision"]
     for i in range(samples):
         t0 = time.perf_counter()
         reply = await lister.request("workbook.list", timeout=120)
@@ -64,9 +65,10 @@ async def measure(lister, client, calc: dict, samples: int) -> dict[str, list[fl
         data["groups"] = 2 + i % 9
         t0 = time.perf_counter()
         reply = await client.request("calculation.edit", calculation=calc["id"], data=data,
-                                     timeout=120)
+                                     base_revision=base, timeout=120)
         times["calculation.edit"].append(time.perf_counter() - t0)
         assert reply["type"] == "calculation.saved", reply
+        base = reply["item"]["item_revision"]
         await asyncio.sleep(PACE)  # a person's pace, under wssvc's per-socket rate
     return times
 
@@ -85,10 +87,13 @@ async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipe
                 if message.get("type") == "ping":
                     await client.send({"type": "pong", "id": "p", "ref": message["id"]})
                     continue
+                if isinstance(message.get("item"), dict) and message["item"].get("id") == src["id"]:
+                    base[0] = max(base[0], message["item"]["item_revision"])  # saved, conflict
                 if message.get("ref") is not None:
                     outcomes[message.get("code") or message.get("type")] += 1
                     inflight.release()
 
+        base = [src["item_revision"]]  # the source's latest revision heard of
         task = asyncio.create_task(reader())
         edit = copy.deepcopy(src["data"])
         try:
@@ -98,7 +103,7 @@ async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipe
                 if seq % 10 == 0:  # edits recalculate the calculation that uses the source
                     edit["normalization"]["value"] = 100.0 + seq
                     message = {"id": f"m{n}-{seq}", "type": "source.edit",
-                               "source": src["id"], "data": edit}
+                               "source": src["id"], "data": edit, "base_revision": base[0]}
                 else:
                     message = {"id": f"m{n}-{seq}", "type": "calculation.download",
                                "calculation": calc["id"], "format": "json"}

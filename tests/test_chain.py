@@ -51,7 +51,7 @@ async def test_fan_out_to_every_client_of_a_workbook(chain):
     w1 = await chain.connect("alice", workbook=wb)
     w2 = await chain.connect("alice", workbook=wb)
     other = await chain.connect("bob")
-    reply = await w1.request("workbook.rename", workbook=wb, name="Renamed")
+    reply = await w1.request("workbook.rename", workbook=wb, name="Renamed", base_revision=1)
     assert reply["workbook"]["name"] == "Renamed"
     for c in (w2, a1):  # the other clients of the workbook (and of the user) hear of it
         event = await c.recv()

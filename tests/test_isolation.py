@@ -65,7 +65,8 @@ async def mallory_builds(chain: Chain) -> tuple:
 
 
 async def mallory_attacks(chain: Chain, client, src: dict, calcs: list[dict]) -> None:
-    """Flood downloads, then edit the source every calculation uses, without waiting."""
+    """Flood downloads, then edit the source every calculation uses, without waiting (each
+    edit made from the revision the previous one should leave)."""
     for i in range(FLOOD):
         await client.send({"id": f"d{i}", "type": "calculation.download",
                            "calculation": calcs[i % len(calcs)]["id"], "format": "csv"})
@@ -73,7 +74,7 @@ async def mallory_attacks(chain: Chain, client, src: dict, calcs: list[dict]) ->
     for n in range(3):
         edited["normalization"]["value"] = 50.0 + n
         await client.send({"id": f"e{n}", "type": "source.edit", "source": src["id"],
-                           "data": edited})
+                           "data": edited, "base_revision": src["item_revision"] + n})
 
 
 async def bob_watches(chain: Chain, failures: list[str]) -> int:

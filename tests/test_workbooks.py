@@ -77,7 +77,8 @@ async def test_editing_a_source_recalculates_and_broadcasts(chain):
     source, scene, calc = await _build(one, content)
     brighter = copy.deepcopy(source["data"])
     brighter["normalization"]["value"] *= 100
-    reply = await one.request("source.edit", source=source["id"], data=brighter, timeout=30)
+    reply = await one.request("source.edit", source=source["id"], data=brighter,
+                              base_revision=source["item_revision"], timeout=30)
     assert reply["type"] == "source.saved"
     recalculated = await _next(two, "calculation.saved")
     # skip the add broadcast, then the "pending" one the edit sends before recalculating
@@ -105,7 +106,8 @@ async def test_invalid_edits_name_the_field_and_change_nothing(chain, kind, fiel
     item = source if kind == "source" else calc
     bad = copy.deepcopy(item["data"])
     bad[field] = value
-    error = await one.request(f"{kind}.edit", **{kind: item["id"]}, data=bad)
+    error = await one.request(f"{kind}.edit", **{kind: item["id"]}, data=bad,
+                              base_revision=item["item_revision"])
     assert error["type"] == "error" and error["code"] == "invalid"
     assert error["field"] == named, error
     assert named in error["message"]
@@ -183,7 +185,8 @@ async def test_another_users_contents_do_not_exist(chain):
     _, one, _, wb, content = await _workbook(chain, "alice")
     source, _, calc = await _build(one, content)
     bob = await chain.connect("bob")
-    for type_, fields in (("source.edit", {"source": source["id"], "data": source["data"]}),
+    for type_, fields in (("source.edit", {"source": source["id"], "data": source["data"],
+                                           "base_revision": source["item_revision"]}),
                           ("calculation.delete", {"calculation": calc["id"]}),
                           ("workbook.open", {"workbook": wb})):
         reply = await bob.request(type_, **fields)

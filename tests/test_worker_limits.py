@@ -95,7 +95,8 @@ async def test_a_wide_edit_answers_first_and_recalculates_each_calculation_after
         calcs[c["id"]] = c
     brighter = copy.deepcopy(source["data"])
     brighter["normalization"]["value"] *= 100
-    reply = await client.request("source.edit", source=source["id"], data=brighter, timeout=30)
+    reply = await client.request("source.edit", source=source["id"], data=brighter,
+                                 base_revision=source["item_revision"], timeout=30)
     assert reply["type"] == "source.saved"
     done: dict[str, dict] = {}
     while len(done) < len(calcs):  # every calculation is broadcast once recalculated

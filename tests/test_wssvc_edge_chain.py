@@ -178,7 +178,7 @@ async def test_plot_urls_are_checked_and_only_the_current_revision_is_drawn(plot
             r = await http.get(f"{base}/{calc['id']}/{stale}/snr_map.png", params=auth)
             assert r.status_code == 404 and r.json()["error"] == "not_found", r.text
         edited = await one.request("calculation.edit", calculation=calc["id"], name="C2",
-                                   timeout=30)
+                                   base_revision=calc["item_revision"], timeout=30)
         new_rev = edited["item"]["revision"]
         assert new_rev != rev, edited
         old = await http.get(f"{base}/{calc['id']}/{rev}/spectrum.png", params=auth)

@@ -9,6 +9,8 @@
 // Everything is drawn with plain DOM calls; the server is the only source of truth: the page
 // shows what the replies and broadcasts say, so two windows on one workbook stay in step.
 
+import { conflictPanel } from "/static/js/conflicts.js";
+
 const KINDS = ["source", "scene", "calculation"];
 const PLOTS = [
   ["snr_vs_time", "S/N against exposure time"],
@@ -144,7 +146,9 @@ export class WorkbookContents {
         onclick: () => this.run(`${kind}.copy`, { [kind]: item.id }) }, "Copy"),
       el("button", { type: "button", className: "danger", dataset: { action: "delete" },
         onclick: () => {
-          if (confirm(`Delete ${kind} “${item.name}”?`)) this.run(`${kind}.delete`, { [kind]: item.id });
+          if (confirm(`Delete ${kind} “${item.name}”?`)) {
+            this.run(`${kind}.delete`, { [kind]: item.id, base_revision: item.item_revision });
+          }
         } }, "Delete"));
   }
 
@@ -200,12 +204,23 @@ export class WorkbookContents {
         el("td", { className: "num", dataset: { field: "snr" } }, fmt(r.snr)),
         el("td", { className: "num" }, fmt(r.total_exposure_time_s, 4)),
         el("td", {}, sat),
-        el("td", { className: busy ? "busy" : "warn" }, state, (r.warnings || []).map((w) => el("div", { className: "muted" }, w.message))),
+        el("td", { className: busy ? "busy" : "warn", dataset: { outdated: c.outdated && !busy } }, state,
+          c.outdated && !busy ? el("div", {}, `outdated: engine ${c.engine_version ?? "unknown"}, data ${c.data_version ?? "unknown"}`) : null,
+          (r.warnings || []).map((w) => el("div", { className: "muted" }, w.message))),
         el("td", {}, this.actions("calculation", c),
           el("button", { type: "button", className: "secondary", onclick: () => this.download(c, "json") }, "JSON"),
           el("button", { type: "button", className: "secondary", onclick: () => this.download(c, "csv") }, "CSV")));
     });
     this.table("calculation", ["Name", "Scene", "Mode", "Exposure", "S/N", "Time (s)", "Saturation", "Notes", ""], rows);
+    const outdated = [...this.items.calculation.values()].filter((c) => c.outdated && !this.pending.has(c.id));
+    if (outdated.length) {
+      this.sections.calculation.prepend(el("p", { className: "warn", id: "outdated" },
+        `${outdated.length} result(s) came from an older engine (marked “outdated”). `,
+        el("button", { type: "button", id: "recalculate-outdated", onclick: () => {
+          outdated.forEach((c) => this.pending.add(c.id));
+          this.run("workbook.recalculate", {});
+        } }, "Recalculate outdated results")));
+    }
   }
 
   // -- plots -----------------------------------------------------------------------------
@@ -320,7 +335,7 @@ export class WorkbookContents {
       const first = this.items.source.keys().next().value;
       data.sources = first ? [{ source_id: first, offset_x_arcsec: 0, offset_y_arcsec: 0 }] : [];
     }
-    const state = { kind, item, data, name: item ? item.name : `New ${kind}`,
+    const state = { kind, item, data, name: item ? item.name : `New ${kind}`, base: item?.item_revision,
       scene: item?.scene ?? this.items.scene.keys().next().value ?? "" };
     this.drawForm(state);
   }
@@ -409,7 +424,7 @@ export class WorkbookContents {
     error.hidden = true;
     const fields = { name: state.name, data };
     if (kind === "calculation") fields.scene = state.scene;
-    if (item) fields[kind] = item.id;
+    if (item) Object.assign(fields, { [kind]: item.id, base_revision: state.base });
     const saving = form.querySelector("#form-save");
     saving.disabled = true;
     if (item) for (const c of this.affected(kind, item.id)) this.pending.add(c);
@@ -423,6 +438,11 @@ export class WorkbookContents {
     } catch (err) {
       for (const c of this.affected(kind, item?.id)) this.pending.delete(c);
       this.drawCalculations();
+      if (err.code === "conflict" && item && err.reply?.item) {
+        this.showConflict(state, form, err.reply.item);
+        this.setStatus("");
+        return;
+      }
       error.textContent = err.message;
       error.hidden = false;
       const field = (err.reply?.field || "").replace(/^data\./, "") ||
@@ -434,6 +454,23 @@ export class WorkbookContents {
     } finally {
       saving.disabled = false;
     }
+  }
+
+  showConflict(state, form, theirs) {
+    // someone saved this item since the form opened: both versions, field by field
+    this.formHost.querySelector("#conflict")?.remove();
+    const mine = { name: state.name, data: state.data, ...(state.kind === "calculation" ? { scene: state.scene } : {}) };
+    this.formHost.prepend(conflictPanel({ el, mine, theirs,
+      onKeep: (merged) => {
+        Object.assign(state, { name: merged.name, data: merged.data, base: theirs.item_revision });
+        if (state.kind === "calculation") state.scene = merged.scene;
+        this.drawForm(state);
+        this.submitForm(state, this.formHost.querySelector("form"), this.formHost.querySelector("#form-error"));
+      },
+      onTake: () => {
+        this.saved(state.kind, theirs);
+        this.formHost.replaceChildren();
+      } }));
   }
 
   affected(kind, id) {

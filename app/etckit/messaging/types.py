@@ -16,6 +16,9 @@ REQUEST_TYPES = frozenset({
     "workbook.delete",
     "workbook.copy",
     "workbook.open",
+    "workbook.recalculate",
+    "workbook.export",
+    "workbook.import",
     *(f"{kind}.{verb}" for kind in ("source", "scene", "calculation")
       for verb in ("add", "edit", "copy", "delete")),
     "calculation.download",

@@ -126,6 +126,18 @@ CREATE TABLE assignments (
 );
 CREATE INDEX assignments_user ON assignments (user_id)
 """),
+    Migration(5, "item revisions for edits, who edited, engine and data version of results", """
+ALTER TABLE workbooks ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE workbooks ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE sources ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE sources ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE scenes ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE scenes ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE calculations ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE calculations ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE calculations ADD COLUMN engine_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE calculations ADD COLUMN data_version TEXT NOT NULL DEFAULT ''
+"""),
 ]
 
 

@@ -1,10 +1,19 @@
 """The one owner of the SQL of the workbook tables: workbooks, sources, scenes, calculations.
 
 Every function takes an open transaction (``db.read()`` for reads, ``db.transaction()`` for
-writes) and runs a few single-statement steps; none computes anything. A calculation's
-``revision`` counts changes of its *inputs* (its own data, its scene, a source in its scene):
-a result is stored only for the revision it was computed from (``store_result``), so a
-result computed while the inputs changed is dropped.
+writes) and runs a few single-statement steps; none computes anything. Two counters, not to be
+confused:
+
+- ``item_revision`` (every workbook and item) counts the *edits* of that row by a user (its
+  name, description, data, scene). An edit names the item revision it was made from and is
+  applied only if that is still the current one (``update_item``, ``rename``: a compare and
+  set in one UPDATE, so two concurrent edits cannot both succeed); ``edited_by`` is the user
+  who made the last edit.
+- A calculation's ``revision`` counts changes of its *inputs* (its own data, its scene, a
+  source in its scene): a result is stored only for the revision it was computed from
+  (``store_result``), so a result computed while the inputs changed is dropped. It also names
+  plot URLs. Editing a source bumps the revision of the calculations using it, not their item
+  revision (their forms are not stale).
 """
 
 from __future__ import annotations
@@ -16,7 +25,8 @@ from typing import Any
 from .base import Row, Transaction
 
 KINDS = {"source": "sources", "scene": "scenes", "calculation": "calculations"}
-WORKBOOK_COLUMNS = "id, owner_id, name, description, created_at, updated_at"
+WORKBOOK_COLUMNS = ("id, owner_id, name, description, created_at, updated_at, item_revision,"
+                    " edited_by")
 
 
 # -- workbooks ------------------------------------------------------------------------------
@@ -40,16 +50,25 @@ async def count_for(tx: Transaction, user: str) -> int:
 
 
 async def insert_workbook(tx: Transaction, row: dict[str, Any], owner: str) -> None:
+    """A new workbook (item revision 1), made by its owner."""
     await tx.execute(
-        "INSERT INTO workbooks (id, owner_id, name, description, created_at, updated_at)"
-        " VALUES (:id, :owner, :name, :description, :created_at, :updated_at)",
-        {**row, "owner": owner})
+        "INSERT INTO workbooks (id, owner_id, name, description, created_at, updated_at,"
+        " edited_by) VALUES (:id, :owner, :name, :description, :created_at, :updated_at,"
+        " :owner)", {k: row[k] for k in ("id", "name", "description", "created_at",
+                                          "updated_at")} | {"owner": owner})
 
 
-async def rename(tx: Transaction, workbook: str, name: str, now: float) -> None:
-    await tx.execute("UPDATE workbooks SET name = :name, updated_at = :t,"
-                     " revision = revision + 1 WHERE id = :id",
-                     {"name": name, "t": now, "id": workbook})
+async def rename(tx: Transaction, workbook: str, name: str, description: str, now: float, *,
+                 base_revision: int, user: str) -> bool:
+    """A new name and description, if the workbook is still at base_revision (else False,
+    nothing written)."""
+    changed = await tx.execute(
+        "UPDATE workbooks SET name = :name, description = :d, updated_at = :t,"
+        " revision = revision + 1, item_revision = item_revision + 1, edited_by = :u"
+        " WHERE id = :id AND item_revision = :base",
+        {"name": name, "d": description, "t": now, "id": workbook, "base": base_revision,
+         "u": user})
+    return changed == 1
 
 
 async def delete_workbook(tx: Transaction, workbook: str) -> None:
@@ -79,36 +98,54 @@ async def count_items(tx: Transaction, kind: str, workbook: str) -> int:
 
 async def insert_item(tx: Transaction, kind: str, item_id: str, workbook: str, name: str,
                       data: dict, *, scene: str | None = None, result: str | None = None,
-                      status: str = "", error: str = "") -> None:
+                      status: str = "", error: str = "", user: str = "",
+                      versions: tuple[str, str] = ("", "")) -> None:
+    """A new item at item revision 1; a calculation's result (if copied) with the engine and
+    data versions it came from."""
     now = time.time()
-    params = {"id": item_id, "w": workbook, "n": name, "d": json.dumps(data), "t": now}
+    params = {"id": item_id, "w": workbook, "n": name, "d": json.dumps(data), "t": now,
+              "u": user}
     if kind == "calculation":
         await tx.execute(
             "INSERT INTO calculations (id, workbook_id, scene_id, name, data, result, status,"
-            " error, created_at, updated_at) VALUES (:id, :w, :scene, :n, :d, :r, :s, :e,"
-            " :t, :t)", {**params, "scene": scene, "r": result, "s": status or "pending",
-                         "e": error})
+            " error, created_at, updated_at, edited_by, engine_version, data_version)"
+            " VALUES (:id, :w, :scene, :n, :d, :r, :s, :e, :t, :t, :u, :ev, :dv)",
+            {**params, "scene": scene, "r": result, "s": status or "pending", "e": error,
+             "ev": versions[0], "dv": versions[1]})
     else:
         await tx.execute(
-            f"INSERT INTO {KINDS[kind]} (id, workbook_id, name, data, created_at, updated_at)"
-            " VALUES (:id, :w, :n, :d, :t, :t)", params)
+            f"INSERT INTO {KINDS[kind]} (id, workbook_id, name, data, created_at, updated_at,"
+            " edited_by) VALUES (:id, :w, :n, :d, :t, :t, :u)", params)
 
 
 async def update_item(tx: Transaction, kind: str, item_id: str, name: str, data: dict,
-                      scene: str | None = None) -> None:
-    """A new name and data; a calculation's inputs changed: a new revision, result pending."""
-    params = {"n": name, "d": json.dumps(data), "t": time.time(), "id": item_id}
+                      scene: str | None = None, *, base_revision: int, user: str) -> bool:
+    """A new name and data if the item is still at base_revision (else False, nothing
+    written); a calculation's inputs changed: a new revision, result pending."""
+    params = {"n": name, "d": json.dumps(data), "t": time.time(), "id": item_id,
+              "base": base_revision, "u": user}
+    edit = ("item_revision = item_revision + 1, edited_by = :u"
+            " WHERE id = :id AND item_revision = :base")
     if kind == "calculation":
-        await tx.execute("UPDATE calculations SET name = :n, data = :d, updated_at = :t,"
-                         " scene_id = :scene, status = 'pending', revision = revision + 1"
-                         " WHERE id = :id", {**params, "scene": scene})
+        changed = await tx.execute(
+            "UPDATE calculations SET name = :n, data = :d, updated_at = :t, scene_id = :scene,"
+            f" status = 'pending', revision = revision + 1, {edit}", {**params, "scene": scene})
     else:
-        await tx.execute(f"UPDATE {KINDS[kind]} SET name = :n, data = :d, updated_at = :t"
-                         " WHERE id = :id", params)
+        changed = await tx.execute(
+            f"UPDATE {KINDS[kind]} SET name = :n, data = :d, updated_at = :t, {edit}", params)
+    return changed == 1
 
 
-async def delete_item(tx: Transaction, kind: str, item_id: str) -> None:
-    await tx.execute(f"DELETE FROM {KINDS[kind]} WHERE id = :id", {"id": item_id})
+async def delete_item(tx: Transaction, kind: str, item_id: str,
+                      base_revision: int | None = None) -> bool:
+    """Delete the item (only if still at base_revision, when given); False if it was not."""
+    if base_revision is None:
+        changed = await tx.execute(f"DELETE FROM {KINDS[kind]} WHERE id = :id", {"id": item_id})
+    else:
+        changed = await tx.execute(f"DELETE FROM {KINDS[kind]} WHERE id = :id"
+                                   " AND item_revision = :base",
+                                   {"id": item_id, "base": base_revision})
+    return changed == 1
 
 
 async def source_ids(tx: Transaction, workbook: str) -> set[str]:
@@ -166,11 +203,22 @@ async def inputs(tx: Transaction, calc: Row) -> tuple[dict, dict, dict[str, dict
 
 
 async def store_result(tx: Transaction, calc: str, revision: int, status: str,
-                       result: str | None, error: str) -> bool:
-    """Store a result computed from `revision`; False (nothing written) if the inputs changed
-    since (optimistic concurrency)."""
+                       result: str | None, error: str,
+                       versions: tuple[str, str] = ("", "")) -> bool:
+    """Store a result computed from `revision` by (engine version, data version); False
+    (nothing written) if the inputs changed since (optimistic concurrency)."""
     changed = await tx.execute(
-        "UPDATE calculations SET status = :s, result = :r, error = :e, updated_at = :t"
-        " WHERE id = :id AND revision = :rev",
-        {"s": status, "r": result, "e": error, "t": time.time(), "id": calc, "rev": revision})
+        "UPDATE calculations SET status = :s, result = :r, error = :e, updated_at = :t,"
+        " engine_version = :ev, data_version = :dv WHERE id = :id AND revision = :rev",
+        {"s": status, "r": result, "e": error, "t": time.time(), "id": calc, "rev": revision,
+         "ev": versions[0], "dv": versions[1]})
     return changed == 1
+
+
+async def outdated(tx: Transaction, workbook: str, versions: tuple[str, str]) -> list[Row]:
+    """The calculations of a workbook whose stored result (or error) came from another engine
+    or data version than `versions`."""
+    return await tx.fetchall(
+        "SELECT * FROM calculations WHERE workbook_id = :w AND status <> 'pending'"
+        " AND (engine_version <> :ev OR data_version <> :dv) ORDER BY created_at, id",
+        {"w": workbook, "ev": versions[0], "dv": versions[1]})

@@ -8,6 +8,12 @@ commit, outside any transaction, and its result stored with a revision check. Ed
 source or a scene marks the calculations that use it pending (a new revision each) and asks
 for each to be recalculated as a follow-up request of this user's (`calculation.recalculate`),
 which the broker queues in the user's turn; each is broadcast when done.
+
+An edit names the `base_revision` it was made from (the item's `item_revision`); an edit of a
+stale revision is refused with `conflict` and the item as it is now, and changes nothing (the
+check is a compare and set in the UPDATE, so of two concurrent edits exactly one succeeds).
+Each stored result records the engine and data version it came from; `workbook.recalculate`
+recomputes the results of a workbook that came from another engine.
 """
 
 from __future__ import annotations
@@ -17,10 +23,21 @@ import uuid
 from typing import Any
 
 from ... import engine
+from ...engine.version import versions
 from ...storage import workbooks as wb
 from ..compute import check_cost
 from ..dispatch import Context, HandlerError, handler
-from .fields import data, ident, name, owned_item, owned_workbook, quota, workbook_of
+from .fields import (
+    base_revision,
+    conflict,
+    data,
+    ident,
+    name,
+    owned_item,
+    owned_workbook,
+    quota,
+    workbook_of,
+)
 from .views import item_view
 
 COPY_PREFIX = "Copy of "
@@ -119,7 +136,8 @@ async def recalculate(ctx: Context, calc_id: str) -> dict[str, Any] | None:
         return None
     status, result, error = await ctx.services.outcome((calc_id, row["revision"]), inputs)
     async with ctx.db.transaction() as tx:
-        if not await wb.store_result(tx, calc_id, row["revision"], status, result, error):
+        if not await wb.store_result(tx, calc_id, row["revision"], status, result, error,
+                                     versions()):
             return None
         return await wb.item(tx, "calculation", calc_id)
 
@@ -166,7 +184,8 @@ def _add(kind: str):
             await _room(tx, ctx, kind, workbook)
             scene = await _scene_of(tx, kind, message, workbook)
             stored = await _normalized(tx, ctx, kind, raw, workbook, scene)
-            await wb.insert_item(tx, kind, item, workbook, item_name, stored, scene=scene)
+            await wb.insert_item(tx, kind, item, workbook, item_name, stored, scene=scene,
+                                 user=ctx.user)
             await wb.touch(tx, workbook)
             row = await wb.item(tx, kind, item)
         if kind == "calculation":
@@ -180,6 +199,9 @@ def _edit(kind: str):
         item = ident(message, kind)
         async with ctx.db.transaction() as tx:
             row = await owned_item(tx, ctx, kind, item)
+            base = base_revision(message)
+            if row["item_revision"] != base:
+                raise conflict(kind, item, base, item_view(kind, row))
             workbook = row["workbook_id"]
             new_name = name(ctx, message["name"]) if "name" in message else row["name"]
             raw = data(message) if "data" in message else json.loads(row["data"])
@@ -187,7 +209,9 @@ def _edit(kind: str):
             stored = await _normalized(tx, ctx, kind, raw, workbook, scene)
             deps = await wb.dependents(tx, kind, row)
             await _dependents_within_limits(tx, ctx, kind, item, new_name, stored, deps)
-            await wb.update_item(tx, kind, item, new_name, stored, scene)
+            if not await wb.update_item(tx, kind, item, new_name, stored, scene,
+                                        base_revision=base, user=ctx.user):
+                raise await _conflict_now(tx, kind, item, base)
             await wb.mark_pending(tx, [d["id"] for d in deps])
             await wb.touch(tx, workbook)
             row = await wb.item(tx, kind, item)
@@ -210,7 +234,9 @@ def _copy(kind: str):
             copied = (COPY_PREFIX + row["name"])[:ctx.cfg.quotas.name_max]
             await wb.insert_item(tx, kind, new, workbook, copied, json.loads(row["data"]),
                                  scene=row.get("scene_id"), result=row.get("result"),
-                                 status=row.get("status", ""), error=row.get("error", ""))
+                                 status=row.get("status", ""), error=row.get("error", ""),
+                                 user=ctx.user, versions=(row.get("engine_version", ""),
+                                                          row.get("data_version", "")))
             await wb.touch(tx, workbook)
             view = item_view(kind, await wb.item(tx, kind, new))
         _announce(ctx, f"{kind}.saved", workbook, view)
@@ -222,12 +248,38 @@ def _delete(kind: str):
         item = ident(message, kind)
         async with ctx.db.transaction() as tx:
             row = await owned_item(tx, ctx, kind, item)
+            base = base_revision(message, required=False)
+            if base is not None and row["item_revision"] != base:
+                raise conflict(kind, item, base, item_view(kind, row))
             workbook = row["workbook_id"]
             await _refuse_if_used(tx, kind, row)
-            await wb.delete_item(tx, kind, item)
+            if not await wb.delete_item(tx, kind, item, base):
+                raise await _conflict_now(tx, kind, item, base or 0)
             await wb.touch(tx, workbook)
         _announce(ctx, f"{kind}.deleted", workbook, item)
     return delete
+
+
+async def _conflict_now(tx, kind: str, item: str, base: int) -> HandlerError:
+    """The conflict error for an edit that lost a race (the item as now committed)."""
+    row = await wb.item(tx, kind, item)
+    if row is None:
+        return HandlerError("not_found", f"no {kind} {item}")
+    return conflict(kind, item, base, item_view(kind, row))
+
+
+@handler("workbook.recalculate")
+async def recalculate_outdated(ctx: Context, message: dict[str, Any]) -> None:
+    """Recompute every result of a workbook that came from another engine or data version:
+    each gets a new revision (pending) and is recalculated as a follow-up."""
+    workbook = workbook_of(ctx, message)
+    async with ctx.db.transaction() as tx:
+        await owned_workbook(tx, ctx, workbook)
+        stale = [r["id"] for r in await wb.outdated(tx, workbook, versions())]
+        await wb.mark_pending(tx, stale)
+        pending = [await wb.item(tx, "calculation", c) for c in stale]
+    ctx.reply({"type": "workbook.recalculating", "workbook": workbook, "calculations": stale})
+    _recalculate_later(ctx, workbook, [p for p in pending if p is not None])
 
 
 async def _refuse_if_used(tx, kind: str, row: dict[str, Any]) -> None:

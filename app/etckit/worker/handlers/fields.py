@@ -79,3 +79,25 @@ async def owned_item(tx, ctx: Context, kind: str, item: str) -> dict[str, Any]:
 def quota(key: str, value: int, what: str) -> HandlerError:
     return HandlerError("quota", f"{what}: the limit is {value} (quotas.{key})",
                         limit=f"quotas.{key}", value=value)
+
+
+REVISION_MAX = 2**53  # what a browser's number holds exactly
+
+
+def base_revision(message: dict[str, Any], *, required: bool = True) -> int | None:
+    """The item revision an edit was made from (`base_revision`): a whole number ≥ 1."""
+    value = message.get("base_revision")
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= REVISION_MAX:
+        raise HandlerError("invalid", "base_revision must be the item_revision the edit was"
+                           " made from (a whole number from 1)", field="base_revision")
+    return value
+
+
+def conflict(kind: str, item_id: str, base: int, current: dict[str, Any]) -> HandlerError:
+    """A stale edit: refused, with the item as it is now (`item`)."""
+    return HandlerError("conflict", f"{kind} {item_id} was changed since revision {base} (now"
+                        f" {current['item_revision']}); nothing was saved: keep yours by"
+                        " sending it again with the new base_revision, or take the other",
+                        item=current)

@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 from ... import engine
+from ...engine.version import versions
 from ...messaging.types import PLOT_KINDS
 from ...storage import workbooks as wb
 from ..dispatch import Context, HandlerError, handler
@@ -43,8 +44,9 @@ async def download(ctx: Context, message: dict[str, Any]) -> None:
         raise HandlerError("invalid", f"format must be one of {', '.join(DOWNLOAD_FORMATS)}",
                            field="format")
     row, inputs = await _current(ctx, item)
-    if fmt == "json" and row["status"] == "ok" and row["result"]:
-        content = row["result"]  # the stored result of this very revision
+    fresh = (row["engine_version"], row["data_version"]) == versions()
+    if fmt == "json" and row["status"] == "ok" and row["result"] and fresh:
+        content = row["result"]  # the stored result of this very revision and engine
     else:
         result = await _result(ctx, row, inputs)
         content = result.to_json() if fmt == "json" else result.to_csv()

@@ -13,14 +13,16 @@ from typing import Any
 from ... import engine
 from ...storage import workbooks as wb
 from ..dispatch import Context, handler
-from .fields import ident, name, owned_workbook, quota, text, workbook_of
-from .views import item_view
+from .fields import base_revision, conflict, ident, name, owned_workbook, quota, text, workbook_of
+from .views import engine_view, item_view
 
 COPY_PREFIX = "Copy of "
 
 
 def workbook_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("id", "name", "description", "created_at", "updated_at")}
+    """A workbook with its `item_revision` (what a rename names as its `base_revision`)."""
+    return {k: row[k] for k in ("id", "name", "description", "created_at", "updated_at",
+                                "item_revision", "edited_by")}
 
 
 @handler("workbook.list")
@@ -30,15 +32,16 @@ async def list_workbooks(ctx: Context, message: dict[str, Any]) -> None:
     ctx.reply({"type": "workbook.list", "workbooks": [workbook_view(r) for r in rows]})
 
 
-async def _room_for_one_more(tx, ctx: Context) -> None:
+async def room_for_one_more(tx, ctx: Context) -> None:
     limit = ctx.cfg.quotas.workbooks_per_user
     if await wb.count_for(tx, ctx.user) >= limit:
         raise quota("workbooks_per_user", limit, "you have as many workbooks as allowed")
 
 
-def _announce_created(ctx: Context, row: dict[str, Any]) -> None:
-    ctx.reply({"type": "workbook.created", "workbook": row})
-    ctx.to_user({"type": "workbook.created", "workbook": row}, except_sender=True)
+def announce_created(ctx: Context, row: dict[str, Any]) -> None:
+    event = {"type": "workbook.created", "workbook": workbook_view(row)}
+    ctx.reply(event)
+    ctx.to_user(event, except_sender=True)
 
 
 @handler("workbook.create")
@@ -48,21 +51,30 @@ async def create_workbook(ctx: Context, message: dict[str, Any]) -> None:
                        limit=ctx.cfg.quotas.description_max, required=False)
     now = time.time()
     row = {"id": uuid.uuid4().hex, "name": title, "description": description,
-           "created_at": now, "updated_at": now}
+           "created_at": now, "updated_at": now, "item_revision": 1, "edited_by": ctx.user}
     async with ctx.db.transaction() as tx:
-        await _room_for_one_more(tx, ctx)
+        await room_for_one_more(tx, ctx)
         await wb.insert_workbook(tx, row, ctx.user)
-    _announce_created(ctx, row)
+    announce_created(ctx, row)
 
 
 @handler("workbook.rename")
 async def rename_workbook(ctx: Context, message: dict[str, Any]) -> None:
+    """A new name (and description, when given), if the workbook is still at base_revision."""
     workbook = ident(message, "workbook")
     title = name(ctx, message.get("name"))
     async with ctx.db.transaction() as tx:
         row = await owned_workbook(tx, ctx, workbook)
-        row.update(name=title, updated_at=time.time())
-        await wb.rename(tx, workbook, title, row["updated_at"])
+        base = base_revision(message)
+        description = row["description"] if "description" not in message else text(
+            message["description"], "description", limit=ctx.cfg.quotas.description_max,
+            required=False)
+        if row["item_revision"] != base or not await wb.rename(
+                tx, workbook, title, description, time.time(), base_revision=base,
+                user=ctx.user):
+            raise conflict("workbook", workbook, base,
+                           workbook_view(await owned_workbook(tx, ctx, workbook)))
+        row = await owned_workbook(tx, ctx, workbook)
     event = {"type": "workbook.updated", "workbook": workbook_view(row)}
     ctx.reply(event)
     ctx.to_user(event, except_sender=True)
@@ -85,16 +97,17 @@ async def copy_workbook(ctx: Context, message: dict[str, Any]) -> None:
     now = time.time()
     async with ctx.db.transaction() as tx:
         source = await owned_workbook(tx, ctx, workbook)
-        await _room_for_one_more(tx, ctx)
+        await room_for_one_more(tx, ctx)
         new = {"id": uuid.uuid4().hex,
                "name": (COPY_PREFIX + source["name"])[:ctx.cfg.quotas.name_max],
-               "description": source["description"], "created_at": now, "updated_at": now}
+               "description": source["description"], "created_at": now, "updated_at": now,
+               "item_revision": 1, "edited_by": ctx.user}
         await wb.insert_workbook(tx, new, ctx.user)
-        await _copy_items(tx, workbook, new["id"])
-    _announce_created(ctx, new)
+        await _copy_items(tx, workbook, new["id"], ctx.user)
+    announce_created(ctx, new)
 
 
-async def _copy_items(tx, workbook: str, into: str) -> None:
+async def _copy_items(tx, workbook: str, into: str, user: str) -> None:
     """Every source, scene and calculation, with new ids (scenes point at the new sources)."""
     ids: dict[str, str] = {}
     for kind in wb.KINDS:
@@ -107,7 +120,9 @@ async def _copy_items(tx, workbook: str, into: str) -> None:
             await wb.insert_item(tx, kind, ids[row["id"]], into, row["name"], data,
                                  scene=ids.get(row.get("scene_id") or ""),
                                  result=row.get("result"), status=row.get("status", ""),
-                                 error=row.get("error", ""))
+                                 error=row.get("error", ""), user=user,
+                                 versions=(row.get("engine_version", ""),
+                                           row.get("data_version", "")))
 
 
 @handler("workbook.open")
@@ -118,4 +133,5 @@ async def open_workbook(ctx: Context, message: dict[str, Any]) -> None:
         content = {k + "s": [item_view(k, r) for r in await wb.items(tx, k, workbook)]
                    for k in wb.KINDS}
     ctx.reply({"type": "workbook.content", "workbook": workbook_view(row), **content,
-               "defaults": engine.defaults(), "catalog": engine.catalog()})
+               "defaults": engine.defaults(), "catalog": engine.catalog(),
+               "engine": engine_view()})

@@ -1,0 +1,157 @@
+"""Export a workbook as one JSON object and import it into a new one (issue 17, item 5),
+through the real chain: a round trip gives the same results; a faulty file is refused naming
+the JSON path at fault, within the quotas and cost limits, and stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+
+from etckit import __version__
+from etckit.engine.version import data_version
+from tests.support.chain import Chain
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    c = Chain(tmp_path_factory.mktemp("transfer"), wssvc__user_rate="1000",
+              wssvc__user_burst="1000", wssvc__connection_rate="1000",
+              wssvc__connection_burst="1000")
+    c.start_all(workers=2)
+    yield c
+    c.stop()
+
+
+async def _exported(chain, user: str):
+    lister = await chain.connect(user)
+    made = (await lister.request("workbook.create", name="Deep field", description="HUDF",
+                                 timeout=20))["workbook"]
+    one = await chain.connect(user, workbook=made["id"])
+    d = (await one.request("workbook.open", timeout=20))["defaults"]
+    sources = [(await one.request("source.add", name=f"S{i}", data=d["source"]))["item"]
+               for i in range(2)]
+    placed = [{"source_id": s["id"], "offset_x_arcsec": 0.3 * i, "offset_y_arcsec": 0.0}
+              for i, s in enumerate(sources)]
+    scene = (await one.request("scene.add", name="F", data={"sources": placed}))["item"]
+    longer = {**d["calculation"], "groups": 8}
+    for n, data in enumerate((d["calculation"], longer)):
+        reply = await one.request("calculation.add", name=f"C{n}", scene=scene["id"],
+                                  data=data, timeout=60)
+        assert reply.get("item", {}).get("status") == "ok", reply
+    exported = await one.request("workbook.export", timeout=20)
+    assert exported["type"] == "workbook.export", exported
+    return lister, one, exported, d
+
+
+async def _settled(chain, user: str, workbook: str) -> dict:
+    client = await chain.connect(user, workbook=workbook)
+    for _ in range(120):
+        content = await client.request("workbook.open", timeout=20)
+        if all(c["status"] != "pending" for c in content["calculations"]):
+            return content
+        await asyncio.sleep(0.5)  # the follow-ups are queued behind this user's requests
+    raise AssertionError("the imported calculations were never computed")
+
+
+async def test_export_then_import_gives_the_same_results(chain):
+    lister, one, exported, _ = await _exported(chain, "roundtrip")
+    content = exported["content"]
+    assert exported["filename"] == "Deep_field.etckit.json"
+    assert (content["format"], content["engine_version"], content["data_version"]) == \
+        ("etckit-workbook", __version__, data_version())
+    assert [len(content[k]) for k in ("sources", "scenes", "calculations")] == [2, 1, 2]
+    imported = await lister.request("workbook.import", content=content, timeout=30)
+    assert imported["type"] == "workbook.created", imported
+    new = imported["workbook"]
+    assert (new["name"], new["description"]) == ("Deep field", "HUDF")
+    before = await one.request("workbook.open", timeout=20)
+    after = await _settled(chain, "roundtrip", new["id"])
+    for kind in ("sources", "scenes", "calculations"):
+        assert [i["name"] for i in after[kind]] == [i["name"] for i in before[kind]]
+        assert not {i["id"] for i in after[kind]} & {i["id"] for i in before[kind]}
+    new_sources = {s["id"] for s in after["sources"]}
+    assert {p["source_id"] for p in after["scenes"][0]["data"]["sources"]} == new_sources
+    for old, again in zip(before["calculations"], after["calculations"], strict=True):
+        assert again["scene"] == after["scenes"][0]["id"] and again["data"] == old["data"]
+        assert again["status"] == "ok" and not again["outdated"]
+        assert again["result"]["snr"] == pytest.approx(old["result"]["snr"], rel=1e-9)
+        assert again["result"]["total_exposure_time_s"] == \
+            pytest.approx(old["result"]["total_exposure_time_s"], rel=1e-9)
+    renamed = await lister.request("workbook.import", content=content, name="Again",
+                                   timeout=30)
+    assert renamed["workbook"]["name"] == "Again"
+
+
+def _break(content: dict, how: str) -> dict:
+    c = copy.deepcopy(content)
+    if how == "format":
+        c["format"] = "zip"
+    elif how == "top":
+        c["extra"] = 1
+    elif how == "redshift":
+        c["sources"][0]["data"]["redshift"] = -1
+    elif how == "junk":
+        c["sources"][0]["junk"] = 1
+    elif how == "duplicate":
+        c["sources"][1]["id"] = c["sources"][0]["id"]
+    elif how == "placed":
+        c["scenes"][0]["data"]["sources"][0]["source_id"] = "nope"
+    elif how == "scene":
+        c["calculations"][0]["scene"] = "nope"
+    elif how == "scene_list":
+        c["calculations"][0]["scene"] = [1]
+    elif how == "groups":
+        c["calculations"][1]["data"]["groups"] = 0
+    elif how == "name":
+        c["calculations"][1]["name"] = ""
+    elif how == "sources_type":
+        c["sources"] = {"a": 1}
+    return c
+
+
+@pytest.mark.parametrize("how, field", [
+    ("format", "content.format"),
+    ("top", "content.extra"),
+    ("redshift", "content.sources.0.data.redshift"),
+    ("junk", "content.sources.0.junk"),
+    ("duplicate", "content.sources.1.id"),
+    ("placed", "content.scenes.0.data.sources.0.source_id"),
+    ("scene", "content.calculations.0.scene"),
+    ("scene_list", "content.calculations.0.scene"),
+    ("groups", "content.calculations.1.data.groups"),
+    ("name", "content.calculations.1.name"),
+    ("sources_type", "content.sources"),
+])
+async def test_a_faulty_file_is_refused_naming_its_path_and_stores_nothing(chain, how, field):
+    lister, _, exported, _ = await _exported(chain, f"faulty-{how}")
+    refused = await lister.request("workbook.import", content=_break(exported["content"], how),
+                                   timeout=30)
+    assert refused["code"] == "invalid" and refused["field"] == field, refused
+    assert refused["message"].startswith(field)
+    assert len((await lister.request("workbook.list"))["workbooks"]) == 1
+    not_a_file = await lister.request("workbook.import", content="x")
+    assert not_a_file["field"] == "content"
+
+
+async def test_imports_are_held_to_the_quotas_and_cost_limits(chain):
+    lister, _, exported, d = await _exported(chain, "limits")
+    many = copy.deepcopy(exported["content"])
+    many["sources"] += [{"id": f"x{i}", "name": f"x{i}", "data": d["source"]}
+                        for i in range(200)]
+    refused = await lister.request("workbook.import", content=many, timeout=30)
+    assert refused["code"] == "quota" and refused["limit"] == "quotas.items_per_workbook"
+    big = {**d["source"], "shape": {"kind": "gaussian", "fwhm_arcsec": 1.0}}
+    crowd = {"format": "etckit-workbook", "format_version": 1,
+             "workbook": {"name": "crowd"},
+             "sources": [{"id": f"g{i}", "name": f"g{i}", "data": big} for i in range(11)],
+             "scenes": [{"id": "s", "name": "s", "data": {"sources": [
+                 {"source_id": f"g{i}", "offset_x_arcsec": 0.1 * i, "offset_y_arcsec": 0.0}
+                 for i in range(11)]}}],
+             "calculations": [{"id": "c", "name": "c", "scene": "s",
+                               "data": d["calculation"]}]}
+    refused = await lister.request("workbook.import", content=crowd, timeout=30)
+    assert refused["code"] == "too_expensive", refused
+    assert refused["field"] == "content.calculations.0.scene.sources"
+    assert len((await lister.request("workbook.list"))["workbooks"]) == 1
