@@ -263,7 +263,8 @@ class Measurement:
 
 def measure(images: Images, exp: det.Exposure, full_well: float) -> Measurement:
     total = images.total
-    n_eff = det.groups_before_saturation(total, exp, full_well)
+    n_unsat = det.groups_before_saturation(total, exp, full_well)
+    n_eff = exp.fit_groups(n_unsat)
     var1 = det.ramp_rate_variance(total, n_eff, exp.nframe, exp.frame_time_s,
                                   exp.group_time_s, exp.read_noise_e)
     var_pix = var1 / exp.n_int_total
@@ -271,7 +272,7 @@ def measure(images: Images, exp: det.Exposure, full_well: float) -> Measurement:
     in_ap = wa > 0
     sat = n_eff < 2
     full_ap = int(np.count_nonzero(sat & in_ap))
-    partial_ap = int(np.count_nonzero((~sat) & (n_eff < exp.groups) & in_ap))
+    partial_ap = int(np.count_nonzero((~sat) & (n_unsat < exp.groups) & in_ap))
     wb_ok = np.where(sat, 0.0, wb)
     full_ann = int(np.count_nonzero(sat & (wb > 0)))
     a_ap = wa.sum()
