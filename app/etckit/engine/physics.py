@@ -6,7 +6,7 @@ angles in arcseconds, rates in electrons per second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -36,9 +36,12 @@ def planck_nu_shape(wave_um: np.ndarray, temperature_k: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpectrumSpec:
-    kind: str  # flat | power_law | blackbody
+    kind: str  # flat | power_law | blackbody | uploaded
     index: float = 0.0  # power law: f_nu ~ lambda**index
     temperature: float = 5000.0  # blackbody temperature [K]
+    spectrum_id: str = ""  # uploaded: the workbook's spectrum
+    # uploaded: (rest wavelength um, f_nu Jy), read-only arrays; None until resolved
+    table: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
 
 def spectrum_shape(spec: SpectrumSpec, wave_obs_um: np.ndarray, redshift: float) -> np.ndarray:
