@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import instruments as inst
 from .physics import FLUX_UNITS_JY, SpectrumSpec, lambda_over_d_arcsec
 from .sources import LAWS, Extinction, Line, fixed_r_v
@@ -117,7 +119,8 @@ MAX_ID_CHARS = 64  # a source id placed in a scene
 # The fields each object may hold; any other key is refused ("<path>.<key>: unknown field").
 SOURCE_KEYS = ("name", "shape", "spectrum", "normalization", "redshift", "lines", "extinction")
 SHAPE_KEYS = ("kind", "fwhm_arcsec", "radius_arcsec")
-SPECTRUM_KEYS = ("kind", "index", "temperature", "spectrum_id")
+SPECTRUM_KEYS = ("kind", "index", "temperature", "spectrum_id", "table")
+MAX_TABLE_POINTS = 1_000_000  # the upload limit (calculation.upload_max_points) is lower
 NORMALIZATION_KEYS = ("value", "unit", "wavelength_um", "bandpass")
 LINE_KEYS = ("kind", "center_um", "fwhm_um", "flux_erg_s_cm2", "equivalent_width_um")
 EXTINCTION_KEYS = ("law", "a_v", "ebv", "r_v", "applied")
@@ -257,6 +260,8 @@ def _spectrum(d: Any, field: str, spectra: dict | None = None) -> SpectrumSpec:
     kind = _choice(d, "kind", field, SPECTRA)
     if kind != "uploaded" and d.get("spectrum_id") is not None:
         _text(d["spectrum_id"], f"{field}.spectrum_id", MAX_ID_CHARS)  # a form's leftover
+    if kind != "uploaded" and d.get("table") is not None:
+        raise ValidationError(f"{field}.table", "only an uploaded spectrum has a table")
     if kind == "uploaded":
         return _uploaded(d, field, spectra)
     if kind == "power_law":
@@ -274,11 +279,38 @@ def _uploaded(d: dict, field: str, spectra: dict | None) -> SpectrumSpec:
     wavelength um, f_nu Jy)) is given, as a calculation needs."""
     _unused_numbers(d, field, ("index", "temperature"))
     sid = _text(d.get("spectrum_id"), f"{field}.spectrum_id", MAX_ID_CHARS, empty_ok=False)
+    if d.get("table") is not None:  # the worker puts the stored table here
+        return SpectrumSpec("uploaded", spectrum_id=sid, table=_table(d["table"],
+                                                                      f"{field}.table"))
     if spectra is None:
         return SpectrumSpec("uploaded", spectrum_id=sid)
     if sid not in spectra:
         raise ValidationError(f"{field}.spectrum_id", f"no spectrum {_show(sid)}")
     return SpectrumSpec("uploaded", spectrum_id=sid, table=spectra[sid])
+
+
+def _table(d: Any, field: str) -> tuple:
+    """{"wave_um": [...], "fnu_jy": [...]}: 2+ rows, increasing positive wavelengths, finite
+    fluxes >= 0; read-only arrays."""
+    d = _obj(d, field, ("wave_um", "fnu_jy"))
+    cols = []
+    for key in ("wave_um", "fnu_jy"):
+        v = d.get(key)
+        if not isinstance(v, list) or not 2 <= len(v) <= MAX_TABLE_POINTS:
+            raise ValidationError(f"{field}.{key}", f"must be a list of 2 to "
+                                                    f"{MAX_TABLE_POINTS} numbers")
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+            raise ValidationError(f"{field}.{key}", "must hold numbers only")
+        cols.append(np.array(v, dtype=float))
+    w, f = cols
+    if len(w) != len(f) or not (np.all(np.isfinite(w)) and np.all(np.isfinite(f))):
+        raise ValidationError(f"{field}.fnu_jy", "must be finite and as long as wave_um")
+    if w[0] <= 0 or np.any(np.diff(w) <= 0) or np.any(f < 0):
+        raise ValidationError(f"{field}.wave_um", "wavelengths must be positive and increase; "
+                                                  "fluxes >= 0")
+    w.setflags(write=False)
+    f.setflags(write=False)
+    return w, f
 
 
 def _normalization(d: Any, field: str) -> Normalization:

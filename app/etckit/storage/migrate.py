@@ -126,6 +126,22 @@ CREATE TABLE assignments (
 );
 CREATE INDEX assignments_user ON assignments (user_id)
 """),
+    # k16 (issue 16): migration 7 once k17's 5 and k12's 6 are merged; 5 on this branch only
+    Migration(5, "uploaded spectra inside workbooks", """
+CREATE TABLE spectra (
+    id TEXT PRIMARY KEY,
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    flux_unit TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    wave_min_um DOUBLE PRECISION NOT NULL,
+    wave_max_um DOUBLE PRECISION NOT NULL,
+    data TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX spectra_workbook ON spectra (workbook_id)
+"""),
 ]
 
 
