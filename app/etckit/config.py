@@ -174,6 +174,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_source_samples": Key(int, 20_000_000, _range(10_000, 1_000_000_000),
                                   "placed sources x image sub-pixels (each source is drawn "
                                   "on the whole image)"),
+        "upload_max_bytes": Key(int, 700_000, _range(1_000, 50_000_000),
+                                "largest uploaded spectrum file, bytes (a FITS file travels "
+                                "base64-encoded: keep 4/3 of it under wssvc.max_message_bytes)"),
+        "upload_max_points": Key(int, 20_000, _range(2, 1_000_000),
+                                 "most rows (wavelength, flux) of an uploaded spectrum"),
     },
     "heartbeat": {
         "interval": Key(float, 1.0, _range(0.05, 60), "seconds between ZeroMQ heartbeats"),

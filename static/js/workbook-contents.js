@@ -10,6 +10,7 @@
 // shows what the replies and broadcasts say, so two windows on one workbook stay in step.
 
 import { conflictPanel } from "/static/js/conflicts.js";
+import { SpectraPanel, sourceExtras } from "/static/js/source-extras.js";
 
 const KINDS = ["source", "scene", "calculation"];
 const PLOTS = [
@@ -19,7 +20,7 @@ const PLOTS = [
   ["saturation_map", "Saturation map"],
 ];
 
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
@@ -76,6 +77,8 @@ export class WorkbookContents {
       this.container.append(el("section", { className: "contents", id: `${kind}s` },
         el("h2", {}, `${kind[0].toUpperCase()}${kind.slice(1)}s`, " ", add), list));
     }
+    this.spectra = new SpectraPanel(this); // uploaded spectra (k16)
+    this.container.querySelector("#sources").after(this.spectra.node);
     this.formHost = el("div", { id: "form-host" });
     this.plotHost = el("section", { id: "plots", className: "contents", hidden: true });
     this.container.prepend(this.status);
@@ -102,10 +105,12 @@ export class WorkbookContents {
       this.items[kind] = new Map(reply[`${kind}s`].map((item) => [item.id, item]));
     }
     this.drawAll();
+    await this.spectra.load();
     return reply;
   }
 
   handle(message) {
+    if (this.spectra.handle(message)) return true;
     const [kind, verb] = (message.type || "").split(".");
     if (!KINDS.includes(kind) || message.workbook !== this.workbookId) return false;
     if (verb === "saved") this.saved(kind, message.item);
@@ -170,10 +175,15 @@ export class WorkbookContents {
       const shape = d.shape?.kind === "gaussian" ? `gaussian ${d.shape.fwhm_arcsec}″`
         : d.shape?.kind === "disk" ? `disk ${d.shape.radius_arcsec}″` : "point";
       const spec = d.spectrum?.kind === "blackbody" ? `blackbody ${d.spectrum.temperature} K`
-        : d.spectrum?.kind === "power_law" ? `power law ${d.spectrum.index}` : "flat fν";
+        : d.spectrum?.kind === "power_law" ? `power law ${d.spectrum.index}`
+        : d.spectrum?.kind === "uploaded" ? `uploaded ${this.spectra.items.get(d.spectrum.spectrum_id)?.name ?? ""}`
+        : "flat fν";
+      const extras = [d.lines?.length && `${d.lines.length} line(s)`,
+        d.extinction?.length && d.extinction.map((e) => `A_V ${fmt(e.a_v)} ${e.law}`).join(", ")].filter(Boolean);
       const norm = d.normalization || {};
+      const where = norm.bandpass ? `in ${norm.bandpass}` : `at ${norm.wavelength_um} µm`;
       return el("tr", { dataset: { id: s.id } }, el("td", {}, s.name), el("td", {}, shape),
-        el("td", {}, spec), el("td", {}, `${norm.value} ${norm.unit} at ${norm.wavelength_um} µm`),
+        el("td", {}, [spec, ...extras].join("; ")), el("td", {}, `${norm.value} ${norm.unit} ${where}`),
         el("td", {}, fmt(d.redshift ?? 0)), el("td", {}, this.actions("source", s)));
     });
     this.table("source", ["Name", "Shape", "Spectrum", "Normalization", "z", ""], rows);
@@ -302,6 +312,9 @@ export class WorkbookContents {
         ["normalization.value", "Normalization value", "number"],
         ["normalization.unit", "Unit", "select", this.catalog?.units || ["abmag", "nJy", "uJy", "mJy", "Jy"]],
         ["normalization.wavelength_um", "At wavelength (µm)", "number"],
+        ["normalization.bandpass", "or in filter (band mean)", "select",
+          ["", ...(this.catalog?.instruments || []).flatMap((i) => i.modes.flatMap((m) => m.filters.map((f) => f.name)))]],
+        ["spectrum.spectrum_id", "Uploaded spectrum (kind uploaded)", "select", this.spectra.options()],
         ["redshift", "Redshift", "number"],
       ];
     }
@@ -372,11 +385,12 @@ export class WorkbookContents {
     }
     for (const [path, label, type, options] of this.fieldsFor(kind, data)) {
       const onChange = (v) => {
-        setPath(data, path, v);
+        setPath(data, path, v === "" && type === "select" ? null : v);
         if (kind === "calculation" && ["instrument", "mode"].includes(path)) this.retarget(state);
       };
       form.append(this.input(path, label, type, getPath(data, path), options, onChange));
     }
+    if (kind === "source") form.append(...sourceExtras(this, data));
     form.append(error, el("div", { className: "row" },
       el("button", { type: "submit", id: "form-save" }, item ? "Save" : "Add"),
       el("button", { type: "button", className: "secondary", onclick: () => this.formHost.replaceChildren() }, "Cancel")));

@@ -65,3 +65,33 @@ def test_aperture_snr_by_hand():
     expected = 2.0 / math.sqrt(var(3.0) + 1.0**2 * 4 * var(1.0) / 4**2)
     assert m.signal == pytest.approx(2.0)
     assert m.snr == pytest.approx(expected, rel=1e-12)
+
+
+def test_miri_slope_leaves_out_the_first_and_last_group():
+    # jwst firstframe (NGROUPS > 3) and lastframe (NGROUPS > 2): a MIRI ramp of 10 unsaturated
+    # groups is fitted over 8; NIRCam keeps every group
+    miri = inst.mode("miri", "imaging")
+    assert det.make_exposure(miri, "FAST", 10, 1, 1).fit_groups(10) == 8
+    assert det.make_exposure(miri, "FAST", 10, 1, 1).fit_groups(6) == 5  # saturates in group 7
+    assert det.make_exposure(miri, "FAST", 3, 1, 1).fit_groups(3) == 2  # only the last dropped
+    assert det.make_exposure(miri, "FAST", 2, 1, 1).fit_groups(2) == 2
+    nircam = inst.mode("nircam", "sw_imaging")
+    assert det.make_exposure(nircam, "RAPID", 10, 1, 1).fit_groups(10) == 10
+
+
+def test_miri_aperture_snr_uses_the_fitted_groups():
+    src = np.zeros((3, 3))
+    src[1, 1] = 2.0
+    ap = np.zeros((3, 3))
+    ap[1, 1] = 1.0
+    ann = np.ones((3, 3)) - ap
+    img = Images(0.11, src, 1.0, 0.0, ap, ann, 2.0)
+    mode = inst.mode("miri", "imaging")
+    e = det.make_exposure(mode, "FAST", 12, 1, 1)
+    m = measure(img, e, mode.full_well_e)
+    tg, rn, n = 2.775, mode.read_noise_e, 10  # 12 groups, 10 fitted
+
+    def var(f):
+        return 12 * rn**2 / (n * (n**2 - 1) * tg**2) + 1.2 * (n**2 + 1) / (n * (n**2 - 1)) * f / tg
+
+    assert m.snr == pytest.approx(2.0 / math.sqrt(var(3.0) + var(1.0) / 8), rel=1e-12)

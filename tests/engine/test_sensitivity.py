@@ -8,9 +8,10 @@ Published values:
 - MIRI (uJy): JDox "MIRI Sensitivity" Table 1, ETC 4.0, FULL array, low background
   (https://jwst-docs.stsci.edu/jwst-mid-infrared-instrument/miri-performance/miri-sensitivity).
 
-Filters checked against the 30% tolerance: six NIRCam and eight MIRI ones (F770W with little
-margin: 0.71); the others are printed for information (see docs/engine.md for why F070W/F090W
-and F560W still fall outside).
+Filters checked: six NIRCam ones within 30% and the four that were within 10% stay there
+(F200W F277W F444W); all nine MIRI ones within 22% (issue 16 asks for 10%: F1500W-F2550W
+are, F560W-F1280W are still 11-21% optimistic, see docs/engine.md); F070W/F090W are printed for
+information.
 """
 
 from etckit.engine import instruments as inst
@@ -21,9 +22,9 @@ NIRCAM_NJY = {"F070W": 22.5, "F090W": 15.3, "F115W": 13.2, "F150W": 10.6, "F200W
               "F277W": 14.3, "F356W": 12.1, "F444W": 23.6}
 MIRI_UJY = {"F560W": 0.13, "F770W": 0.24, "F1000W": 0.46, "F1130W": 1.02, "F1280W": 0.83,
             "F1500W": 1.18, "F1800W": 2.42, "F2100W": 4.70, "F2550W": 15.3}
-CHECKED = {"F115W", "F150W", "F200W", "F277W", "F356W", "F444W",
-           "F770W", "F1000W", "F1130W", "F1280W", "F1500W", "F1800W", "F2100W", "F2550W"}
-TOLERANCE = 0.30
+CHECKED = {"F115W", "F150W", "F200W", "F277W", "F356W", "F444W"} | set(MIRI_UJY)
+NIRCAM_WITHIN_10 = {"F200W", "F277W", "F444W"}
+TOLERANCE = {"nJy": 0.30, "uJy": 0.22}
 
 
 def nircam_setup(filt: str) -> dict:
@@ -58,10 +59,11 @@ def test_sensitivity_matches_published():
     for f, eng, pub, unit in rows:
         print(f"{f:7s} {eng:8.3f} {pub:9.3f}  {unit}  {eng / pub:8.2f}          "
               f"{'yes' if f in CHECKED else 'info'}")
-    bad = [(f, eng / pub) for f, eng, pub, _ in rows
-           if f in CHECKED and abs(eng / pub - 1) > TOLERANCE]
-    assert not bad, f"outside {TOLERANCE:.0%}: {bad}"
-    assert sum(1 for f in CHECKED if f in NIRCAM_NJY) >= 5
-    assert sum(1 for f in CHECKED if f in MIRI_UJY) >= 8
+    bad = [(f, round(eng / pub, 2)) for f, eng, pub, unit in rows
+           if f in CHECKED and abs(eng / pub - 1) > TOLERANCE[unit]]
+    assert not bad, f"outside the tolerance: {bad}"
+    bad10 = [(f, round(eng / pub, 2)) for f, eng, pub, _ in rows
+             if f in NIRCAM_WITHIN_10 and abs(eng / pub - 1) > 0.10]
+    assert not bad10, f"NIRCam outside 10%: {bad10}"
     # every filter, checked or not, within a factor 3
     assert all(1 / 3 <= eng / pub <= 3 for _, eng, pub, _ in rows)

@@ -14,6 +14,7 @@ import numpy as np
 from . import detector as det
 from . import instruments as inst
 from . import physics as phys
+from . import sources as spectral
 from .cost import CostLimits, check_limits, image_grid
 from .validation import (
     MAX_INTEGRATIONS,
@@ -186,16 +187,13 @@ def _scene_light(scene: Scene, sources: dict[str, Source], filt: inst.Filter,
     convolution is linear, so one FFT serves any number of them."""
     r_prof, psf_prof, sub = psf
     n = len(coords)
-    wave = phys.band_grid(filt)
     points = np.zeros((n, n))
     extended = None
     total_rate = 0.0
     for placement in scene.sources:
         src = sources[placement.source_id]
-        fnu = phys.source_fnu_jy(
-            src.spectrum, src.redshift,
-            phys.normalization_jy(src.normalization.value, src.normalization.unit),
-            src.normalization.wavelength_um, wave)
+        wave = spectral.wave_grid(src.lines, src.redshift, phys.band_grid(filt))
+        fnu = spectral.observed_fnu_jy(src, wave, f"sources.{placement.source_id}")
         rate = phys.electron_rate(fnu, wave, filt)
         total_rate += rate
         dx = coords - placement.offset_x_arcsec
@@ -263,7 +261,8 @@ class Measurement:
 
 def measure(images: Images, exp: det.Exposure, full_well: float) -> Measurement:
     total = images.total
-    n_eff = det.groups_before_saturation(total, exp, full_well)
+    n_unsat = det.groups_before_saturation(total, exp, full_well)
+    n_eff = exp.fit_groups(n_unsat)
     var1 = det.ramp_rate_variance(total, n_eff, exp.nframe, exp.frame_time_s,
                                   exp.group_time_s, exp.read_noise_e)
     var_pix = var1 / exp.n_int_total
@@ -271,7 +270,7 @@ def measure(images: Images, exp: det.Exposure, full_well: float) -> Measurement:
     in_ap = wa > 0
     sat = n_eff < 2
     full_ap = int(np.count_nonzero(sat & in_ap))
-    partial_ap = int(np.count_nonzero((~sat) & (n_eff < exp.groups) & in_ap))
+    partial_ap = int(np.count_nonzero((~sat) & (n_unsat < exp.groups) & in_ap))
     wb_ok = np.where(sat, 0.0, wb)
     full_ann = int(np.count_nonzero(sat & (wb > 0)))
     a_ap = wa.sum()
@@ -440,12 +439,14 @@ def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
 
 
 def prepare(calculation: dict, scene: Any, sources_by_id: dict,
-            limits: CostLimits | None = None) -> tuple[Calculation, Scene, dict[str, Source]]:
+            limits: CostLimits | None = None, spectra: dict | None = None,
+            ) -> tuple[Calculation, Scene, dict[str, Source]]:
     """The three inputs validated (ValidationError) and, given ``limits``, checked against
-    them (TooExpensive)."""
+    them (TooExpensive). ``spectra``: the workbook's uploaded spectra, id -> (rest wavelength
+    um, f_nu Jy), for the sources that use one."""
     calc = validate_calculation(calculation)
     sc = validate_scene(scene)
-    srcs = validate_sources(sc, sources_by_id)
+    srcs = validate_sources(sc, sources_by_id, spectra)
     if limits is not None:
         check_limits(calc, sc, srcs, limits)
     return calc, sc, srcs
@@ -458,7 +459,7 @@ def check_cost(calculation: dict, scene: Any, sources_by_id: dict,
 
 
 def calculate(calculation: dict, scene: Any, sources_by_id: dict[str, dict],
-              limits: CostLimits | None = None) -> Result:
+              limits: CostLimits | None = None, spectra: dict | None = None) -> Result:
     """Validate the three inputs (raising ValidationError), check them against ``limits``
     when given (raising TooExpensive) and run the calculation."""
-    return run(*prepare(calculation, scene, sources_by_id, limits))
+    return run(*prepare(calculation, scene, sources_by_id, limits, spectra))

@@ -24,6 +24,14 @@ class Exposure:
     frame_time_s: float
     read_noise_e: float
     family: str
+    drop_first: int = 0  # groups the pipeline discards at the start of each ramp
+    drop_last: int = 0  # ... and at its end
+
+    def fit_groups(self, unsaturated: np.ndarray | int) -> np.ndarray:
+        """Groups the slope fit uses, given how many stay below full well: the unsaturated
+        groups minus those the calibration pipeline discards (MIRI: the first and the last)."""
+        last_kept = np.minimum(np.asarray(unsaturated), self.groups - self.drop_last)
+        return np.maximum(last_kept - self.drop_first, 0)
 
     @property
     def nframe(self) -> int:
@@ -73,14 +81,18 @@ def make_exposure(
     mode: inst.Mode, pattern_name: str, groups: int, integrations: int, exposures: int
 ) -> Exposure:
     pattern = inst.patterns(mode.readout_family)[pattern_name]
+    groups = int(groups)
+    drops = mode.dropped_groups
     return Exposure(
         pattern=pattern,
-        groups=int(groups),
+        groups=groups,
         integrations=int(integrations),
         exposures=int(exposures),
         frame_time_s=mode.frame_time_s * pattern.frame_time_factor,
         read_noise_e=mode.read_noise_e * pattern.read_noise_factor,
         family=mode.readout_family,
+        drop_first=int(groups > drops.first_if_more_than) * drops.first,
+        drop_last=int(groups > drops.last_if_more_than) * drops.last,
     )
 
 

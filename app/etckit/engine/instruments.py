@@ -45,6 +45,16 @@ class Pattern:
 
 
 @dataclass(frozen=True)
+class DroppedGroups:
+    """Groups the calibration pipeline leaves out of each ramp's slope fit."""
+
+    first: int = 0
+    first_if_more_than: int = 0  # ... only when the ramp has more groups than this
+    last: int = 0
+    last_if_more_than: int = 0
+
+
+@dataclass(frozen=True)
 class Mode:
     instrument: str
     name: str
@@ -63,6 +73,8 @@ class Mode:
     charge_diffusion_arcsec: float = 0.0
     cruciform: tuple[tuple[float, float], ...] = ()  # (wavelength um, fraction of the light)
     cruciform_scale_arcsec: float = 1.0
+    dropped_groups: DroppedGroups = DroppedGroups()
+    measured_fwhm_arcsec: tuple[tuple[str, float], ...] = ()  # (filter, in-flight PSF FWHM)
 
 
 @dataclass(frozen=True)
@@ -153,7 +165,18 @@ def mode(instrument: str, name: str) -> Mode:
             for w, f in m.get("cruciform", {}).get("fraction_vs_wavelength", [])
         ),
         cruciform_scale_arcsec=float(m.get("cruciform", {}).get("scale_arcsec", 1.0)),
+        dropped_groups=_dropped(m.get("dropped_groups")),
+        measured_fwhm_arcsec=tuple(
+            (k, float(v)) for k, v in _v(m.get("measured_psf_fwhm_arcsec", {"value": {}})).items()
+        ),
     )
+
+
+def _dropped(d: dict | None) -> DroppedGroups:
+    if not d:
+        return DroppedGroups()
+    return DroppedGroups(int(d["first"]), int(d["first_if_more_than"]), int(d["last"]),
+                         int(d["last_if_more_than"]))
 
 
 def patterns(family: str) -> dict[str, Pattern]:

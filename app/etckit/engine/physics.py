@@ -6,7 +6,7 @@ angles in arcseconds, rates in electrons per second.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -36,9 +36,12 @@ def planck_nu_shape(wave_um: np.ndarray, temperature_k: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpectrumSpec:
-    kind: str  # flat | power_law | blackbody
+    kind: str  # flat | power_law | blackbody | uploaded
     index: float = 0.0  # power law: f_nu ~ lambda**index
     temperature: float = 5000.0  # blackbody temperature [K]
+    spectrum_id: str = ""  # uploaded: the workbook's spectrum
+    # uploaded: (rest wavelength um, f_nu Jy), read-only arrays; None until resolved
+    table: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
 
 def spectrum_shape(spec: SpectrumSpec, wave_obs_um: np.ndarray, redshift: float) -> np.ndarray:
@@ -217,6 +220,34 @@ def cruciform_fraction(m: inst.Mode, wave_um: np.ndarray) -> np.ndarray:
     return np.interp(wave_um, cw, cf, left=cf[0], right=0.0)
 
 
+def ipc_sigma_arcsec(m: inst.Mode) -> float:
+    """Inter-pixel capacitance as a Gaussian blur: a kernel that moves a fraction f of each
+    pixel's charge to its four neighbours (one pixel p away) has a variance of f/2 p^2 per axis,
+    which a Gaussian of sigma = p sqrt(f/2) keeps."""
+    return float(m.pixel_scale_arcsec * np.sqrt(m.scatter_fraction / 2.0))
+
+
+def profile_fwhm(r: np.ndarray, prof: np.ndarray) -> float:
+    """Full width at half maximum [arcsec] of a radial profile (linear interpolation)."""
+    half = 0.5 * prof[0]
+    k = int(np.argmax(prof < half))
+    if k == 0:
+        return float(2 * r[-1])
+    return float(2 * np.interp(half, [prof[k], prof[k - 1]], [r[k], r[k - 1]]))
+
+
+def _broadening_sigma(r: np.ndarray, prof: np.ndarray, measured_fwhm: float | None) -> float:
+    """Gaussian sigma that widens the model core to the measured in-flight FWHM (0 when none
+    is tabulated or the model is already within 5 % of it): FWHMs of a core and a Gaussian blur
+    add in quadrature to first order."""
+    if not measured_fwhm:
+        return 0.0
+    model = profile_fwhm(r, prof)
+    if measured_fwhm <= 1.05 * model:
+        return 0.0
+    return float(np.sqrt(measured_fwhm**2 - model**2) / 2.3548)
+
+
 @lru_cache(maxsize=64)
 def band_psf_profile(instrument: str, mode: str, filter_name: str, r_max_arcsec: float):
     """Broadband radial PSF (mean of 7 monochromatic PSFs across the band, weighted by the
@@ -242,10 +273,11 @@ def band_psf_profile(instrument: str, mode: str, filter_name: str, r_max_arcsec:
     if f_cruc > 0:  # exponential disc of the cruciform's e-folding scale
         b = m.cruciform_scale_arcsec
         prof = prof + f_cruc * np.exp(-r / b) / (2 * np.pi * b**2)
-    if m.scatter_fraction > 0:  # inter-pixel capacitance as a 2-pixel halo
-        sig = m.scatter_fwhm_arcsec / 2.3548
-        halo = np.exp(-0.5 * (r / sig) ** 2) / (2 * np.pi * sig**2)
-        prof = (1 - m.scatter_fraction) * prof + m.scatter_fraction * halo
+    extra = _broadening_sigma(r, prof, dict(m.measured_fwhm_arcsec).get(filter_name))
+    if extra > 0:  # the measured core is wider than the optics make it (MIRI F560W)
+        prof = gaussian_blur_radial(r, prof, extra)
+    if m.scatter_fraction > 0:  # inter-pixel capacitance: a blur, not a halo of its own
+        prof = gaussian_blur_radial(r, prof, ipc_sigma_arcsec(m))
     r.setflags(write=False)
     prof.setflags(write=False)
     return r, prof

@@ -13,6 +13,7 @@ from matplotlib.patches import Circle
 from . import detector as det
 from . import instruments as inst
 from . import physics as phys
+from . import sources as spectral
 from .calculator import Result, measure, prepare, run
 from .cost import CostLimits
 
@@ -79,11 +80,9 @@ def _spectrum(result: Result, calc, scene=None, sources=None, **_: Any) -> Figur
     lo, hi = filt.pivot_um - 2.5 * filt.bandwidth_um, filt.pivot_um + 2.5 * filt.bandwidth_um
     w = np.geomspace(max(lo, 0.1), hi, 300)
     for i, (sid, src) in enumerate(sources.items()):
-        fnu = phys.source_fnu_jy(
-            src.spectrum, src.redshift,
-            phys.normalization_jy(src.normalization.value, src.normalization.unit),
-            src.normalization.wavelength_um, w)
-        ax.plot(w, fnu * 1e6, color=f"C{i % 10}", label=src.name or sid)
+        ws = spectral.wave_grid(src.lines, src.redshift, w)
+        fnu = spectral.observed_fnu_jy(src, ws, f"sources.{sid}")
+        ax.plot(ws, np.maximum(fnu, 1e-30) * 1e6, color=f"C{i % 10}", label=src.name or sid)
     ax.set_yscale("log")
     ax.set_xlabel("wavelength [µm]")
     ax.set_ylabel("f$_\\nu$ [µJy]")
@@ -151,12 +150,13 @@ _DRAW = {"snr_vs_time": _snr_vs_time, "spectrum": _spectrum, "snr_map": _snr_map
 
 
 def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: dict,
-           result: Result | None = None, limits: CostLimits | None = None) -> bytes:
+           result: Result | None = None, limits: CostLimits | None = None,
+           spectra: dict | None = None) -> bytes:
     """PNG bytes of plot ``kind`` (one of KINDS). Pass ``result`` from ``calculate`` with the
     same inputs to skip recomputing it; ``limits`` as for ``calculate``."""
     if kind not in _DRAW:
         raise ValueError(f"unknown plot kind {kind!r}; expected one of {', '.join(KINDS)}")
-    calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id, limits)
+    calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id, limits, spectra)
     if result is None or result.images is None:
         result = run(calc, scene, sources)
     fig = _DRAW[kind](result, calc, scene=scene, sources=sources)

@@ -12,8 +12,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from . import instruments as inst
 from .physics import FLUX_UNITS_JY, SpectrumSpec, lambda_over_d_arcsec
+from .sources import LAWS, Extinction, Line, fixed_r_v
 
 
 class FieldError(Exception):
@@ -46,7 +49,8 @@ class Shape:
 class Normalization:
     value: float
     unit: str  # abmag | Jy | mJy | uJy | nJy
-    wavelength_um: float
+    wavelength_um: float | None  # at this wavelength, or
+    bandpass: str | None = None  # the photon-weighted mean f_nu in this catalog filter
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ class Source:
     normalization: Normalization
     redshift: float = 0.0
     name: str = ""
+    lines: tuple[Line, ...] = ()
+    extinction: tuple[Extinction, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,11 @@ class Calculation:
 # --------------------------------------------------------------------------- limits
 
 SHAPES = ("point", "gaussian", "disk")
-SPECTRA = ("flat", "power_law", "blackbody")
+SPECTRA = ("flat", "power_law", "blackbody", "uploaded")
+LINE_KINDS = ("emission", "absorption")
+EXTINCTION_APPLIED = ("before_redshift", "after_redshift")
+MAX_LINES = 20
+MAX_EXTINCTIONS = 2  # e.g. the host's dust (before the redshift) and the Milky Way's (after)
 UNITS = ("abmag",) + tuple(FLUX_UNITS_JY)
 STRATEGIES = ("snr", "time_for_snr")
 MAX_EXTENT_ARCSEC = 5.0  # sizes and offsets: the image stamp must hold them
@@ -107,10 +117,13 @@ MAX_NAME_CHARS = 200  # a source's name inside its data
 MAX_ID_CHARS = 64  # a source id placed in a scene
 
 # The fields each object may hold; any other key is refused ("<path>.<key>: unknown field").
-SOURCE_KEYS = ("name", "shape", "spectrum", "normalization", "redshift")
+SOURCE_KEYS = ("name", "shape", "spectrum", "normalization", "redshift", "lines", "extinction")
 SHAPE_KEYS = ("kind", "fwhm_arcsec", "radius_arcsec")
-SPECTRUM_KEYS = ("kind", "index", "temperature")
-NORMALIZATION_KEYS = ("value", "unit", "wavelength_um")
+SPECTRUM_KEYS = ("kind", "index", "temperature", "spectrum_id", "table")
+MAX_TABLE_POINTS = 1_000_000  # the upload limit (calculation.upload_max_points) is lower
+NORMALIZATION_KEYS = ("value", "unit", "wavelength_um", "bandpass")
+LINE_KEYS = ("kind", "center_um", "fwhm_um", "flux_erg_s_cm2", "equivalent_width_um")
+EXTINCTION_KEYS = ("law", "a_v", "ebv", "r_v", "applied")
 SCENE_KEYS = ("sources",)
 PLACEMENT_KEYS = ("source_id", "offset_x_arcsec", "offset_y_arcsec")
 CALCULATION_KEYS = ("instrument", "mode", "filter", "readout_pattern", "groups", "integrations",
@@ -242,9 +255,15 @@ def _shape(d: Any, field: str) -> Shape:
     return Shape(kind, fwhm_arcsec=size) if kind == "gaussian" else Shape(kind, radius_arcsec=size)
 
 
-def _spectrum(d: Any, field: str) -> SpectrumSpec:
+def _spectrum(d: Any, field: str, spectra: dict | None = None) -> SpectrumSpec:
     d = _obj(d, field, SPECTRUM_KEYS)
     kind = _choice(d, "kind", field, SPECTRA)
+    if kind != "uploaded" and d.get("spectrum_id") is not None:
+        _text(d["spectrum_id"], f"{field}.spectrum_id", MAX_ID_CHARS)  # a form's leftover
+    if kind != "uploaded" and d.get("table") is not None:
+        raise ValidationError(f"{field}.table", "only an uploaded spectrum has a table")
+    if kind == "uploaded":
+        return _uploaded(d, field, spectra)
     if kind == "power_law":
         _unused_numbers(d, field, ("temperature",))
         return SpectrumSpec("power_law", index=_num(d, "index", field, lo=-10, hi=10))
@@ -255,6 +274,45 @@ def _spectrum(d: Any, field: str) -> SpectrumSpec:
     return SpectrumSpec("flat")
 
 
+def _uploaded(d: dict, field: str, spectra: dict | None) -> SpectrumSpec:
+    """An uploaded spectrum, by id; resolved to its table when ``spectra`` (id -> (rest
+    wavelength um, f_nu Jy)) is given, as a calculation needs."""
+    _unused_numbers(d, field, ("index", "temperature"))
+    sid = _text(d.get("spectrum_id"), f"{field}.spectrum_id", MAX_ID_CHARS, empty_ok=False)
+    if d.get("table") is not None:  # the worker puts the stored table here
+        return SpectrumSpec("uploaded", spectrum_id=sid, table=_table(d["table"],
+                                                                      f"{field}.table"))
+    if spectra is None:
+        return SpectrumSpec("uploaded", spectrum_id=sid)
+    if sid not in spectra:
+        raise ValidationError(f"{field}.spectrum_id", f"no spectrum {_show(sid)}")
+    return SpectrumSpec("uploaded", spectrum_id=sid, table=spectra[sid])
+
+
+def _table(d: Any, field: str) -> tuple:
+    """{"wave_um": [...], "fnu_jy": [...]}: 2+ rows, increasing positive wavelengths, finite
+    fluxes >= 0; read-only arrays."""
+    d = _obj(d, field, ("wave_um", "fnu_jy"))
+    cols = []
+    for key in ("wave_um", "fnu_jy"):
+        v = d.get(key)
+        if not isinstance(v, list) or not 2 <= len(v) <= MAX_TABLE_POINTS:
+            raise ValidationError(f"{field}.{key}", f"must be a list of 2 to "
+                                                    f"{MAX_TABLE_POINTS} numbers")
+        if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+            raise ValidationError(f"{field}.{key}", "must hold numbers only")
+        cols.append(np.array(v, dtype=float))
+    w, f = cols
+    if len(w) != len(f) or not (np.all(np.isfinite(w)) and np.all(np.isfinite(f))):
+        raise ValidationError(f"{field}.fnu_jy", "must be finite and as long as wave_um")
+    if w[0] <= 0 or np.any(np.diff(w) <= 0) or np.any(f < 0):
+        raise ValidationError(f"{field}.wave_um", "wavelengths must be positive and increase; "
+                                                  "fluxes >= 0")
+    w.setflags(write=False)
+    f.setflags(write=False)
+    return w, f
+
+
 def _normalization(d: Any, field: str) -> Normalization:
     d = _obj(d, field, NORMALIZATION_KEYS)
     unit = _choice(d, "unit", field, UNITS)
@@ -262,18 +320,94 @@ def _normalization(d: Any, field: str) -> Normalization:
         value = _num(d, "value", field, lo=-10, hi=50, unit="AB mag")
     else:
         value = _num(d, "value", field, lo=0, lo_open=True, hi=1e12, unit=unit)
-    wave = _num(d, "wavelength_um", field, lo=0.1, hi=1000, unit="um")
-    return Normalization(value, unit, wave)
+    band = d.get("bandpass")
+    if band is None:
+        wave = _num(d, "wavelength_um", field, lo=0.1, hi=1000, unit="um")
+        return Normalization(value, unit, wave)
+    if not isinstance(band, str) or inst.find_filter(band) is None:
+        raise ValidationError(f"{field}.bandpass", "must be a filter of the catalog "
+                                                   f"(e.g. F200W, F770W); got {_show(band)}")
+    _unused_numbers(d, field, ("wavelength_um",))
+    return Normalization(value, unit, None, band)
 
 
-def validate_source(d: Any, field: str = "source") -> Source:
+def _line(d: Any, field: str) -> Line:
+    d = _obj(d, field, LINE_KEYS)
+    kind = _choice(d, "kind", field, LINE_KINDS)
+    center = _num(d, "center_um", field, lo=0.05, hi=1000, unit="um")
+    fwhm = _num(d, "fwhm_um", field, lo=1e-6, hi=0.5 * center, unit="um")
+    flux = _num(d, "flux_erg_s_cm2", field, lo=0, lo_open=True, hi=1e-5, default=None,
+                unit="erg/s/cm2")
+    ew = _num(d, "equivalent_width_um", field, lo=0, lo_open=True, hi=100, default=None,
+              unit="um")
+    if (flux is None) == (ew is None):
+        raise ValidationError(f"{field}.flux_erg_s_cm2",
+                              "give either flux_erg_s_cm2 or equivalent_width_um (one of them)")
+    if kind == "absorption" and ew is not None and ew > fwhm * 1.0644:
+        raise ValidationError(f"{field}.equivalent_width_um",
+                              f"an absorption line of FWHM {fwhm:g} um absorbs at most "
+                              f"{fwhm * 1.0644:.4g} um (a depth of 100%)")
+    return Line(kind, center, fwhm, flux, ew)
+
+
+def _lines(d: Any, field: str) -> tuple[Line, ...]:
+    if d is None:
+        return ()
+    if not isinstance(d, list):
+        raise ValidationError(field, f"must be a list of lines, got {_show(d)}")
+    if len(d) > MAX_LINES:
+        raise ValidationError(field, f"at most {MAX_LINES} lines, got {len(d)}")
+    return tuple(_line(x, f"{field}.{i}") for i, x in enumerate(d))
+
+
+def _one_extinction(d: Any, field: str) -> Extinction:
+    d = _obj(d, field, EXTINCTION_KEYS)
+    law = _choice(d, "law", field, LAWS)
+    applied = _choice(d, "applied", field, EXTINCTION_APPLIED)
+    fixed = fixed_r_v(law)
+    if fixed is None:
+        r_v = _num(d, "r_v", field, lo=2.3, hi=5.6, default=3.1)
+    else:
+        r_v = fixed
+        if d.get("r_v") is not None and _num(d, "r_v", field) != fixed:
+            raise ValidationError(f"{field}.r_v", f"{law} has a fixed R_V of {fixed:g}; "
+                                                  "leave r_v empty")
+    a_v = _num(d, "a_v", field, lo=0, hi=20, default=None, unit="mag")
+    ebv = _num(d, "ebv", field, lo=0, hi=7, default=None, unit="mag")
+    if (a_v is None) == (ebv is None):
+        raise ValidationError(f"{field}.a_v", "give either a_v or ebv (one of them)")
+    return Extinction(law, a_v if a_v is not None else r_v * ebv, r_v, applied)
+
+
+def _extinction(d: Any, field: str) -> tuple[Extinction, ...]:
+    if d is None:
+        return ()
+    if isinstance(d, dict):
+        d = [d]
+    if not isinstance(d, list):
+        raise ValidationError(field, f"must be a list of extinction curves, got {_show(d)}")
+    if len(d) > MAX_EXTINCTIONS:
+        raise ValidationError(field, f"at most {MAX_EXTINCTIONS} (one before and one after "
+                                     "the redshift)")
+    out = tuple(_one_extinction(x, f"{field}.{i}") for i, x in enumerate(d))
+    if len({e.applied for e in out}) < len(out):
+        raise ValidationError(f"{field}.1.applied", "one curve before and one after the "
+                                                    "redshift at most")
+    return out
+
+
+def validate_source(d: Any, field: str = "source", spectra: dict | None = None) -> Source:
+    """A source, typed; an uploaded spectrum is resolved to its table when ``spectra``
+    (id -> (rest wavelength um, f_nu Jy)) is given."""
     d = _obj(d, field, SOURCE_KEYS)
     shape = _shape(d["shape"] if d.get("shape") is not None else {"kind": "point"},
                    f"{field}.shape")
-    spec = _spectrum(d.get("spectrum"), f"{field}.spectrum")
+    spec = _spectrum(d.get("spectrum"), f"{field}.spectrum", spectra)
     norm = _normalization(d.get("normalization"), f"{field}.normalization")
     redshift = _num(d, "redshift", field, lo=0, hi=30, default=0.0)
-    if spec.kind == "blackbody":
+    lines = _lines(d.get("lines"), f"{field}.lines")
+    extinction = _extinction(d.get("extinction"), f"{field}.extinction")
+    if spec.kind == "blackbody" and norm.wavelength_um is not None:
         # the shape must not underflow at the normalisation wavelength
         x = 14387.7688 / (norm.wavelength_um / (1 + redshift) * spec.temperature)
         if x > 600:
@@ -281,7 +415,7 @@ def validate_source(d: Any, field: str = "source") -> Source:
                                   "too cold: the blackbody has no flux at the normalization "
                                   "wavelength")
     name = _text(d.get("name", ""), f"{field}.name", MAX_NAME_CHARS)
-    return Source(shape, spec, norm, redshift, name)
+    return Source(shape, spec, norm, redshift, name, lines, extinction)
 
 
 def validate_scene(d: Any, field: str = "scene") -> Scene:
@@ -372,8 +506,10 @@ def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
                        r, ri, ro, strategy, bscale)
 
 
-def validate_sources(scene: Scene, sources_by_id: Any) -> dict[str, Source]:
-    """Every source a scene places, validated; errors name ``sources.<id>.<field>``."""
+def validate_sources(scene: Scene, sources_by_id: Any,
+                     spectra: dict | None = None) -> dict[str, Source]:
+    """Every source a scene places, validated (uploaded spectra resolved from ``spectra``, an
+    empty mapping when None); errors name ``sources.<id>.<field>``."""
     if not isinstance(sources_by_id, dict):
         raise ValidationError("sources", "must be an object mapping source ids to sources")
     out = {}
@@ -383,7 +519,8 @@ def validate_sources(scene: Scene, sources_by_id: Any) -> dict[str, Source]:
                                   f"unknown source {_show(p.source_id)}")
         if p.source_id not in out:
             out[p.source_id] = validate_source(sources_by_id[p.source_id],
-                                               f"sources.{_key(p.source_id)}")
+                                               f"sources.{_key(p.source_id)}",
+                                               spectra if spectra is not None else {})
     return out
 
 
@@ -404,10 +541,28 @@ def normalize_source(d: Any, field: str = "data") -> dict[str, Any]:
         spectrum["index"] = src.spectrum.index
     elif src.spectrum.kind == "blackbody":
         spectrum["temperature"] = src.spectrum.temperature
+    elif src.spectrum.kind == "uploaded":
+        spectrum["spectrum_id"] = src.spectrum.spectrum_id
+    norm = src.normalization
     out: dict[str, Any] = {} if "name" not in d else {"name": src.name}
     out.update(shape=shape, spectrum=spectrum, redshift=src.redshift, normalization={
-        "value": src.normalization.value, "unit": src.normalization.unit,
-        "wavelength_um": src.normalization.wavelength_um})
+        "value": norm.value, "unit": norm.unit,
+        **({"bandpass": norm.bandpass} if norm.bandpass else
+           {"wavelength_um": norm.wavelength_um})})
+    if src.lines:
+        out["lines"] = [_line_dict(ln) for ln in src.lines]
+    if src.extinction:
+        out["extinction"] = [{"law": e.law, "a_v": e.a_v, "r_v": e.r_v, "applied": e.applied}
+                             for e in src.extinction]
+    return out
+
+
+def _line_dict(ln: Line) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": ln.kind, "center_um": ln.center_um, "fwhm_um": ln.fwhm_um}
+    if ln.flux_erg_s_cm2 is not None:
+        out["flux_erg_s_cm2"] = ln.flux_erg_s_cm2
+    else:
+        out["equivalent_width_um"] = ln.equivalent_width_um
     return out
 
 

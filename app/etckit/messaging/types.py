@@ -23,6 +23,9 @@ REQUEST_TYPES = frozenset({
       for verb in ("add", "edit", "copy", "delete")),
     "calculation.download",
     "plot.render",
+    "spectrum.upload",
+    "spectrum.list",
+    "spectrum.delete",
 })
 
 ID_MAX = 64

@@ -49,6 +49,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
         "sources": _RW,
         "scenes": _RW,
         "calculations": _RW,
+        "spectra": _RW,
         **_REGISTRY,
     },
 }

@@ -138,6 +138,21 @@ ALTER TABLE calculations ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE calculations ADD COLUMN engine_version TEXT NOT NULL DEFAULT '';
 ALTER TABLE calculations ADD COLUMN data_version TEXT NOT NULL DEFAULT ''
 """),
+    Migration(6, "uploaded spectra inside workbooks", """
+CREATE TABLE spectra (
+    id TEXT PRIMARY KEY,
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    format TEXT NOT NULL,
+    flux_unit TEXT NOT NULL,
+    points INTEGER NOT NULL,
+    wave_min_um DOUBLE PRECISION NOT NULL,
+    wave_max_um DOUBLE PRECISION NOT NULL,
+    data TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX spectra_workbook ON spectra (workbook_id)
+"""),
 ]
 
 

@@ -22,6 +22,7 @@ import json
 import time
 from typing import Any
 
+from . import spectra
 from .base import Row, Transaction
 
 KINDS = {"source": "sources", "scene": "scenes", "calculation": "calculations"}
@@ -198,8 +199,9 @@ async def inputs(tx: Transaction, calc: Row) -> tuple[dict, dict, dict[str, dict
         return None
     sources = await tx.fetchall("SELECT id, name, data FROM sources WHERE workbook_id = :w",
                                 {"w": calc["workbook_id"]})
-    return (json.loads(calc["data"]), json.loads(scene["data"]),
-            {s["id"]: {**json.loads(s["data"]), "name": s["name"]} for s in sources})
+    by_id = {s["id"]: {**json.loads(s["data"]), "name": s["name"]} for s in sources}
+    await spectra.inline(tx, calc["workbook_id"], by_id)  # uploaded spectra (k16)
+    return json.loads(calc["data"]), json.loads(scene["data"]), by_id
 
 
 async def store_result(tx: Transaction, calc: str, revision: int, status: str,

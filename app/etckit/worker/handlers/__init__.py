@@ -1,4 +1,5 @@
 """The worker's message handlers, registered by type when imported: diagnostics, the Workbook
-List, the contents of a workbook, results (downloads, plots), and export/import."""
+List, the contents of a workbook, uploaded spectra, results (downloads, plots), and
+export/import."""
 
-from . import contents, diagnostics, results, transfer, workbooks  # noqa: F401
+from . import contents, diagnostics, results, spectra, transfer, workbooks  # noqa: F401

@@ -24,6 +24,7 @@ from typing import Any
 
 from ... import engine
 from ...engine.version import versions
+from ...storage import spectra
 from ...storage import workbooks as wb
 from ..compute import check_cost
 from ..dispatch import Context, HandlerError, handler
@@ -90,6 +91,8 @@ async def _normalized(tx, ctx: Context, kind: str, raw: dict, workbook: str,
                 if placed["source_id"] not in known:
                     raise engine.ValidationError(f"data.sources.{i}.source_id",
                                                  f"no source {placed['source_id']}")
+        if kind == "source" and stored["spectrum"]["kind"] == "uploaded":  # k16
+            await _spectrum_of(tx, stored["spectrum"]["spectrum_id"], workbook)
         if kind == "calculation":
             scene_row = await wb.item(tx, "scene", scene or "")
             inputs = await wb.inputs(tx, {"scene_id": scene, "workbook_id": workbook,
@@ -101,6 +104,13 @@ async def _normalized(tx, ctx: Context, kind: str, raw: dict, workbook: str,
     except engine.TooExpensive as exc:
         raise _too_expensive(exc) from None
     return stored
+
+
+async def _spectrum_of(tx, spectrum: str, workbook: str) -> None:
+    """An uploaded spectrum a source uses must be one of its workbook's."""
+    row = await spectra.summary(tx, spectrum)
+    if row is None or row["workbook_id"] != workbook:
+        raise engine.ValidationError("data.spectrum.spectrum_id", f"no spectrum {spectrum}")
 
 
 async def _dependents_within_limits(tx, ctx: Context, kind: str, item: str, name_: str,

@@ -1,0 +1,102 @@
+"""Uploaded spectra through the real chain (issue 16): upload, use by a source, refusals that
+name the line or field, in_use, and no access to another user's spectra."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from tests.support.chain import Chain
+
+FLAT = "".join(f"{w:.3f} 1.0\n" for w in np.linspace(0.5, 30.0, 200))
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    c = Chain(tmp_path_factory.mktemp("spectra"), wssvc__user_rate="1000",
+              wssvc__user_burst="1000", wssvc__connection_rate="1000",
+              wssvc__connection_burst="1000", calculation__upload_max_points="500")
+    c.start_all(workers=1)
+    yield c
+    c.stop()
+
+
+async def _open(chain, user="alice"):
+    lister = await chain.connect(user)
+    wb = (await lister.request("workbook.create", name="Spectra"))["workbook"]["id"]
+    one = await chain.connect(user, workbook=wb)
+    content = await one.request("workbook.open")
+    return one, wb, content
+
+
+async def test_an_uploaded_spectrum_computes_like_the_builtin_one(chain):
+    one, wb, content = await _open(chain)
+    up = await one.request("spectrum.upload", name="flat", format="ascii", flux_unit="mJy",
+                           content="# rest um, mJy\n" + FLAT, timeout=60)
+    assert up["type"] == "spectrum.saved", up
+    item = up["item"]
+    assert item["points"] == 200 and item["wave_min_um"] == 0.5
+    listed = await one.request("spectrum.list")
+    assert [s["id"] for s in listed["spectra"]] == [item["id"]]
+    d = content["defaults"]
+    src_up = {**d["source"], "spectrum": {"kind": "uploaded", "spectrum_id": item["id"]}}
+    results = []
+    for data in (src_up, d["source"]):
+        source = (await one.request("source.add", name="s", data=data))["item"]
+        scene = (await one.request("scene.add", name="f", data={"sources": [
+            {"source_id": source["id"]}]}))["item"]
+        calc = await one.request("calculation.add", name="c", scene=scene["id"],
+                                 data=d["calculation"], timeout=60)
+        assert calc["item"]["status"] == "ok", calc
+        results.append(calc["item"]["result"]["snr"])
+    assert results[0] == pytest.approx(results[1], rel=1e-9)
+    in_use = await one.request("spectrum.delete", spectrum=item["id"])
+    assert in_use["code"] == "in_use" and "source s" in in_use["message"]
+
+
+async def test_fits_upload_and_refusals_name_what_is_wrong(chain):
+    one, wb, content = await _open(chain)
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([
+        fits.Column(name="WAVE", format="D", unit="um", array=np.array([1.0, 2.0, 3.0])),
+        fits.Column(name="FLUX", format="D", unit="Jy", array=np.array([1.0, 2.0, 3.0]))])
+    ]).writeto(buf)
+    ok = await one.request("spectrum.upload", name="fits", format="fits", flux_unit="mJy",
+                           content_base64=base64.b64encode(buf.getvalue()).decode(), timeout=60)
+    assert ok["type"] == "spectrum.saved" and ok["item"]["points"] == 3, ok
+    bad = await one.request("spectrum.upload", name="x", format="ascii", flux_unit="mJy",
+                            content="1 2\n2 oops\n", timeout=60)
+    assert bad["code"] == "invalid" and bad["field"] == "content"
+    assert "line 2: column 2 is not a number" in bad["message"]
+    many = await one.request("spectrum.upload", name="x", format="ascii", flux_unit="mJy",
+                             content=FLAT * 3, timeout=60)
+    assert many["code"] == "invalid" and "at most 500 points" in many["message"]
+    unit = await one.request("spectrum.upload", name="x", format="ascii", flux_unit="W",
+                             content=FLAT, timeout=60)
+    assert unit["code"] == "invalid" and unit["field"] == "flux_unit"
+    nob64 = await one.request("spectrum.upload", name="x", format="fits", flux_unit="mJy",
+                              content_base64="***", timeout=60)
+    assert nob64["code"] == "invalid" and nob64["field"] == "content_base64"
+    d = content["defaults"]
+    ghost = {**d["source"], "spectrum": {"kind": "uploaded", "spectrum_id": "nope"}}
+    refused = await one.request("source.add", name="g", data=ghost)
+    assert refused["code"] == "invalid" and refused["field"] == "data.spectrum.spectrum_id"
+    listed = await one.request("spectrum.list")
+    assert [s["name"] for s in listed["spectra"]] == ["fits"]  # nothing bad was stored
+
+
+async def test_another_users_spectrum_is_not_found(chain):
+    one, wb, _ = await _open(chain, "alice")
+    up = await one.request("spectrum.upload", name="mine", format="ascii", flux_unit="Jy",
+                           content=FLAT, timeout=60)
+    other, _, _ = await _open(chain, "bob")
+    gone = await other.request("spectrum.delete", spectrum=up["item"]["id"])
+    assert gone["code"] == "not_found" and gone["message"] == f"no spectrum {up['item']['id']}"
+    peek = await other.request("spectrum.list", workbook=wb)
+    assert peek["code"] == "not_found"
+    deleted = await one.request("spectrum.delete", spectrum=up["item"]["id"])
+    assert deleted["type"] == "spectrum.deleted"
