@@ -51,3 +51,15 @@ def test_miri_band_psf_reproduces_the_measured_fwhm():
 def test_profile_fwhm_of_a_gaussian():
     r = np.arange(0.0, 1.0, 0.001)
     assert phys.profile_fwhm(r, np.exp(-0.5 * (r / 0.1) ** 2)) == pytest.approx(0.23548, rel=1e-3)
+
+
+def test_mid_ir_background_is_the_etc_benchmark_total():
+    # total of minzodi_benchmark.fits (pandeia-verification, 2025-08-22), with which the
+    # published MIRI limits are computed: our zodi is its infield + straylight columns, our
+    # observatory emission the independent thermal curve v4.0, so the sum checks the latter
+    bench = {5.6: 1.187, 7.7: 6.483, 10.0: 14.33, 12.8: 27.12, 15.0: 45.29, 18.0: 106.2,
+             21.0: 269.0, 25.5: 993.9}
+    model = phys.background_mjy_sr(np.array(list(bench)))
+    assert model == pytest.approx(list(bench.values()), rel=0.05)
+    # below 5 um (NIRCam) the blackbody zodi and the NIRCam stray light are unchanged
+    assert phys.background_mjy_sr(np.array([2.0]))[0] == pytest.approx(0.183, rel=0.01)

@@ -8,10 +8,9 @@ Published values:
 - MIRI (uJy): JDox "MIRI Sensitivity" Table 1, ETC 4.0, FULL array, low background
   (https://jwst-docs.stsci.edu/jwst-mid-infrared-instrument/miri-performance/miri-sensitivity).
 
-Filters checked: six NIRCam ones within 30% and the four that were within 10% stay there
-(F200W F277W F444W); all nine MIRI ones within 22% (issue 16 asks for 10%: F1500W-F2550W
-are, F560W-F1280W are still 11-21% optimistic, see docs/engine.md); F070W/F090W are printed for
-information.
+Filters checked: six NIRCam ones within 30% and the three that were within 10% stay there
+(F200W F277W F444W); MIRI F770W-F2550W within 10% (issue 16), F560W within 15% (still 13%
+optimistic, see docs/engine.md); F070W/F090W are printed for information.
 """
 
 from etckit.engine import instruments as inst
@@ -24,7 +23,8 @@ MIRI_UJY = {"F560W": 0.13, "F770W": 0.24, "F1000W": 0.46, "F1130W": 1.02, "F1280
             "F1500W": 1.18, "F1800W": 2.42, "F2100W": 4.70, "F2550W": 15.3}
 CHECKED = {"F115W", "F150W", "F200W", "F277W", "F356W", "F444W"} | set(MIRI_UJY)
 NIRCAM_WITHIN_10 = {"F200W", "F277W", "F444W"}
-TOLERANCE = {"nJy": 0.30, "uJy": 0.22}
+TOLERANCE = {"nJy": 0.30, "uJy": 0.10}
+MIRI_KNOWN_GAP = {"F560W": 0.15}
 
 
 def nircam_setup(filt: str) -> dict:
@@ -59,8 +59,8 @@ def test_sensitivity_matches_published():
     for f, eng, pub, unit in rows:
         print(f"{f:7s} {eng:8.3f} {pub:9.3f}  {unit}  {eng / pub:8.2f}          "
               f"{'yes' if f in CHECKED else 'info'}")
-    bad = [(f, round(eng / pub, 2)) for f, eng, pub, unit in rows
-           if f in CHECKED and abs(eng / pub - 1) > TOLERANCE[unit]]
+    bad = [(f, round(eng / pub, 3)) for f, eng, pub, unit in rows
+           if f in CHECKED and abs(eng / pub - 1) > MIRI_KNOWN_GAP.get(f, TOLERANCE[unit])]
     assert not bad, f"outside the tolerance: {bad}"
     bad10 = [(f, round(eng / pub, 2)) for f, eng, pub, _ in rows
              if f in NIRCAM_WITHIN_10 and abs(eng / pub - 1) > 0.10]

@@ -1,13 +1,17 @@
 """Sources as astronomers describe them: lines, extinction, bandpass normalization, uploaded
 spectra (issue 16 item 2), against dust_extinction and analytic values."""
 
+import copy
 import io
+import json
 
 import astropy.units as u
 import numpy as np
 import pytest
 from astropy.io import fits
 from dust_extinction import averages, parameter_averages
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from etckit.engine import calculate, normalize_source, uploads, validate_source
 from etckit.engine import instruments as inst
@@ -257,3 +261,63 @@ def test_uploaded_spectrum_in_a_calculation_round_trip():
     with pytest.raises(ValidationError) as e:
         calculate(calc, scene, {"a": outside}, spectra={"s1": table})
     assert e.value.field == "sources.a.normalization"
+
+
+# --------------------------------------------------------------------------- any JSON
+
+
+RICH = {"spectrum": {"kind": "uploaded", "spectrum_id": "sp",
+                     "table": {"wave_um": [1.0, 2.0, 3.0], "fnu_jy": [1.0, 1.0, 0.5]}},
+        "normalization": {"value": 1.0, "unit": "uJy", "bandpass": "F200W"},
+        "redshift": 0.5,
+        "lines": [{"kind": "emission", "center_um": 1.0, "fwhm_um": 0.01,
+                   "flux_erg_s_cm2": 1e-17},
+                  {"kind": "absorption", "center_um": 1.2, "fwhm_um": 0.02,
+                   "equivalent_width_um": 0.005}],
+        "extinction": [{"law": "G23", "a_v": 1.0, "r_v": 3.1, "applied": "after_redshift"},
+                       {"law": "G03_LMCAvg", "ebv": 0.1, "applied": "before_redshift"}]}
+NEW_PATHS = ["spectrum.spectrum_id", "spectrum.table", "spectrum.table.wave_um",
+             "spectrum.table.fnu_jy", "spectrum.table.wave_um.1", "normalization.bandpass",
+             "lines", "lines.0", "lines.0.kind", "lines.0.center_um", "lines.0.fwhm_um",
+             "lines.0.flux_erg_s_cm2", "lines.1.equivalent_width_um", "extinction",
+             "extinction.0", "extinction.0.law", "extinction.0.a_v", "extinction.0.r_v",
+             "extinction.1.ebv", "extinction.1.applied"]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=10)
+    | st.sampled_from(["G23", "F200W", "emission", "after_redshift", "\ud83d", "\x00"]),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+    max_leaves=8)
+
+
+def _set(d, path, value):
+    keys = path.split(".")
+    o = d
+    for k in keys[:-1]:
+        o = o[int(k)] if isinstance(o, list) else o[k]
+    o[int(keys[-1]) if isinstance(o, list) else keys[-1]] = value
+
+
+def test_the_rich_source_is_valid_and_computes():
+    assert validate_source(copy.deepcopy(RICH)).spectrum.table is not None
+    r = calculate({"instrument": "nircam", "mode": "sw_imaging", "filter": "F200W",
+                   "readout_pattern": "RAPID", "groups": 5, "integrations": 1, "exposures": 1},
+                  {"sources": [{"source_id": "a"}]}, {"a": copy.deepcopy(RICH)})
+    assert r.to_dict()["snr"] > 0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(NEW_PATHS), value=JSON)
+def test_any_json_in_a_new_field_is_refused_naming_a_field_or_normalized(path, value):
+    d = copy.deepcopy(RICH)
+    _set(d, path, value)
+    try:
+        validate_source(d)
+    except ValidationError as e:
+        assert e.field.startswith("source.")
+        str(e).encode("utf-8")
+        return
+    out = normalize_source(d)
+    assert "table" not in out["spectrum"]  # never stored
+    text = json.dumps(out, allow_nan=False)
+    assert normalize_source(json.loads(text)) == out

@@ -95,6 +95,7 @@ class BackgroundModel:
     thermal_temp_k: float
     observatory_thermal: tuple[tuple[float, float], ...]
     stray_light: tuple[tuple[float, float], ...]
+    zodi_benchmark: tuple[tuple[float, float], ...] = ()  # >= ~5 um: tabulated zodi + stray
 
 
 @lru_cache(maxsize=1)
@@ -122,6 +123,8 @@ def background_model() -> BackgroundModel:
             (float(w), float(v)) for w, v in _v(b["observatory_thermal_MJy_sr"])
         ),
         stray_light=tuple((float(w), float(v)) for w, v in _v(b["stray_light_MJy_sr"])),
+        zodi_benchmark=tuple((float(w), float(v))
+                             for w, v in _v(b.get("zodi_benchmark_MJy_sr", {"value": []}))),
     )
 
 

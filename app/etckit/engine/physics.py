@@ -101,7 +101,8 @@ def electron_rate(fnu_jy: np.ndarray, wave_um: np.ndarray, filt: inst.Filter) ->
 
 def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Benchmark background surface brightness [MJy/sr]: zodi scattered + zodi thermal (diluted
-    blackbodies anchored at one wavelength each) + the NIRCam stray light (tabulated, <= 5 um) +
+    blackbodies anchored at one wavelength each; from ~5 um on, the ETC benchmark's tabulated
+    zodiacal emission + scattered zodi instead) + the NIRCam stray light (tabulated, <= 5 um) +
     the observatory's thermal self-emission (the JWST background model's curve, >= 5 um)."""
     b = inst.background_model()
     w = np.asarray(wave_um, dtype=float)
@@ -111,6 +112,13 @@ def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
     therm = b.thermal_at_12um * planck_nu_shape(w, b.thermal_temp_k) / planck_nu_shape(
         np.array(12.0), b.thermal_temp_k
     )
+    if b.zodi_benchmark:  # the ETC benchmark's zodiacal light from its first point on
+        zw = np.log(np.array([p[0] for p in b.zodi_benchmark]))
+        zv = np.log(np.array([p[1] for p in b.zodi_benchmark]))
+        lw_ = np.log(np.maximum(w, 1e-3))
+        tab = np.exp(np.interp(lw_, zw, zv))
+        scat = np.where(lw_ >= zw[0], 0.0, scat)
+        therm = np.where(lw_ >= zw[0], tab, therm)
     sw = np.array([p[0] for p in b.stray_light])
     sv = np.log(np.array([p[1] for p in b.stray_light]))
     stray = np.where(w <= sw[-1], np.exp(np.interp(w, sw, sv)), 0.0)
