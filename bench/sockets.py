@@ -114,7 +114,7 @@ async def main() -> None:
     parser.add_argument("--sockets", type=int, default=TARGET_SOCKETS)
     parser.add_argument("--modes", default="message,stream,off")
     args = parser.parse_args()
-    hard = raise_file_limit(args.sockets * 2 + 1000)
+    hard = raise_file_limit(args.sockets + 1000)  # each side holds one per socket
     print(f"RLIMIT_NOFILE (hard) {hard}; fs.file-max "
           f"{file_max()}")
     budget_kb = TARGET_MB * 1024 / TARGET_SOCKETS
