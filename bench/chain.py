@@ -1,6 +1,7 @@
 """Benchmark of the message chain, with its baselines measured in the same run.
 
     python bench/chain.py [--seconds 5] [--clients 50] [--sockets 1000]
+    python bench/chain.py --sweep [--points 1,10,50,100,200,500] [--seconds 2]
 
 Prints, for a no-op request (``echo``) through browser websocket → wssvc → broker → worker →
 back: round-trip p50 and p99 (one client, sequential) and round trips per second (N concurrent
@@ -8,6 +9,10 @@ clients), with CURVE on the ZeroMQ links (the default) and with it off, and thei
 same figures for (a) a bare websocket echo on the same Hypercorn setup and (b) a bare pyzmq
 DEALER→ROUTER echo; the ratios; and the resident memory of one wssvc holding --sockets open
 websockets. Everything runs on loopback and stops by itself.
+
+With --sweep: throughput and p50/p99 under load (every client with one request in flight)
+against the number of clients, for the chain and both baselines; printed, and drawn to
+test-artifacts/bench/chain-sweep.png so that the knee is visible.
 """
 
 from __future__ import annotations
@@ -64,6 +69,26 @@ async def throughput(clients: list, make_send_recv, seconds: float) -> float:
     t0 = time.perf_counter()
     await asyncio.gather(*(run(c) for c in clients))
     return done / (time.perf_counter() - t0)
+
+
+async def loaded(clients: list, make_send_recv, seconds: float) -> dict:
+    """Round trips/s and p50/p99 (ms) with every client keeping one request in flight."""
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def run(c) -> None:
+        send_recv = make_send_recv(c)
+        i = 0
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            await send_recv(i)
+            times.append(time.perf_counter() - t0)
+            i += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in clients))
+    return {"rps": len(times) / (time.perf_counter() - t0),
+            "p50": statistics.median(times) * 1e3, "p99": pct(times, 0.99) * 1e3}
 
 
 # -- the chain -----------------------------------------------------------------------------
@@ -243,16 +268,142 @@ async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, d
                   # throughput, not fairness: the per-connection and per-user limits off
                   wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
                   wssvc__connection_burst="1000000", wssvc__user_rate="1000000",
-                  wssvc__user_burst="1000000")
+                  wssvc__user_burst="1000000", broker__queue_limit="1000000",
+                  broker__queue_per_user="1000000")
     chain.start_all(workers=args.workers)
     try:
         wait_for(lambda: chain.health().get("brokers") == 1, what="broker")
         await asyncio.sleep(1.0)
+        if args.sweep:
+            return await sweep_ws(lambda: chain.connect("bench", compression=args.compression),
+                                  lambda c: ws_send_recv(c.ws), args), None
         figures = await bench_chain(chain, args)
         many = await bench_sockets(chain, args.sockets) if sockets else None
     finally:
         chain.stop()
     return figures, many
+
+
+# -- --sweep: the figures against the number of clients -----------------------------------
+
+async def sweep_ws(open_client, make_send_recv, args) -> list[dict]:
+    clients: list = []
+    curve = []
+    for n in args.points:
+        while len(clients) < n:
+            batch = min(50, n - len(clients))
+            clients += await asyncio.gather(*(open_client() for _ in range(batch)))
+        curve.append(await loaded(clients[:n], make_send_recv, args.seconds))
+    for c in clients:
+        await c.close()
+    return curve
+
+
+async def sweep_ws_echo(args, tmp: Path) -> list[dict]:
+    port = free_port()
+    proc = Proc("ws-echo", [sys.executable, "-c", ECHO_SERVER, str(port)], dict(os.environ), tmp)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+
+        def echo(ws):
+            async def send_recv(i: int) -> None:
+                await ws.send(json.dumps({"id": i, "type": "echo", "data": None}))
+                await ws.recv()
+            return send_recv
+
+        return await sweep_ws(lambda: websockets.connect(f"ws://127.0.0.1:{port}/ws",
+                                                         compression=args.compression),
+                              echo, args)
+    finally:
+        proc.stop()
+
+
+def zmq_loaded(ctx, port: int, n: int, seconds: float) -> dict:
+    """DEALER clients, each with one request in flight, driven from one thread."""
+    body = json.dumps({"id": 1, "type": "echo", "data": None}).encode()
+    poller, sent, times = zmq.Poller(), {}, []
+    dealers = []
+    for _ in range(n):
+        d = ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.LINGER, 0)
+        d.connect(f"tcp://127.0.0.1:{port}")
+        poller.register(d, zmq.POLLIN)
+        dealers.append(d)
+    t0 = time.perf_counter()
+    for d in dealers:
+        sent[d] = time.perf_counter()
+        d.send(body)
+    while time.perf_counter() < t0 + seconds:
+        for sock, _ in poller.poll(100):
+            sock.recv()
+            now = time.perf_counter()
+            times.append(now - sent[sock])
+            sent[sock] = now
+            sock.send(body)
+    rps = len(times) / (time.perf_counter() - t0)
+    for d in dealers:
+        d.close(0)
+    return {"rps": rps, "p50": statistics.median(times) * 1e3, "p99": pct(times, 0.99) * 1e3}
+
+
+def sweep_zmq(args) -> list[dict]:
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    stop = threading.Event()
+
+    def serve() -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        while not stop.is_set():
+            if poller.poll(100):
+                router.send_multipart(router.recv_multipart())
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        return [zmq_loaded(ctx, port, n, args.seconds) for n in args.points]
+    finally:
+        stop.set()
+        server.join()
+        router.close(0)
+        ctx.term()
+
+
+def draw_sweep(points: list[int], curves: dict[str, list[dict]], path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    rate, lat = fig.subplots(1, 2)
+    for i, (name, curve) in enumerate(curves.items()):
+        rate.plot(points, [c["rps"] for c in curve], "o-", color=f"C{i}", label=name)
+        lat.plot(points, [c["p50"] for c in curve], "o-", color=f"C{i}", label=f"{name} p50")
+        lat.plot(points, [c["p99"] for c in curve], "s--", color=f"C{i}", label=f"{name} p99")
+    rate.set(xscale="log", xlabel="concurrent clients", ylabel="round trips/s")
+    lat.set(xscale="log", yscale="log", xlabel="concurrent clients", ylabel="ms")
+    rate.legend(fontsize=8)
+    lat.legend(fontsize=7, ncols=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+async def run_sweep(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="etckit-sweep-") as tmp:
+        curves = {"chain": (await run_chain(args, Path(tmp) / "chain", "true", False))[0],
+                  "(a) ws echo": await sweep_ws_echo(args, Path(tmp))}
+    curves["(b) zmq echo"] = sweep_zmq(args)
+    print(f"sweep: {os.cpu_count()} cores, {args.workers} workers, {args.seconds:g} s a point")
+    print(f"{'clients':>8}" + "".join(f"{name:>36}" for name in curves))
+    print(f"{'':>8}" + f"{'round trips/s   p50 ms   p99 ms':>36}" * len(curves))
+    for k, n in enumerate(args.points):
+        print(f"{n:>8}" + "".join(f"{c[k]['rps']:>15.0f}{c[k]['p50']:>9.2f}{c[k]['p99']:>9.2f}"
+                                  + " " * 3 for c in curves.values()))
+    path = ROOT / "test-artifacts" / "bench" / "chain-sweep.png"
+    draw_sweep(args.points, curves, path)
+    print(f"drawn: {path}")
 
 
 async def main() -> None:
@@ -264,12 +415,20 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate",
                         help="permessage-deflate as browsers negotiate it (default), or none")
+    parser.add_argument("--sweep", action="store_true",
+                        help="the figures against the number of clients, printed and drawn")
+    parser.add_argument("--points", default="1,10,50,100,200,500",
+                        help="numbers of clients for --sweep")
     args = parser.parse_args()
     args.compression = None if args.compression == "none" else args.compression
+    args.points = [int(n) for n in args.points.split(",")]
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
+    if args.sweep:
+        await run_sweep(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="etckit-bench-") as tmp:
         tmpdir = Path(tmp)

@@ -137,6 +137,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          "requests and plots a second per user (all its websockets)"),
         "user_burst": Key(int, 60, _range(1, 1000000),
                           "requests and plots one user may send at once"),
+        "compression": Key(str, "message", _one_of("message", "stream", "off"),
+                           "websocket permessage-deflate: each message alone (no zlib "
+                           "state kept per socket), stream (context kept: smaller "
+                           "messages, ~300 KB a socket) or off"),
     },
     "broker": {
         "host": Key(str, "127.0.0.1", None, "address to bind the ZeroMQ sockets to"),

@@ -105,7 +105,8 @@ UNIT_SPECIFICS = {
     "etckit-main-server.service": ["MemoryMax=512M", "TasksMax=128",
                                    "SupplementaryGroups=etckit-tickets",
                                    "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
-    "etckit-wssvc.service": ["MemoryMax=1G", "TasksMax=128", "SupplementaryGroups=ssl-cert",
+    "etckit-wssvc.service": ["MemoryMax=1G", "TasksMax=128", "LimitNOFILE=65536",
+                             "SupplementaryGroups=ssl-cert",
                              "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"],
     "etckit-broker@.service": ["MemoryMax=512M", "TasksMax=64", "IPAddressDeny=any",
                                "IPAddressAllow=localhost",
@@ -126,6 +127,8 @@ def test_each_unit_gets_its_own_limits_from_the_shared_template(example_render, 
                     "/ticket_ed25519.key"] if unit == "etckit-main-server.service" else [])
     assert sum(line.startswith("IPAddressDeny=") for line in lines) == (
         1 if "IPAddressDeny=any" in UNIT_SPECIFICS[unit] else 0)
+    assert sum(line.startswith("LimitNOFILE=") for line in lines) == (
+        1 if unit == "etckit-wssvc.service" else 0)
 
 
 MAX_EXPOSURE = 2.0

@@ -1,14 +1,27 @@
-"""PNG plots of a calculation, drawn with matplotlib's object API (Agg, no pyplot state)."""
+"""PNG plots of a calculation, drawn with matplotlib's object API (Agg, no pyplot state).
+
+Why templates: most of a fresh figure's cost is matplotlib's, not ours: a layout engine
+(constrained layout draws every figure twice), and tick objects and text metrics made anew
+for every figure. Each kind is therefore drawn into a figure *template* built once per
+process (fixed margins, its axes, lines, image, colour bar and circles made in advance); a
+render only sets the data, limits and texts of this calculation and saves the PNG. What a
+render draws depends only on its inputs: everything a previous render may have changed is
+set again, the artists made per render (legend, contour, one line per source, the filter
+curve) are removed first, and a render that fails drops its template.
+"""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from matplotlib.ticker import LogFormatter
 
 from . import detector as det
 from . import instruments as inst
@@ -20,133 +33,229 @@ from .cost import CostLimits
 KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map")
 SIZE_IN = (4.8, 3.4)
 DPI = 80
+# axes boxes in figure fractions (left, bottom, width, height); 384 x 272 pixels in all
+_PLOT_BOX = (0.13, 0.14, 0.84, 0.78)
+_SPECTRUM_BOX = (0.165, 0.14, 0.685, 0.78)
+_MAP_BOX = (0.155, 0.14, 0.55, 0.78)  # square in pixels (211 x 212), the colour bar beside
+_COLORBAR_BOX = (0.75, 0.14, 0.03, 0.78)
+
+
+@dataclass
+class _Template:
+    """One kind's reusable figure and the artists a render updates."""
+
+    fig: Figure
+    ax: Axes
+    parts: dict[str, Any]
+    made: list[Any] = field(default_factory=list)  # artists of the last render, removed next
+
+    def clear(self) -> None:
+        for artist in self.made:
+            artist.remove()
+        self.made.clear()
+        if self.ax.legend_ is not None:
+            self.ax.legend_.remove()
+
+
+_TEMPLATES: dict[str, _Template] = {}  # per process; the sandbox child renders one at a time
 
 
 def _png(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     return buf.getvalue()
 
 
-def _figure() -> Figure:
-    return Figure(figsize=SIZE_IN, dpi=DPI, layout="constrained")
+def _plain_log(ax: Axes, which: str) -> None:
+    """A log scale on ``which`` ("x", "y") labelled 20, 300, 1e+04: no mathtext to lay out."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    axis.set_major_formatter(LogFormatter())
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
-def _snr_vs_time(result: Result, calc, **_: Any) -> Figure:
+def _figure(box: tuple[float, float, float, float]) -> tuple[Figure, Axes]:
+    fig = Figure(figsize=SIZE_IN, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig, fig.add_axes(box)
+
+
+# --------------------------------------------------------------------------- S/N vs time
+
+
+def _snr_vs_time_template() -> _Template:
+    fig, ax = _figure(_PLOT_BOX)
+    parts = {
+        "ints": ax.plot([], [], "-", color="C0")[0],
+        "groups": ax.plot([], [], "--", color="C1", label="varying groups")[0],
+        "this": ax.plot([], [], "o", color="C3", label="this setup")[0],
+        "target": ax.axhline(1.0, color="0.5", lw=0.8, ls=":"),
+        "none": ax.text(0.5, 0.5, "no S/N: the aperture saturates", ha="center",
+                        va="center", transform=ax.transAxes),
+    }
+    ax.set_xlabel("total exposure time [s]")
+    ax.set_ylabel("S/N")
+    return _Template(fig, ax, parts)
+
+
+def _snr_curves(result: Result, calc: Any) -> tuple[list, list, list, list]:
+    """(times, S/N) varying integrations, then varying groups, of the calculated setup."""
     images = result.images["images"]
     exp0 = result.images["exposure"]
     mode = inst.mode(calc.instrument, calc.mode)
-    fig = _figure()
-    ax = fig.add_subplot()
+
+    def curve(setups) -> tuple[list, list]:
+        t, s = [], []
+        for groups, ints in setups:
+            e = det.make_exposure(mode, exp0.pattern.name, groups, ints, exp0.exposures)
+            m = measure(images, e, mode.full_well_e)
+            if m.snr is not None:
+                t.append(e.total_exposure_time_s)
+                s.append(m.snr)
+        return t, s
+
     nints = np.unique(np.round(np.geomspace(1, max(8, 8 * exp0.integrations), 24)).astype(int))
-    t, s = [], []
-    for k in nints:
-        e = det.make_exposure(mode, exp0.pattern.name, exp0.groups, int(k), exp0.exposures)
-        m = measure(images, e, mode.full_well_e)
-        if m.snr is not None:
-            t.append(e.total_exposure_time_s)
-            s.append(m.snr)
-    ax.plot(t, s, "-", color="C0", label=f"{exp0.groups} groups, varying integrations")
-    tg, sg = [], []
-    for n in range(2, exp0.pattern.max_groups + 1, max(1, exp0.pattern.max_groups // 25)):
-        e = det.make_exposure(mode, exp0.pattern.name, n, exp0.integrations, exp0.exposures)
-        m = measure(images, e, mode.full_well_e)
-        if m.snr is not None:
-            tg.append(e.total_exposure_time_s)
-            sg.append(m.snr)
-    ax.plot(tg, sg, "--", color="C1", label="varying groups")
-    if result.snr is not None:
-        ax.plot([result.total_exposure_time_s], [result.snr], "o", color="C3", label="this setup")
-    if result.strategy.get("target_snr"):
-        ax.axhline(result.strategy["target_snr"], color="0.5", lw=0.8, ls=":")
-    if s or sg:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
+    step = max(1, exp0.pattern.max_groups // 25)
+    return (*curve((exp0.groups, int(k)) for k in nints),
+            *curve((n, exp0.integrations) for n in range(2, exp0.pattern.max_groups + 1, step)))
+
+
+def _snr_vs_time(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
+    t, s, tg, sg = _snr_curves(result, calc)
+    exp0 = result.images["exposure"]
+    ax, p = tp.ax, tp.parts
+    p["ints"].set_data(t, s)
+    p["ints"].set_label(f"{exp0.groups} groups, varying integrations")
+    p["groups"].set_data(tg, sg)
+    this = [result.total_exposure_time_s], [result.snr]
+    p["this"].set_data(*(this if result.snr is not None else ([], [])))
+    target = result.strategy.get("target_snr")
+    p["target"].set_visible(bool(target))
+    p["target"].set_ydata([target or 1.0] * 2)
+    data = bool(s or sg)
+    p["none"].set_visible(not data)
+    ax.set_autoscale_on(True)
+    if data:
+        if ax.get_xscale() != "log":
+            _plain_log(ax, "x")
+            _plain_log(ax, "y")
+        ax.relim(visible_only=True)
+        ax.autoscale_view()
+        ax.legend(handles=[h for h in (p["ints"], p["groups"], p["this"])
+                           if len(h.get_xdata())], fontsize=7)
     else:
-        ax.text(0.5, 0.5, "no S/N: the aperture saturates", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.set_xlabel("total exposure time [s]")
-    ax.set_ylabel("S/N")
+        ax.set_xscale("linear")
+        ax.set_yscale("linear")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
     ax.set_title(f"{calc.instrument.upper()} {calc.filter} {exp0.pattern.name}", fontsize=9)
-    return fig
 
 
-def _spectrum(result: Result, calc, scene=None, sources=None, **_: Any) -> Figure:
+# --------------------------------------------------------------------------- spectrum
+
+
+def _spectrum_template() -> _Template:
+    fig, ax = _figure(_SPECTRUM_BOX)
+    _plain_log(ax, "y")
+    ax.set_xlabel("wavelength [µm]")
+    ax.set_ylabel("f$_\\nu$ [µJy]")
+    ax2 = ax.twinx()
+    ax2.set_ylim(0, 1)
+    return _Template(fig, ax, {"pce": ax2})
+
+
+def _spectrum(tp: _Template, result: Result, calc: Any, sources: Any = None,
+              **_: Any) -> None:
     filt = inst.mode(calc.instrument, calc.mode).filters[calc.filter]
-    fig = _figure()
-    ax = fig.add_subplot()
+    ax, ax2 = tp.ax, tp.parts["pce"]
     lo, hi = filt.pivot_um - 2.5 * filt.bandwidth_um, filt.pivot_um + 2.5 * filt.bandwidth_um
     w = np.geomspace(max(lo, 0.1), hi, 300)
     for i, (sid, src) in enumerate(sources.items()):
         ws = spectral.wave_grid(src.lines, src.redshift, w)
         fnu = spectral.observed_fnu_jy(src, ws, f"sources.{sid}")
-        ax.plot(ws, np.maximum(fnu, 1e-30) * 1e6, color=f"C{i % 10}", label=src.name or sid)
-    ax.set_yscale("log")
-    ax.set_xlabel("wavelength [µm]")
-    ax.set_ylabel("f$_\\nu$ [µJy]")
-    ax2 = ax.twinx()
-    ax2.fill_between(w, phys.throughput(filt, w), color="0.6", alpha=0.3, lw=0)
-    ax2.set_ylabel(f"{calc.filter} PCE")
+        tp.made += ax.plot(ws, np.maximum(fnu, 1e-30) * 1e6, color=f"C{i % 10}",
+                           label=src.name or sid)
+    tp.made.append(ax2.fill_between(w, phys.throughput(filt, w), color="0.6", alpha=0.3, lw=0))
+    ax.relim()
+    ax2.relim()  # the x range is shared: neither may keep the last render's extent
+    ax.autoscale_view()
     ax2.set_ylim(0, 1)
+    ax2.set_ylabel(f"{calc.filter} PCE")
     ax.legend(fontsize=7, loc="upper right")
     ax.set_title(f"source spectrum and {calc.filter} throughput", fontsize=9)
-    return fig
 
 
-def _extent(images) -> list[float]:
+# --------------------------------------------------------------------------- maps
+
+
+def _map_template(cmap: str, label: str, title: str = "") -> _Template:
+    fig, ax = _figure(_MAP_BOX)
+    im = ax.imshow(np.zeros((2, 2)), origin="lower", cmap=cmap, interpolation="nearest")
+    fig.colorbar(im, cax=fig.add_axes(_COLORBAR_BOX), label=label)
+    circles = [ax.add_patch(Circle((0, 0), 1.0, fill=False, color=c, lw=0.8))
+               for c in ("w", "c", "c")]
+    ax.set_xlabel("Δx [arcsec]")
+    ax.set_ylabel("Δy [arcsec]")
+    ax.set_title(title, fontsize=9)
+    return _Template(fig, ax, {"image": im, "circles": circles})
+
+
+def _show_map(tp: _Template, values: np.ndarray, images: Any, calc: Any) -> list[float]:
     h = images.source.shape[0] // 2
     e = (h + 0.5) * images.pixel_arcsec
-    return [-e, e, -e, e]
+    extent = [-e, e, -e, e]
+    im = tp.parts["image"]
+    im.set_data(values)
+    im.set_extent(extent)
+    tp.ax.set_xlim(-e, e)
+    tp.ax.set_ylim(-e, e)
+    radii = (calc.aperture_radius_arcsec, calc.annulus_inner_arcsec, calc.annulus_outer_arcsec)
+    for circle, r in zip(tp.parts["circles"], radii, strict=True):
+        circle.set_radius(r)
+    return extent
 
 
-def _circles(ax, calc) -> None:
-    for r, c in ((calc.aperture_radius_arcsec, "w"), (calc.annulus_inner_arcsec, "c"),
-                 (calc.annulus_outer_arcsec, "c")):
-        ax.add_patch(Circle((0, 0), r, fill=False, color=c, lw=0.8))
-
-
-def _snr_map(result: Result, calc, **_: Any) -> Figure:
+def _snr_map(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
     images = result.images["images"]
     m = result.images["measurement"]
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(np.isfinite(m.var_pix), images.source / np.sqrt(m.var_pix), 0.0)
-    fig = _figure()
-    ax = fig.add_subplot()
-    im = ax.imshow(snr, origin="lower", extent=_extent(images), cmap="viridis",
-                   interpolation="nearest")
-    _circles(ax, calc)
-    fig.colorbar(im, ax=ax, label="S/N per pixel")
-    ax.set_xlabel("Δx [arcsec]")
-    ax.set_ylabel("Δy [arcsec]")
-    ax.set_title("S/N per pixel", fontsize=9)
-    return fig
+    _show_map(tp, snr, images, calc)
+    tp.parts["image"].autoscale()  # the colour range of this map's finite values
 
 
-def _saturation_map(result: Result, calc, **_: Any) -> Figure:
+def _saturation_map(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
     images = result.images["images"]
     exp = result.images["exposure"]
     fw = inst.mode(calc.instrument, calc.mode).full_well_e
     fill = images.total * exp.integration_time_s / fw
-    fig = _figure()
-    ax = fig.add_subplot()
-    im = ax.imshow(np.minimum(fill, 2.0), origin="lower", extent=_extent(images), cmap="magma",
-                   vmin=0, vmax=max(1.0, min(float(fill.max()), 2.0)), interpolation="nearest")
+    extent = _show_map(tp, np.minimum(fill, 2.0), images, calc)
+    tp.parts["image"].set_clim(0, max(1.0, min(float(fill.max()), 2.0)))
     sat = fill >= 1.0
     if sat.any():
-        ax.contour(sat.astype(float), levels=[0.5], colors="c", linewidths=0.8,
-                   extent=_extent(images), origin="lower")
-    _circles(ax, calc)
-    fig.colorbar(im, ax=ax, label="fraction of full well")
-    ax.set_xlabel("Δx [arcsec]")
-    ax.set_ylabel("Δy [arcsec]")
-    ax.set_title(f"well fill at end of integration (max {fill.max():.2g})", fontsize=9)
-    return fig
+        tp.made.append(tp.ax.contour(sat.astype(float), levels=[0.5], colors="c",
+                                     linewidths=0.8, extent=extent, origin="lower"))
+    tp.ax.set_title(f"well fill at end of integration (max {fill.max():.2g})", fontsize=9)
 
 
+_BUILD = {"snr_vs_time": _snr_vs_time_template, "spectrum": _spectrum_template,
+          "snr_map": lambda: _map_template("viridis", "S/N per pixel", "S/N per pixel"),
+          "saturation_map": lambda: _map_template("magma", "fraction of full well")}
 _DRAW = {"snr_vs_time": _snr_vs_time, "spectrum": _spectrum, "snr_map": _snr_map,
          "saturation_map": _saturation_map}
+
+
+def _draw(kind: str, result: Result, calc: Any, scene: Any, sources: Any) -> bytes:
+    tp = _TEMPLATES.get(kind)
+    if tp is None:
+        tp = _TEMPLATES[kind] = _BUILD[kind]()
+    try:
+        tp.clear()
+        _DRAW[kind](tp, result, calc, scene=scene, sources=sources)
+        return _png(tp.fig)
+    except BaseException:
+        del _TEMPLATES[kind]  # possibly half-updated: the next render builds a fresh one
+        raise
 
 
 def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: dict,
@@ -159,5 +268,5 @@ def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: di
     calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id, limits, spectra)
     if result is None or result.images is None:
         result = run(calc, scene, sources)
-    fig = _DRAW[kind](result, calc, scene=scene, sources=sources)
-    return _png(fig)
+    return _draw(kind, result, calc, scene, sources)
+

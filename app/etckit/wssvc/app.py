@@ -571,6 +571,7 @@ async def _serve_http(cfg: Config, service: Service, halt: asyncio.Event, pool: 
                                      "pool": pool})
         await serve_app(create_app(service), host=cfg.wssvc.host, port=cfg.wssvc.port,
                         stop=http_stop, certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
-                        max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096)
+                        max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096,
+                        ws_compression=cfg.wssvc.compression)
     finally:
         closer.cancel()
