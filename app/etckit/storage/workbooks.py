@@ -14,6 +14,9 @@ confused:
   (``store_result``), so a result computed while the inputs changed is dropped. It also names
   plot URLs. Editing a source bumps the revision of the calculations using it, not their item
   revision (their forms are not stale).
+
+Each item revision is also kept in ``item_history`` (name, data, scene, who, when), the last
+``HISTORY_KEEP`` of each item, so that an item's recent versions can be shown and restored.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from .base import Row, Transaction
 
 KINDS = {"source": "sources", "scene": "scenes", "calculation": "calculations"}
+HISTORY_KEEP = 20  # item revisions kept per item
 WORKBOOK_COLUMNS = ("id, owner_id, name, description, created_at, updated_at, item_revision,"
                     " edited_by")
 
@@ -116,6 +120,7 @@ async def insert_item(tx: Transaction, kind: str, item_id: str, workbook: str, n
         await tx.execute(
             f"INSERT INTO {KINDS[kind]} (id, workbook_id, name, data, created_at, updated_at,"
             " edited_by) VALUES (:id, :w, :n, :d, :t, :t, :u)", params)
+    await _record(tx, kind, item_id)
 
 
 async def update_item(tx: Transaction, kind: str, item_id: str, name: str, data: dict,
@@ -133,7 +138,29 @@ async def update_item(tx: Transaction, kind: str, item_id: str, name: str, data:
     else:
         changed = await tx.execute(
             f"UPDATE {KINDS[kind]} SET name = :n, data = :d, updated_at = :t, {edit}", params)
+    if changed == 1:
+        await _record(tx, kind, item_id)
     return changed == 1
+
+
+async def _record(tx: Transaction, kind: str, item_id: str) -> None:
+    """Keep the item's current revision in its history; forget all but the last few."""
+    scene = "scene_id" if kind == "calculation" else "NULL"
+    await tx.execute(
+        "INSERT INTO item_history (item_id, item_revision, kind, workbook_id, name, data,"
+        f" scene_id, edited_by, edited_at) SELECT id, item_revision, :k, workbook_id, name,"
+        f" data, {scene}, edited_by, updated_at FROM {KINDS[kind]} WHERE id = :id",
+        {"k": kind, "id": item_id})
+    await tx.execute(
+        "DELETE FROM item_history WHERE item_id = :id AND item_revision <= (SELECT"
+        f" MAX(item_revision) FROM item_history WHERE item_id = :id) - {HISTORY_KEEP}",
+        {"id": item_id})
+
+
+async def history(tx: Transaction, item_id: str) -> list[Row]:
+    """The kept revisions of an item, newest first."""
+    return await tx.fetchall("SELECT * FROM item_history WHERE item_id = :id"
+                             " ORDER BY item_revision DESC", {"id": item_id})
 
 
 async def delete_item(tx: Transaction, kind: str, item_id: str,
@@ -145,6 +172,7 @@ async def delete_item(tx: Transaction, kind: str, item_id: str,
         changed = await tx.execute(f"DELETE FROM {KINDS[kind]} WHERE id = :id"
                                    " AND item_revision = :base",
                                    {"id": item_id, "base": base_revision})
+    await tx.execute("DELETE FROM item_history WHERE item_id = :id", {"id": item_id})
     return changed == 1
 
 
