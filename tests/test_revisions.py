@@ -231,3 +231,25 @@ async def test_history_keeps_the_last_revisions_and_goes_with_its_item(db):
         assert kept == list(range(wb.HISTORY_KEEP + 5, 5, -1))
         assert await wb.delete_item(tx, "source", "s")
         assert await wb.history(tx, "s") == []
+
+
+async def test_an_edit_clears_the_engine_stamp_until_a_stamped_result_is_stored(db):
+    from etckit.engine.version import versions
+    from etckit.worker.handlers.views import item_view
+
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO users (id, issuer, subject, kind, created_at)"
+                         " VALUES ('u', 't', 'u', 'fake', 0)")
+        await wb.insert_workbook(tx, {"id": "w", "name": "W", "description": "",
+                                      "created_at": 0, "updated_at": 0}, "u")
+        await wb.insert_item(tx, "scene", "s", "w", "S", {"sources": []})
+        await wb.insert_item(tx, "calculation", "c", "w", "C", {}, scene="s")
+        assert await wb.store_result(tx, "c", 1, "ok", "{}", "", versions())
+        assert not item_view("calculation", await wb.item(tx, "calculation", "c"))["outdated"]
+        await wb.mark_pending(tx, ["c"])
+        row = await wb.item(tx, "calculation", "c")
+        assert (row["engine_version"], row["data_version"]) == ("", "")
+        # a release that does not stamp its results (the previous one, mid-upgrade)
+        await tx.execute("UPDATE calculations SET status = 'ok' WHERE id = 'c'")
+        assert item_view("calculation", await wb.item(tx, "calculation", "c"))["outdated"]
+        assert [r["id"] for r in await wb.outdated(tx, "w", versions())] == ["c"]

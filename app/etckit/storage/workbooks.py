@@ -134,7 +134,8 @@ async def update_item(tx: Transaction, kind: str, item_id: str, name: str, data:
     if kind == "calculation":
         changed = await tx.execute(
             "UPDATE calculations SET name = :n, data = :d, updated_at = :t, scene_id = :scene,"
-            f" status = 'pending', revision = revision + 1, {edit}", {**params, "scene": scene})
+            " status = 'pending', revision = revision + 1, engine_version = '',"
+            f" data_version = '', {edit}", {**params, "scene": scene})
     else:
         changed = await tx.execute(
             f"UPDATE {KINDS[kind]} SET name = :n, data = :d, updated_at = :t, {edit}", params)
@@ -213,10 +214,13 @@ async def dependents(tx: Transaction, kind: str, row: Row) -> list[Row]:
 
 
 async def mark_pending(tx: Transaction, calculations: list[str]) -> None:
-    """Their inputs changed: a new revision each, results pending (single-row writes)."""
+    """Their inputs changed: a new revision each, results pending and of no engine yet (a
+    result stored later by a release that does not stamp it stays outdated); single-row
+    writes."""
     for calc in calculations:
         await tx.execute("UPDATE calculations SET status = 'pending', revision = revision + 1,"
-                         " updated_at = :t WHERE id = :id", {"t": time.time(), "id": calc})
+                         " engine_version = '', data_version = '', updated_at = :t"
+                         " WHERE id = :id", {"t": time.time(), "id": calc})
 
 
 async def inputs(tx: Transaction, calc: Row) -> tuple[dict, dict, dict[str, dict]] | None:
