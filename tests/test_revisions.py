@@ -186,3 +186,70 @@ async def test_storage_compare_and_set_lets_one_of_two_racing_edits_through(db):
     async with db.transaction() as tx:
         assert not await wb.delete_item(tx, "source", "s", base_revision=1)
         assert await wb.delete_item(tx, "source", "s", base_revision=2)
+
+
+async def test_history_shows_who_changed_what_and_an_old_revision_can_be_restored(chain):
+    _, one, _, _, source, _, _ = await _built(chain)
+    item = source
+    for factor in (2, 3):
+        item = (await one.request("source.edit", source=source["id"],
+                                  data=_brighter(item, factor),
+                                  base_revision=item["item_revision"], timeout=60))["item"]
+    item = (await one.request("source.edit", source=source["id"], name="Renamed",
+                              base_revision=item["item_revision"], timeout=60))["item"]
+    shown = await one.request("source.history", source=source["id"])
+    assert shown["type"] == "source.history" and shown["source"] == source["id"]
+    revisions = shown["revisions"]
+    assert [r["item_revision"] for r in revisions] == [4, 3, 2, 1]
+    assert [r["changed"] for r in revisions] == [
+        ["name"], ["data.normalization.value"], ["data.normalization.value"], ["created"]]
+    assert {r["edited_by"] for r in revisions} == {"alice"}
+    assert revisions[-1]["data"] == source["data"] and revisions[0]["name"] == "Renamed"
+    oldest = revisions[-1]  # restored: sent as an edit of the current revision
+    restored = await one.request("source.edit", source=source["id"], name=oldest["name"],
+                                 data=oldest["data"], base_revision=4, timeout=60)
+    assert restored["item"]["data"] == source["data"] and restored["item"]["item_revision"] == 5
+    again = (await one.request("source.history", source=source["id"]))["revisions"][0]
+    assert again["item_revision"] == 5
+    assert again["changed"] == ["data.normalization.value", "name"]
+    bob = await chain.connect("bob")
+    nope = await bob.request("source.history", source=source["id"])
+    assert nope["code"] == "not_found" and nope["message"] == f"no source {source['id']}"
+
+
+async def test_history_keeps_the_last_revisions_and_goes_with_its_item(db):
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO users (id, issuer, subject, kind, created_at)"
+                         " VALUES ('u', 't', 'u', 'fake', 0)")
+        await wb.insert_workbook(tx, {"id": "w", "name": "W", "description": "",
+                                      "created_at": 0, "updated_at": 0}, "u")
+        await wb.insert_item(tx, "source", "s", "w", "S", {"a": 0}, user="u")
+        for n in range(1, wb.HISTORY_KEEP + 5):
+            assert await wb.update_item(tx, "source", "s", "S", {"a": n}, base_revision=n,
+                                        user="u")
+        kept = [r["item_revision"] for r in await wb.history(tx, "s")]
+        assert kept == list(range(wb.HISTORY_KEEP + 5, 5, -1))
+        assert await wb.delete_item(tx, "source", "s")
+        assert await wb.history(tx, "s") == []
+
+
+async def test_an_edit_clears_the_engine_stamp_until_a_stamped_result_is_stored(db):
+    from etckit.engine.version import versions
+    from etckit.worker.handlers.views import item_view
+
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO users (id, issuer, subject, kind, created_at)"
+                         " VALUES ('u', 't', 'u', 'fake', 0)")
+        await wb.insert_workbook(tx, {"id": "w", "name": "W", "description": "",
+                                      "created_at": 0, "updated_at": 0}, "u")
+        await wb.insert_item(tx, "scene", "s", "w", "S", {"sources": []})
+        await wb.insert_item(tx, "calculation", "c", "w", "C", {}, scene="s")
+        assert await wb.store_result(tx, "c", 1, "ok", "{}", "", versions())
+        assert not item_view("calculation", await wb.item(tx, "calculation", "c"))["outdated"]
+        await wb.mark_pending(tx, ["c"])
+        row = await wb.item(tx, "calculation", "c")
+        assert (row["engine_version"], row["data_version"]) == ("", "")
+        # a release that does not stamp its results (the previous one, mid-upgrade)
+        await tx.execute("UPDATE calculations SET status = 'ok' WHERE id = 'c'")
+        assert item_view("calculation", await wb.item(tx, "calculation", "c"))["outdated"]
+        assert [r["id"] for r in await wb.outdated(tx, "w", versions())] == ["c"]

@@ -11,6 +11,7 @@
 
 import { conflictPanel } from "/static/js/conflicts.js";
 import { SpectraPanel, sourceExtras } from "/static/js/source-extras.js";
+import { historyPanel } from "/static/js/history.js";
 
 const KINDS = ["source", "scene", "calculation"];
 const PLOTS = [
@@ -147,6 +148,8 @@ export class WorkbookContents {
     return el("span", { className: "row" },
       el("button", { type: "button", className: "secondary", dataset: { action: "edit" },
         onclick: () => this.openForm(kind, item) }, "Edit"),
+      el("button", { type: "button", className: "secondary", dataset: { action: "history" },
+        onclick: () => this.showHistory(kind, item.id) }, "History"),
       el("button", { type: "button", className: "secondary", dataset: { action: "copy" },
         onclick: () => this.run(`${kind}.copy`, { [kind]: item.id }) }, "Copy"),
       el("button", { type: "button", className: "danger", dataset: { action: "delete" },
@@ -484,6 +487,23 @@ export class WorkbookContents {
       onTake: () => {
         this.saved(state.kind, theirs);
         this.formHost.replaceChildren();
+      } }));
+  }
+
+  async showHistory(kind, id) {
+    const reply = await this.run(`${kind}.history`, { [kind]: id }, false);
+    const item = this.items[kind].get(id);
+    if (!reply || !item) return;
+    this.formHost.replaceChildren(historyPanel({ el, item, revisions: reply.revisions,
+      onClose: () => this.formHost.replaceChildren(),
+      onRestore: async (r) => {
+        const current = this.items[kind].get(id);
+        const fields = { [kind]: id, name: r.name, data: r.data, base_revision: current.item_revision };
+        if (kind === "calculation") fields.scene = r.scene;
+        for (const c of this.affected(kind, id)) this.pending.add(c);
+        if (await this.run(`${kind}.edit`, fields)) return this.showHistory(kind, id);
+        for (const c of this.affected(kind, id)) this.pending.delete(c); // refused: shown in the status
+        this.drawCalculations();
       } }));
   }
 

@@ -57,4 +57,19 @@ async function load() {
 
 contents = new WorkbookContents({ conn, workbookId, container: content });
 
+$("export-workbook").addEventListener("click", async () => {
+  try {
+    const reply = await conn.request("workbook.export", { workbook: workbookId });
+    const blob = new Blob([JSON.stringify(reply.content, null, 2)], { type: "application/json" });
+    const a = Object.assign(document.createElement("a"),
+      { href: URL.createObjectURL(blob), download: reply.filename });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  } catch (err) {
+    showError(`The workbook could not be exported: ${err.message}`);
+  }
+});
+
 loadSession().catch((err) => showError(err.message));

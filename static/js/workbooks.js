@@ -102,6 +102,27 @@ $("create-form").addEventListener("submit", async (event) => {
   }
 });
 
+$("import-file").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (!file) return;
+  showError("");
+  try {
+    let content;
+    try {
+      content = JSON.parse(await file.text());
+    } catch {
+      throw new Error(`${file.name} is not a JSON file`);
+    }
+    const reply = await conn.request("workbook.import", { content });
+    workbooks.set(reply.workbook.id, reply.workbook);
+    render();
+  } catch (err) {
+    showError(`${file.name} was not imported: ${err.message}`); // names the path at fault
+  } finally {
+    event.target.value = "";
+  }
+});
+
 function confirmDelete(wb) {
   const dialog = $("confirm-delete");
   $("confirm-delete-name").textContent = wb.name;

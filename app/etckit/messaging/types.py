@@ -20,7 +20,7 @@ REQUEST_TYPES = frozenset({
     "workbook.export",
     "workbook.import",
     *(f"{kind}.{verb}" for kind in ("source", "scene", "calculation")
-      for verb in ("add", "edit", "copy", "delete")),
+      for verb in ("add", "edit", "copy", "delete", "history")),
     "calculation.download",
     "plot.render",
     "spectrum.upload",

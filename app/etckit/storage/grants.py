@@ -50,6 +50,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
         "scenes": _RW,
         "calculations": _RW,
         "spectra": _RW,
+        "item_history": _RW,
         **_REGISTRY,
     },
 }

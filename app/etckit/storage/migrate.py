@@ -126,7 +126,8 @@ CREATE TABLE assignments (
 );
 CREATE INDEX assignments_user ON assignments (user_id)
 """),
-    Migration(5, "item revisions for edits, who edited, engine and data version of results", """
+    Migration(5, "item revisions and history, who edited, engine and data version of results",
+              """
 ALTER TABLE workbooks ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE workbooks ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE sources ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
@@ -136,7 +137,20 @@ ALTER TABLE scenes ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE calculations ADD COLUMN item_revision INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE calculations ADD COLUMN edited_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE calculations ADD COLUMN engine_version TEXT NOT NULL DEFAULT '';
-ALTER TABLE calculations ADD COLUMN data_version TEXT NOT NULL DEFAULT ''
+ALTER TABLE calculations ADD COLUMN data_version TEXT NOT NULL DEFAULT '';
+CREATE TABLE item_history (
+    item_id TEXT NOT NULL,
+    item_revision INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('source', 'scene', 'calculation')),
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    scene_id TEXT,
+    edited_by TEXT NOT NULL,
+    edited_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (item_id, item_revision)
+);
+CREATE INDEX item_history_workbook ON item_history (workbook_id)
 """),
     Migration(6, "uploaded spectra inside workbooks", """
 CREATE TABLE spectra (

@@ -14,6 +14,9 @@ confused:
   (``store_result``), so a result computed while the inputs changed is dropped. It also names
   plot URLs. Editing a source bumps the revision of the calculations using it, not their item
   revision (their forms are not stale).
+
+Each item revision is also kept in ``item_history`` (name, data, scene, who, when), the last
+``HISTORY_KEEP`` of each item, so that an item's recent versions can be shown and restored.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from . import spectra
 from .base import Row, Transaction
 
 KINDS = {"source": "sources", "scene": "scenes", "calculation": "calculations"}
+HISTORY_KEEP = 20  # item revisions kept per item
 WORKBOOK_COLUMNS = ("id, owner_id, name, description, created_at, updated_at, item_revision,"
                     " edited_by")
 
@@ -117,6 +121,7 @@ async def insert_item(tx: Transaction, kind: str, item_id: str, workbook: str, n
         await tx.execute(
             f"INSERT INTO {KINDS[kind]} (id, workbook_id, name, data, created_at, updated_at,"
             " edited_by) VALUES (:id, :w, :n, :d, :t, :t, :u)", params)
+    await _record(tx, kind, item_id)
 
 
 async def update_item(tx: Transaction, kind: str, item_id: str, name: str, data: dict,
@@ -130,11 +135,34 @@ async def update_item(tx: Transaction, kind: str, item_id: str, name: str, data:
     if kind == "calculation":
         changed = await tx.execute(
             "UPDATE calculations SET name = :n, data = :d, updated_at = :t, scene_id = :scene,"
-            f" status = 'pending', revision = revision + 1, {edit}", {**params, "scene": scene})
+            " status = 'pending', revision = revision + 1, engine_version = '',"
+            f" data_version = '', {edit}", {**params, "scene": scene})
     else:
         changed = await tx.execute(
             f"UPDATE {KINDS[kind]} SET name = :n, data = :d, updated_at = :t, {edit}", params)
+    if changed == 1:
+        await _record(tx, kind, item_id)
     return changed == 1
+
+
+async def _record(tx: Transaction, kind: str, item_id: str) -> None:
+    """Keep the item's current revision in its history; forget all but the last few."""
+    scene = "scene_id" if kind == "calculation" else "NULL"
+    await tx.execute(
+        "INSERT INTO item_history (item_id, item_revision, kind, workbook_id, name, data,"
+        f" scene_id, edited_by, edited_at) SELECT id, item_revision, :k, workbook_id, name,"
+        f" data, {scene}, edited_by, updated_at FROM {KINDS[kind]} WHERE id = :id",
+        {"k": kind, "id": item_id})
+    await tx.execute(
+        "DELETE FROM item_history WHERE item_id = :id AND item_revision <= (SELECT"
+        f" MAX(item_revision) FROM item_history WHERE item_id = :id) - {HISTORY_KEEP}",
+        {"id": item_id})
+
+
+async def history(tx: Transaction, item_id: str) -> list[Row]:
+    """The kept revisions of an item, newest first."""
+    return await tx.fetchall("SELECT * FROM item_history WHERE item_id = :id"
+                             " ORDER BY item_revision DESC", {"id": item_id})
 
 
 async def delete_item(tx: Transaction, kind: str, item_id: str,
@@ -146,6 +174,7 @@ async def delete_item(tx: Transaction, kind: str, item_id: str,
         changed = await tx.execute(f"DELETE FROM {KINDS[kind]} WHERE id = :id"
                                    " AND item_revision = :base",
                                    {"id": item_id, "base": base_revision})
+    await tx.execute("DELETE FROM item_history WHERE item_id = :id", {"id": item_id})
     return changed == 1
 
 
@@ -186,10 +215,13 @@ async def dependents(tx: Transaction, kind: str, row: Row) -> list[Row]:
 
 
 async def mark_pending(tx: Transaction, calculations: list[str]) -> None:
-    """Their inputs changed: a new revision each, results pending (single-row writes)."""
+    """Their inputs changed: a new revision each, results pending and of no engine yet (a
+    result stored later by a release that does not stamp it stays outdated); single-row
+    writes."""
     for calc in calculations:
         await tx.execute("UPDATE calculations SET status = 'pending', revision = revision + 1,"
-                         " updated_at = :t WHERE id = :id", {"t": time.time(), "id": calc})
+                         " engine_version = '', data_version = '', updated_at = :t"
+                         " WHERE id = :id", {"t": time.time(), "id": calc})
 
 
 async def inputs(tx: Transaction, calc: Row) -> tuple[dict, dict, dict[str, dict]] | None:

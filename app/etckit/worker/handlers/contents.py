@@ -39,7 +39,7 @@ from .fields import (
     quota,
     workbook_of,
 )
-from .views import item_view
+from .views import history_view, item_view
 
 COPY_PREFIX = "Copy of "
 NORMALIZE = {"source": engine.normalize_source, "scene": engine.normalize_scene,
@@ -179,7 +179,8 @@ def _recalculate_later(ctx: Context, workbook: str, pending: list[dict[str, Any]
 # -- handlers -------------------------------------------------------------------------------
 
 def _register(kind: str) -> None:
-    for verb, make in (("add", _add), ("edit", _edit), ("copy", _copy), ("delete", _delete)):
+    for verb, make in (("add", _add), ("edit", _edit), ("copy", _copy), ("delete", _delete),
+                       ("history", _history)):
         handler(f"{kind}.{verb}")(make(kind))
 
 
@@ -290,6 +291,18 @@ async def recalculate_outdated(ctx: Context, message: dict[str, Any]) -> None:
         pending = [await wb.item(tx, "calculation", c) for c in stale]
     ctx.reply({"type": "workbook.recalculating", "workbook": workbook, "calculations": stale})
     _recalculate_later(ctx, workbook, [p for p in pending if p is not None])
+
+
+def _history(kind: str):
+    async def show_history(ctx: Context, message: dict[str, Any]) -> None:
+        """The item's recent revisions (who, when, what changed), newest first; a page
+        restores one by sending it as an edit (`X.edit` with the current base_revision)."""
+        item = ident(message, kind)
+        async with ctx.db.read() as tx:
+            await owned_item(tx, ctx, kind, item)
+            rows = await wb.history(tx, item)
+        ctx.reply({"type": f"{kind}.history", kind: item, "revisions": history_view(rows)})
+    return show_history
 
 
 async def _refuse_if_used(tx, kind: str, row: dict[str, Any]) -> None:

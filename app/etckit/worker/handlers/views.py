@@ -29,3 +29,35 @@ def engine_view() -> dict[str, str]:
     """This worker's engine and data version, as pages see them."""
     engine_version, data_version = versions()
     return {"engine_version": engine_version, "data_version": data_version}
+
+
+def _leaves(value: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _leaves(inner, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The dotted paths whose values differ (lists compared whole), sorted."""
+    a, b = _leaves(before, "", {}), _leaves(after, "", {})
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, ...) != b.get(k, ...))
+
+
+def history_view(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An item's kept revisions, newest first, each with what it changed from the one before
+    (`created` for revision 1; the oldest kept one otherwise changes nothing known)."""
+    states = [{"name": r["name"], "scene": r["scene_id"], "data": json.loads(r["data"])}
+              for r in rows]
+    out = []
+    for i, (row, state) in enumerate(zip(rows, states, strict=True)):
+        older = states[i + 1] if i + 1 < len(states) else None
+        changed = (["created"] if row["item_revision"] == 1 else
+                   changed_fields(older, state) if older is not None else [])
+        out.append({"item_revision": row["item_revision"], "edited_by": row["edited_by"],
+                    "edited_at": row["edited_at"], "changed": changed, "name": state["name"],
+                    "data": state["data"],
+                    **({"scene": state["scene"]} if row["kind"] == "calculation" else {})})
+    return out
