@@ -40,6 +40,7 @@ PLOTS = ("snr_vs_time", "spectrum")
 async def user_loop(setup: tuple, stop_at: float, times: dict, outcomes: Counter) -> None:
     lister, client, _wb, _src, calc = setup
     data = copy.deepcopy(calc["data"])
+    base = calc["item_revision"]  # an edit names the revision it was made from
     for n in itertools.count():
         if time.monotonic() >= stop_at:
             return
@@ -47,7 +48,9 @@ async def user_loop(setup: tuple, stop_at: float, times: dict, outcomes: Counter
         t0 = time.perf_counter()
         if kind == "calculation.edit":
             data["groups"] = 2 + n % 9  # a new revision: computed again
-            reply = await client.request(kind, calculation=calc["id"], data=data, timeout=120)
+            reply = await client.request(kind, calculation=calc["id"], data=data,
+                                         base_revision=base, timeout=120)
+            base = reply.get("item", {}).get("item_revision", base)
         elif kind == "plot.render":
             reply = await client.request(kind, calculation=calc["id"],
                                          kind=PLOTS[n % len(PLOTS)], timeout=120)
