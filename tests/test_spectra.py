@@ -100,3 +100,34 @@ async def test_another_users_spectrum_is_not_found(chain):
     assert peek["code"] == "not_found"
     deleted = await one.request("spectrum.delete", spectrum=up["item"]["id"])
     assert deleted["type"] == "spectrum.deleted"
+
+
+async def test_a_copied_workbook_brings_its_spectra_and_its_sources_use_the_copies(chain):
+    one, wb, content = await _open(chain, "carol")
+    up = (await one.request("spectrum.upload", name="flat", format="ascii", flux_unit="mJy",
+                            content=FLAT, timeout=60))["item"]
+    d = content["defaults"]
+    data = {**d["source"], "spectrum": {"kind": "uploaded", "spectrum_id": up["id"]}}
+    source = (await one.request("source.add", name="s", data=data))["item"]
+    scene = (await one.request("scene.add", name="f", data={"sources": [
+        {"source_id": source["id"]}]}))["item"]
+    calc = await one.request("calculation.add", name="c", scene=scene["id"],
+                             data=d["calculation"], timeout=60)
+    assert calc["item"]["status"] == "ok", calc
+    lister = await chain.connect("carol")
+    copied = await lister.request("workbook.copy", workbook=wb, timeout=60)
+    new_wb = copied["workbook"]["id"]
+    copy = await chain.connect("carol", workbook=new_wb)
+    new = await copy.request("workbook.open")
+    listed = (await copy.request("spectrum.list"))["spectra"]
+    assert [s["name"] for s in listed] == ["flat"] and listed[0]["id"] != up["id"]
+    src = new["sources"][0]
+    assert src["data"]["spectrum"]["spectrum_id"] == listed[0]["id"]
+    # the original's spectrum cannot be deleted out from under the copy, and vice versa
+    gone = await one.request("spectrum.delete", spectrum=up["id"])
+    assert gone["code"] == "in_use"
+    again = await copy.request("calculation.edit", calculation=new["calculations"][0]["id"],
+                               data={**d["calculation"], "groups": 7},
+                               base_revision=new["calculations"][0]["item_revision"],
+                               timeout=60)
+    assert again["item"]["status"] == "ok", again

@@ -108,6 +108,8 @@ def _break(content: dict, how: str) -> dict:
         c["calculations"][1]["name"] = ""
     elif how == "sources_type":
         c["sources"] = {"a": 1}
+    elif how == "uploaded":
+        c["sources"][0]["data"]["spectrum"] = {"kind": "uploaded", "spectrum_id": "abc123"}
     return c
 
 
@@ -123,6 +125,7 @@ def _break(content: dict, how: str) -> dict:
     ("groups", "content.calculations.1.data.groups"),
     ("name", "content.calculations.1.name"),
     ("sources_type", "content.sources"),
+    ("uploaded", "content.sources.0.data.spectrum"),
 ])
 async def test_a_faulty_file_is_refused_naming_its_path_and_stores_nothing(chain, how, field):
     lister, _, exported, _ = await _exported(chain, f"faulty-{how}")

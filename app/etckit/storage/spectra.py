@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .base import Row, Transaction
@@ -40,6 +41,20 @@ async def summary(tx: Transaction, spectrum: str) -> Row | None:
 async def count(tx: Transaction, workbook: str) -> int:
     return int(await tx.fetchval("SELECT COUNT(*) AS n FROM spectra WHERE workbook_id = :w",
                                  {"w": workbook}))
+
+
+async def copy_all(tx: Transaction, workbook: str, into: str,
+                   new_id: Callable[[], str]) -> dict[str, str]:
+    """Copy every spectrum of ``workbook`` into workbook ``into`` under new ids; returns
+    old id -> new id (for the copied sources' ``spectrum_id``)."""
+    rows = await tx.fetchall("SELECT id, name, format, flux_unit, data FROM spectra"
+                             " WHERE workbook_id = :w ORDER BY created_at, id", {"w": workbook})
+    ids = {}
+    for r in rows:
+        ids[r["id"]] = new_id()
+        await insert(tx, ids[r["id"]], into, r["name"], r["format"], r["flux_unit"],
+                     json.loads(r["data"]))
+    return ids
 
 
 async def delete(tx: Transaction, spectrum: str) -> None:

@@ -126,6 +126,11 @@ def _plan_items(ctx: Context, content: dict[str, Any], plan: Plan) -> None:
             except engine.ValidationError as exc:
                 raise _invalid(exc.field, exc.message) from None
             scene = None
+            spectrum = data.get("spectrum") if kind == "source" else None
+            if isinstance(spectrum, dict) and spectrum.get("kind") == "uploaded":
+                raise _invalid(f"{where}.data.spectrum", "an uploaded spectrum is not carried"
+                               " in an exported file yet: upload it into the new workbook"
+                               " and choose it in the source")
             if kind == "scene":
                 for j, placed in enumerate(data["sources"]):
                     new = plan.ids["source"].get(placed["source_id"])

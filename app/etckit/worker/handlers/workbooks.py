@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from ... import engine
+from ...storage import spectra
 from ...storage import workbooks as wb
 from ..dispatch import Context, handler
 from .fields import base_revision, conflict, ident, name, owned_workbook, quota, text, workbook_of
@@ -108,8 +109,9 @@ async def copy_workbook(ctx: Context, message: dict[str, Any]) -> None:
 
 
 async def _copy_items(tx, workbook: str, into: str, user: str) -> None:
-    """Every source, scene and calculation, with new ids (scenes point at the new sources)."""
-    ids: dict[str, str] = {}
+    """Every uploaded spectrum, source, scene and calculation, with new ids (sources point at
+    the new spectra, scenes at the new sources)."""
+    ids = await spectra.copy_all(tx, workbook, into, lambda: uuid.uuid4().hex)
     for kind in wb.KINDS:
         for row in await wb.items(tx, kind, workbook):
             ids[row["id"]] = uuid.uuid4().hex
@@ -117,6 +119,9 @@ async def _copy_items(tx, workbook: str, into: str, user: str) -> None:
             if kind == "scene":
                 for p in data.get("sources", []):
                     p["source_id"] = ids.get(p.get("source_id"), p.get("source_id"))
+            spectrum = data.get("spectrum") if kind == "source" else None
+            if isinstance(spectrum, dict) and spectrum.get("spectrum_id") in ids:
+                spectrum["spectrum_id"] = ids[spectrum["spectrum_id"]]
             await wb.insert_item(tx, kind, ids[row["id"]], into, row["name"], data,
                                  scene=ids.get(row.get("scene_id") or ""),
                                  result=row.get("result"), status=row.get("status", ""),
