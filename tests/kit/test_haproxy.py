@@ -124,9 +124,11 @@ def test_a_client_over_the_login_rate_gets_429_with_retry_after(inventory, test_
     haproxy = require_program("haproxy", "haproxy")
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
+    metrics = free_port()
     inventory.edit_vars("all/main.yml", lambda data: data.update({
         "etckit_haproxy_login_rate": 3, "etckit_haproxy_assign_rate": 5,
         "etckit_haproxy_ipv6": False, "etckit_haproxy_backend_group": "nobody",
+        "etckit_haproxy_metrics_address": "127.0.0.1", "etckit_haproxy_metrics_port": metrics,
         "etckit_haproxy_extra_servers": [
             {"name": "stub", "address": "127.0.0.1", "port": backend.server_address[1]}]}))
     out = render(inventory, test_certs, tmp_path / "out", limit="loadbalancers")
@@ -148,6 +150,14 @@ def test_a_client_over_the_login_rate_gets_429_with_retry_after(inventory, test_
         assert _post(port, "/api/me")[0] == 200
         assigns = [_post(port, "/api/assign")[0] for _ in range(6)]
         assert assigns == [200] * 5 + [429]
+        # HAProxy's Prometheus endpoint (etckit_monitoring scrapes it) counts the 429s.
+        conn = http.client.HTTPConnection("127.0.0.1", metrics, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        family = 'haproxy_frontend_http_responses_total{proxy="etckit_https",code="'
+        by_code = {line[len(family):].split('"')[0]: int(line.rsplit(" ", 1)[1])
+                   for line in text.splitlines() if line.startswith(family)}
+        assert by_code["4xx"] >= 2 and by_code["5xx"] == 0, by_code  # the two 429s at least
     finally:
         proxy.terminate()
         proxy.wait(timeout=10)
