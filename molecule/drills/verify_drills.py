@@ -1,0 +1,399 @@
+"""The drills scenario's verify: the kit's operations run while a real client keeps working.
+
+Run by verify.yml (Molecule sets MOLECULE_* in the environment). The client is the topology
+scenario's (molecule/topology/verify_topology.py: it trusts only the test CA and resolves
+*.etc.example.org itself); here www.etc.example.org is keepalived's floating address. Each step
+prints one line with its figures, appends its time to test-artifacts/molecule-times.txt, and
+raises on the first behaviour that is wrong.
+
+    python verify_drills.py [STEP ...]     default: every step, in order
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from cryptography import x509
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "topology"))
+import verify_topology as vt  # noqa: E402  (the client, the host helpers)
+
+DOMAIN = vt.DOMAIN
+INVENTORY = yaml.safe_load((HERE / "inventory" / "hosts.yml").read_text())["all"]
+VIP = yaml.safe_load((HERE / "inventory" / "group_vars" / "loadbalancers" / "keepalived.yml")
+                     .read_text())["etckit_lb_vip"]
+LBS = list(INVENTORY["children"]["loadbalancers"]["hosts"])
+APPS = list(INVENTORY["children"]["main_servers"]["hosts"])
+DATABASE = next(iter(INVENTORY["children"]["databases"]["hosts"]))
+TIMES = vt.PROJECT / "test-artifacts" / "molecule-times.txt"
+
+# The client resolves the scenario's names: www is the floating address.
+vt.ADDRESSES.clear()
+vt.ADDRESSES.update({name: hv["etckit_address"] for name, hv in INVENTORY["hosts"].items()})
+vt.ADDRESSES["www"] = VIP
+say = vt.say
+on = vt.on
+
+
+def playbook(name: str, *args: str) -> str:
+    return vt.playbook(name, *args, grown=False)
+
+
+def served_serial(host: str, port: int, address: str | None = None) -> int:
+    """The serial number of the certificate HOST:PORT serves (verified against the test CA)."""
+    import socket
+
+    with socket.create_connection((address or vt.ADDRESSES[host.split(".")[0]], port), 10) as raw:
+        with vt.TLS.wrap_socket(raw, server_hostname=host) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def vip_holders() -> list[str]:
+    return [lb for lb in LBS if on(lb, "ip", "-o", "-4", "addr", "show", check=False)
+            .count(f" {VIP}/") > 0]
+
+
+async def healthy_www() -> None:
+    def test() -> bool:
+        try:
+            return httpx.get(f"https://www.{DOMAIN}/healthz", verify=vt.TLS, timeout=5)\
+                .status_code == 200
+        except httpx.HTTPError:
+            return False
+    await asyncio.to_thread(vt.wait_until, "www answers /healthz", test, 120)
+
+
+async def settled(conn: vt.Connection, type_: str, **fields) -> dict[str, Any]:
+    """A request right after programs restarted: `busy`/`unavailable` until the workers have
+    joined their broker (a few heartbeats), then it must succeed."""
+    started = time.monotonic()
+    while True:
+        reply = await conn.request(type_, **fields)
+        if reply.get("type") != "error":
+            return reply
+        assert reply["code"] in ("busy", "unavailable") and time.monotonic() - started < 60, reply
+        await asyncio.sleep(1)
+
+
+async def names(s: vt.State) -> dict[str, str]:
+    lister = await s.browser.connect("list")
+    try:
+        return {w["id"]: w["name"] for w in (await settled(lister, "workbook.list"))["workbooks"]}
+    finally:
+        await lister.close()
+
+
+class Load:
+    """A client that keeps working: an HTTP request through the floating address and an edit
+    over its websocket, in a loop. A failed request raises; a websocket closed under a
+    request (the documented 1012/1001 closes) reconnects through main_server and is counted."""
+
+    def __init__(self, s: vt.State) -> None:
+        self.s = s
+        self.stats: dict[str, Any] = {"edits": 0, "http": 0, "closes": 0}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        s = self.s
+        while not self._stop.is_set():
+            r = await s.browser.http.get("/api/me")
+            assert r.status_code == 200, f"main_server through HAProxy answered {r.status_code}"
+            self.stats["http"] += 1
+            try:
+                name = f"edit {self.stats['edits'] + 1}"
+                reply = await s.conn.request("workbook.rename", workbook=s.workbook, name=name,
+                                             timeout=30)
+                assert reply.get("type") != "error", f"workbook.rename failed: {reply}"
+                self.stats["edits"] += 1
+                self.stats["last"] = name
+            except vt.ConnectionLost:
+                self.stats["closes"] += 1
+                s.conn = await s.browser.connect("workbook", s.workbook)
+            await asyncio.sleep(0.3)
+
+    def __enter__(self) -> Load:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def finish(self) -> str:
+        self._stop.set()
+        await self._task  # re-raises what the client saw go wrong
+        content = await vt.call(self.s, "workbook.open")
+        assert content["workbook"]["name"] == self.stats["last"], (content["workbook"],
+                                                                    self.stats["last"])
+        return (f"{self.stats['edits']} edits and {self.stats['http']} HTTP requests, none "
+                f"failed; {self.stats['closes']} documented closes, each reconnected")
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+
+# -- the steps ------------------------------------------------------------------------------
+
+async def step_client(s: vt.State) -> None:
+    """Log in through the floating address, a workbook with a calculation and its plot."""
+    s.browser = vt.Browser()
+    await s.browser.login("drills")
+    lister = await s.browser.connect("list")
+    s.workbook = (await lister.ok("workbook.create", name="Drills"))["workbook"]["id"]
+    await lister.close()
+    s.conn = await s.browser.connect("workbook", s.workbook)
+    d = (await s.conn.ok("workbook.open"))["defaults"]
+    source = (await s.conn.ok("source.add", name="Galaxy", data=d["source"]))["item"]
+    scene = (await s.conn.ok("scene.add", name="Field", data={"sources": [
+        {"source_id": source["id"], "offset_x_arcsec": 0.0, "offset_y_arcsec": 0.0}]}))["item"]
+    s.calc = (await s.conn.ok("calculation.add", name="F200W", scene=scene["id"],
+                              data=d["calculation"]))["item"]
+    assert s.calc["status"] == "ok", s.calc
+    await s.browser.plot(s.conn, s.calc)
+    say(f"logged in through {VIP} (www); workbook {s.workbook} with a calculation on "
+        f"{s.conn.front}")
+
+
+def dump_is_private(local: Path) -> str:
+    """The dump on the controller and on the database host: not readable by etckit or others."""
+    assert local.stat().st_mode & 0o077 == 0, f"{local} is mode {local.stat().st_mode:o}"
+    remote = f"/var/backups/etckit/{local.name}"
+    mode = on(DATABASE, "stat", "-c", "%a %U", remote)
+    assert int(mode.split()[0], 8) & 0o007 == 0, f"{DATABASE}:{remote} is {mode}"
+    done = subprocess.run(["podman", "exec", DATABASE, "runuser", "-u", "etckit", "--",
+                           "head", "-c", "1", remote], capture_output=True)
+    assert done.returncode != 0 and not done.stdout, f"the etckit user reads {remote}"
+    return mode
+
+
+async def step_backup_restore(s: vt.State) -> None:
+    """backup, more writes, restore: what was acknowledged before the backup, nothing later."""
+    lister = await s.browser.connect("list")
+    for n in range(3):
+        await lister.ok("workbook.create", name=f"before the backup {n}")
+    await lister.close()
+    await vt.call(s, "workbook.rename", workbook=s.workbook, name="renamed before the backup")
+    before = await names(s)
+    out = await asyncio.to_thread(playbook, "backup-database.yml",
+                                  "-e", f"etckit_backup_local_dir={vt.EPHEMERAL}/backups")
+    local = Path(re.search(r"backup in (\S+\.dump)", out)[1])
+    mode = dump_is_private(local)
+
+    lister = await s.browser.connect("list")
+    later = [(await lister.ok("workbook.create", name=f"after the backup {n}"))["workbook"]["id"]
+             for n in range(2)]
+    await lister.close()
+    await vt.call(s, "workbook.rename", workbook=s.workbook, name="renamed after the backup")
+    assert set(later) <= set(await names(s))
+
+    await asyncio.to_thread(playbook, "restore-database.yml", "-e",
+                            f"etckit_restore_file={local}", "-e", "etckit_restore_confirm=yes")
+    await healthy_www()
+    after = await names(s)  # the session made before the backup is in the dump: still logged in
+    assert after == before, f"after the restore: {after}, acknowledged before the backup: {before}"
+    s.conn = await s.browser.connect("workbook", s.workbook)  # its wssvc restarted
+    content = await settled(s.conn, "workbook.open")
+    assert [c["id"] for c in content["calculations"]] == [s.calc["id"]], content
+    copy = (await s.conn.ok("calculation.copy", calculation=s.calc["id"]))["item"]
+    assert copy["status"] == "ok", copy
+    await s.browser.plot(s.conn, copy)
+    say(f"backup {local.name} (controller 0600, host {mode}, the etckit user cannot read it); "
+        f"restore: the {len(before)} workbooks acknowledged before it are back as they were, "
+        f"the {len(later)} created and the rename made after it are gone; a new calculation "
+        "and its plot work")
+
+
+def releases() -> dict[str, str]:
+    return {h: on(h, "readlink", "/opt/etckit/current") for h in APPS}
+
+
+def runs(host: str, release: str) -> list[str]:
+    """The etckit units of HOST whose process did not load RELEASE."""
+    return [u for u in vt.etckit_units(host)
+            if release not in on(host, "cat", f"/proc/{vt.unit_state(host, u)['MainPID']}/maps")]
+
+
+async def versions(s: vt.State) -> set[str]:
+    urls = [f"https://{h}.{DOMAIN}:8081/healthz" for h in APPS] + ["/healthz"]
+    return {(await s.browser.http.get(url)).json()["version"] for url in urls}
+
+
+async def step_upgrade_rollback(s: vt.State) -> None:
+    """rolling-upgrade.yml to a new release, then rollback.yml, while the client works."""
+    old, old_version = releases(), await versions(s)
+    assert len(old_version) == 1, old_version
+    version = f"0.1.0+drill.{int(time.time())}"
+    await asyncio.to_thread(vt.build_wheel, version)
+    with Load(s) as load:
+        await asyncio.to_thread(playbook, "rolling-upgrade.yml")
+        assert await versions(s) == {version}, await versions(s)
+        upgraded = releases()
+        assert all(upgraded[h] != old[h] for h in APPS), (old, upgraded)
+        await asyncio.to_thread(playbook, "rollback.yml")
+        seen = await load.finish()
+    assert releases() == old, f"after the rollback: {releases()}, before the upgrade: {old}"
+    stale = {h: runs(h, old[h]) for h in APPS}
+    assert not any(stale.values()), f"programs not on the previous release: {stale}"
+    assert await versions(s) == old_version, await versions(s)
+    say(f"rolling upgrade to {version} and rollback to {old_version.pop()}: every program on "
+        f"{', '.join(APPS)} runs the previous release again; meanwhile {seen}")
+
+
+def new_certificate() -> tuple[Path, int]:
+    """A new wildcard certificate from the same test CA (a new key and serial)."""
+    old, new = vt.EPHEMERAL / "certs", vt.EPHEMERAL / f"certs-{int(time.time())}"
+    new.mkdir()
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy(old / name, new / name)
+    subprocess.run([str(vt.PROJECT / "certs" / "make-test-cert"), DOMAIN, str(new)],
+                   check=True, capture_output=True)
+    return new, x509.load_pem_x509_certificate((new / "wildcard.crt").read_bytes()).serial_number
+
+
+def serials() -> dict[str, int]:
+    found = {f"{lb} (HAProxy)": served_serial(f"www.{DOMAIN}", 443, vt.ADDRESSES[lb])
+             for lb in LBS}
+    found.update({f"{h} (wssvc)": served_serial(f"{h}.{DOMAIN}", 8081) for h in APPS})
+    return found
+
+
+async def step_rotate_certificate(s: vt.State) -> None:
+    """rotate-certificate.yml with a new certificate: everything serves it, no request fails."""
+    before = await asyncio.to_thread(serials)
+    certs, serial = await asyncio.to_thread(new_certificate)
+    assert serial not in before.values()
+    with Load(s) as load:
+        await asyncio.to_thread(playbook, "rotate-certificate.yml",
+                                "-e", f"etckit_molecule_certs={certs}")
+        seen = await load.finish()
+    after = await asyncio.to_thread(serials)
+    wrong = {where: f"{got:x}" for where, got in after.items() if got != serial}
+    assert not wrong, f"still the old certificate (new serial {serial:x}): {wrong}"
+    say(f"certificate rotated to serial {serial:x}: served by {', '.join(after)}; meanwhile {seen}")
+
+
+class Prober:
+    """A new HTTPS connection to the floating address every 0.1 s; the gap is the time from the
+    last answer before the first failure to the first answer after it."""
+
+    def __init__(self) -> None:
+        self.ok: list[float] = []
+        self.failed: list[float] = []
+        self._stop = asyncio.Event()
+
+    async def run(self) -> None:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(verify=vt.TLS, timeout=1, limits=limits) as http:
+            while not self._stop.is_set():
+                try:
+                    r = await http.get(f"https://www.{DOMAIN}/healthz")
+                    (self.ok if r.status_code == 200 else self.failed).append(time.monotonic())
+                except httpx.HTTPError:
+                    self.failed.append(time.monotonic())
+                await asyncio.sleep(0.1)
+
+    def recovered(self) -> bool:
+        return bool(self.failed) and sum(t > self.failed[-1] for t in self.ok) >= 10
+
+    def gap(self) -> float:
+        first = self.failed[0]
+        last_ok = max((t for t in self.ok if t < first), default=first)
+        return min(t for t in self.ok if t > self.failed[-1]) - last_ok
+
+
+async def outage(what: str, action, holder_after: str) -> float:
+    prober = Prober()
+    task = asyncio.create_task(prober.run())
+    try:
+        await asyncio.sleep(1)
+        await asyncio.to_thread(action)
+        await asyncio.to_thread(vt.wait_until, f"{holder_after} holds {VIP} after {what}",
+                                lambda: vip_holders() == [holder_after], 60)
+        await asyncio.to_thread(vt.wait_until, f"www answers again after {what}",
+                                lambda: prober.recovered() or (not prober.failed
+                                                               and len(prober.ok) > 30), 60)
+    finally:
+        prober._stop.set()
+        await task
+    return prober.gap() if prober.failed else 0.0
+
+
+async def step_failover(s: vt.State) -> None:
+    """keepalived: lb1's HAProxy stops, then its container; the client carries on via lb2."""
+    first, second = LBS
+    await asyncio.to_thread(vt.wait_until, f"{first} holds {VIP}",
+                            lambda: vip_holders() == [first], 60)
+    gap_haproxy = await outage(f"{first}'s HAProxy stopped", lambda: on(
+        first, "systemctl", "stop", "haproxy.service"), second)
+    await vt.call(s, "workbook.rename", workbook=s.workbook, name="via lb2")
+    assert (await s.browser.http.get("/api/me")).status_code == 200
+    back = await outage(f"{first}'s HAProxy started", lambda: on(
+        first, "systemctl", "start", "haproxy.service"), first)
+    try:
+        gap_host = await outage(f"{first}'s container stopped", lambda: subprocess.run(
+            ["podman", "stop", first], check=True, capture_output=True), second)
+        assert (await s.browser.http.get("/api/me")).status_code == 200
+        content = await vt.call(s, "workbook.open")
+        assert content["workbook"]["name"] == "via lb2", content["workbook"]
+    finally:
+        await asyncio.to_thread(subprocess.run, ["podman", "start", first], capture_output=True)
+    say(f"failover to {second}: {gap_haproxy:.1f}s without an answer after {first}'s HAProxy "
+        f"stopped, {gap_host:.1f}s after its container stopped ({back:.1f}s when the address "
+        "went back); the logged-in client carried on")
+
+
+STEPS = {
+    "client": step_client,
+    "backup-restore": step_backup_restore,
+    "upgrade-rollback": step_upgrade_rollback,
+    "rotate-certificate": step_rotate_certificate,
+    "failover": step_failover,
+}
+
+
+def diagnose() -> None:
+    for host in APPS + LBS:
+        print(f"--- {host}", file=sys.stderr)
+        print(on(host, "systemctl", "list-units", "--plain", "--no-legend", "--all",
+                 "etckit*", "haproxy*", "keepalived*", check=False), file=sys.stderr)
+        print(on(host, "journalctl", "-u", "etckit*", "-u", "keepalived*", "-n", "30",
+                 "--no-pager", "-o", "cat", check=False), file=sys.stderr)
+
+
+async def main(steps: list[str]) -> int:
+    s = vt.State()
+    TIMES.parent.mkdir(exist_ok=True)
+    try:
+        for name in steps or list(STEPS):
+            if name != "client" and not hasattr(s, "browser"):
+                await step_client(s)
+            started = time.monotonic()
+            try:
+                await STEPS[name](s)
+            except BaseException:
+                say(f"step {name} FAILED after {time.monotonic() - started:.0f}s")
+                diagnose()
+                raise
+            took = f"drills {name}: {time.monotonic() - started:.0f}s"
+            say(took)
+            with TIMES.open("a") as times:
+                print(took, file=times)
+    finally:
+        if hasattr(s, "browser"):
+            with contextlib.suppress(Exception):
+                await s.browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(asyncio.run(main(sys.argv[1:])))
