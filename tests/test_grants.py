@@ -108,8 +108,15 @@ async def test_each_program_runs_its_own_code_under_its_own_role(roles):
     scene = await _worker(worker, alice.id, {"id": 4, "type": "scene.add", "workbook": book,
                                              "name": "F", "data": placed})
     assert scene["type"] != "error", scene
+    edited = await _worker(worker, alice.id, {"id": 9, "type": "source.edit", "workbook": book,
+                                              "source": source["item"]["id"],
+                                              "base_revision": source["item"]["item_revision"],
+                                              "data": {**opened["defaults"]["source"],
+                                                       "redshift": 1.0}})
+    assert edited["type"] != "error", edited  # writes the item's history too
     renamed = await _worker(worker, alice.id, {"id": 5, "type": "workbook.rename",
-                                               "workbook": book, "name": "W2"})
+                                               "workbook": book, "name": "W2",
+                                               "base_revision": made["workbook"]["item_revision"]})
     assert renamed["type"] != "error", renamed
     copied = await _worker(worker, alice.id, {"id": 6, "type": "workbook.copy",
                                               "workbook": book})
