@@ -159,6 +159,7 @@ class Connection:
         try:
             async for raw in self.ws:
                 message = json.loads(raw)
+                _note_revision(message)
                 if message.get("type") == "ping":
                     await self.ws.send(json.dumps({"type": "pong", "id": f"c-{message['id']}",
                                                    "ref": message["id"]}))
@@ -175,6 +176,8 @@ class Connection:
     async def request(self, type_: str, timeout: float = 60, **fields) -> dict[str, Any]:
         if self.closed:
             raise ConnectionLost(self.closed)
+        if type_ == "workbook.rename" and "base_revision" not in fields:
+            fields["base_revision"] = REVISIONS.get(fields.get("workbook"), 1)
         self._n += 1
         mid = f"{type_}-{self._n}"
         future = asyncio.get_running_loop().create_future()
@@ -194,6 +197,18 @@ class Connection:
     async def close(self) -> None:
         await self.ws.close()
         await self._reader
+
+
+# A workbook's latest item_revision heard of (replies, broadcasts, conflicts): a rename names
+# it as its base_revision, as the page does.
+REVISIONS: dict[str, int] = {}
+
+
+def _note_revision(message: dict[str, Any]) -> None:
+    for key in ("workbook", "item"):
+        seen = message.get(key)
+        if isinstance(seen, dict) and "item_revision" in seen and "id" in seen:
+            REVISIONS[seen["id"]] = max(REVISIONS.get(seen["id"], 0), seen["item_revision"])
 
 
 class Browser:
