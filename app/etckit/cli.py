@@ -85,7 +85,7 @@ def _dispatch(args: argparse.Namespace, cfg: Config) -> int:
 
 
 async def _db(args: argparse.Namespace, cfg: Config) -> int:
-    from .storage import StorageError, connect, current_version, upgrade
+    from .storage import StorageError, connected, current_version, upgrade
     from .storage.grants import PRIVILEGES, apply_grants, grant_statements
 
     try:
@@ -93,8 +93,7 @@ async def _db(args: argparse.Namespace, cfg: Config) -> int:
             tables = sorted({table for grants in PRIVILEGES.values() for table in grants})
             print(";\n".join(grant_statements(tables, args.role_prefix)) + ";")
             return 0
-        db = await connect(cfg)
-        try:
+        async with connected(cfg) as db:
             if args.db_command == "upgrade":
                 applied = await upgrade(db, args.to)
                 version = await current_version(db)
@@ -108,8 +107,6 @@ async def _db(args: argparse.Namespace, cfg: Config) -> int:
                 print(f"granted: {len(done)} statements for the roles {args.role_prefix}_*")
             else:
                 print(await current_version(db))
-        finally:
-            await db.close()
     except (StorageError, ValueError) as exc:
         print(f"etckit db: {exc}", file=sys.stderr)
         return 1
@@ -144,14 +141,11 @@ def _render(table: list[tuple[str, ...]]) -> str:
 
 async def _status(args: argparse.Namespace, cfg: Config) -> int:
     from .registry import everything, problems
-    from .storage import StorageError, connect
+    from .storage import StorageError, connected
 
     try:
-        db = await connect(cfg)
-        try:
+        async with connected(cfg) as db:
             rows = await everything(db)
-        finally:
-            await db.close()
     except StorageError as exc:
         print(f"etckit status: cannot read the service registry: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ from . import log as logsetup
 from .auth.keys import make_keypair
 from .config import Config, load
 from .messaging.curve import CurveKeyError, keypair
-from .storage import StorageError, connect, upgrade
+from .storage import StorageError, connected, upgrade
 
 log = logging.getLogger("etckit.dev")
 
@@ -206,11 +206,8 @@ def run_dev(cfg: Config, config_path: str | None, port: int | None = None) -> in
 
     async def main() -> int:
         try:
-            db = await connect(child_cfg)
-            try:
+            async with connected(child_cfg) as db:
                 applied = await upgrade(db)
-            finally:
-                await db.close()
         except StorageError as exc:
             log.error("cannot prepare the database: %s", exc)
             return 1

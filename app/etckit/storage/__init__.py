@@ -7,7 +7,8 @@ times are seconds since the epoch (double precision), so the same statements run
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 
 from .base import Database, IntegrityError, StorageError, Transaction
 from .migrate import MIGRATIONS, check_schema, current_version, upgrade
@@ -41,5 +42,15 @@ async def connect(cfg) -> Database:  # cfg: etckit.config.Config
     return db
 
 
+@asynccontextmanager
+async def connected(cfg) -> AsyncIterator[Database]:  # cfg: etckit.config.Config
+    """The configured database for the length of a ``async with`` block (short commands)."""
+    db = await connect(cfg)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
 __all__ = ["Database", "Transaction", "StorageError", "IntegrityError", "open_database",
-           "connect", "upgrade", "check_schema", "current_version", "MIGRATIONS"]
+           "connect", "connected", "upgrade", "check_schema", "current_version", "MIGRATIONS"]
