@@ -194,3 +194,43 @@ def test_dev_gives_each_child_a_metrics_port():
             assert child.env["ETCKIT_METRICS__PORT"] == str(ports[child.name])
     default = metrics_ports(load(None, environ={}), [Child("broker", [])])
     assert default in ({"broker": 9303}, {})
+
+
+def pool_samples() -> dict:
+    registry = metrics.registry_for("main_server")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in registry.collect() for s in family.samples}
+
+
+async def test_database_pool_use_is_exported_and_follows_transactions(db_url):
+    """etckit_db_pool_*: a connected database counts, a transaction makes one connection
+    busy, and a second one waiting for the only SQLite connection shows as waiting."""
+    from etckit.storage import connected
+
+    cfg = load(None, {"ETCKIT_DATABASE__URL": db_url, "ETCKIT_DATABASE__POOL_MAX": "3"})
+    async with connected(cfg) as db:
+        idle = pool_samples()
+        assert value(idle, "etckit_db_pool_connections", state="busy") == 0
+        assert value(idle, "etckit_db_pool_max_connections") == (1 if "sqlite" in db_url else 3)
+        inside = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with db.transaction() as tx:
+                await tx.fetchval("SELECT 1 AS one")
+                inside.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await inside.wait()
+        waiter = asyncio.create_task(db.fetchval("SELECT 2 AS two"))
+        await asyncio.sleep(0.2)
+        busy = pool_samples()
+        assert value(busy, "etckit_db_pool_connections", state="busy") >= 1
+        if "sqlite" in db_url:  # the second transaction waits for the one connection
+            assert value(busy, "etckit_db_pool_waiting") == 1
+        release.set()
+        await holder
+        assert await waiter == 2
+        assert value(pool_samples(), "etckit_db_pool_waiting") == 0
+    assert value(pool_samples(), "etckit_db_pool_connections", state="busy") == 0

@@ -15,6 +15,7 @@ types, error codes, pools, login kinds; never a user or workbook id.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,7 +29,7 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .config import Config
@@ -101,13 +102,42 @@ class _CacheCounts(Collector):
 
 CACHES = _CacheCounts()
 
+
+class _PoolUse(Collector):
+    """etckit_db_pool_*: the program's database connections (summed over its databases:
+    a program keeps one for its work and one for the service registry), read when scraped
+    from each backend's own counters (``Database.pool_use``)."""
+
+    def __init__(self) -> None:
+        self.databases: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        busy = idle = most = waiting = 0
+        for db in list(self.databases):
+            b, i, m, w = db.pool_use()
+            busy, idle, most, waiting = busy + b, idle + i, most + m, waiting + w
+        connections = GaugeMetricFamily("etckit_db_pool_connections", "Open database "
+                                        "connections, busy (in a transaction) or idle",
+                                        labels=["state"])
+        connections.add_metric(["busy"], busy)
+        connections.add_metric(["idle"], idle)
+        yield connections
+        yield GaugeMetricFamily("etckit_db_pool_max_connections", "The most database "
+                                "connections the pools may open (database.pool_max)",
+                                value=most)
+        yield GaugeMetricFamily("etckit_db_pool_waiting", "Transactions waiting for a free "
+                                "database connection", value=waiting)
+
+
+POOLS = _PoolUse()
+
 FAMILIES: dict[str, tuple[Collector, ...]] = {
     "wssvc": (REQUESTS, REQUEST_SECONDS, WEBSOCKETS, BROKERS, TICKETS_REFUSED),
     "broker": (QUEUE_DEPTH, WORKERS, BROKER_REQUESTS),
     "worker": (CALCULATION_SECONDS, PLOT_SECONDS, CACHES),
     "main_server": (LOGINS, ASSIGNMENTS, TICKETS_REFUSED),
 }
-COMMON: tuple[Collector, ...] = (DB_TRANSACTION_SECONDS, PROCESS_COLLECTOR,
+COMMON: tuple[Collector, ...] = (DB_TRANSACTION_SECONDS, POOLS, PROCESS_COLLECTOR,
                                  PLATFORM_COLLECTOR, GC_COLLECTOR)
 
 
@@ -230,6 +260,11 @@ def watch_broker(pool: str, queued: Callable[[], int], free: Callable[[], int],
 def watch_cache(name: str, cache: Any) -> None:
     """Export a worker cache's own hit and miss counts (it has .hits and .misses)."""
     CACHES.caches[name] = cache
+
+
+def watch_database(db: Any) -> None:
+    """Export a connected database's pool use (see _PoolUse); forgotten once it is gone."""
+    POOLS.databases.add(db)
 
 
 def timed(histogram: Histogram, func: Callable[..., Any]) -> Callable[..., Any]:

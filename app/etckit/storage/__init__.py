@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
+from ..metrics import watch_database
 from .base import Database, IntegrityError, StorageError, Transaction
 from .migrate import MIGRATIONS, check_schema, current_version, upgrade
 
@@ -39,6 +40,7 @@ async def connect(cfg) -> Database:  # cfg: etckit.config.Config
     db = open_database(d.url, pool_min=d.pool_min, pool_max=d.pool_max,
                        busy_timeout=d.busy_timeout, options=options)
     await db.connect()
+    watch_database(db)
     return db
 
 

@@ -76,6 +76,11 @@ class Database(abc.ABC):
         async with self.transaction() as tx:
             return await tx.fetchval(sql, params)
 
+    def pool_use(self) -> tuple[int, int, int, int]:
+        """(connections busy, idle, the most it may open, transactions waiting for one), read
+        by the metrics endpoint's thread: plain counters, no I/O. Backends override it."""
+        return (0, 0, 0, 0)
+
     async def ping(self) -> None:
         """Raise StorageError unless the database answers."""
         if await self.fetchval("SELECT 1 AS one") != 1:

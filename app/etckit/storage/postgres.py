@@ -80,6 +80,14 @@ class PostgresDatabase(Database):
             await self._pool.close()
             self._pool = None
 
+    def pool_use(self) -> tuple[int, int, int, int]:
+        pool = self._pool
+        if pool is None:
+            return (0, 0, self.pool_max, 0)
+        stats = pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return (size - idle, idle, self.pool_max, stats.get("requests_waiting", 0))
+
     def transaction(self) -> Any:
         return self._begin(read_only=False)
 

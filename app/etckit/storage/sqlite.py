@@ -79,6 +79,13 @@ class SqliteDatabase(Database):
             await self._conn.close()
             self._conn = None
 
+    def pool_use(self) -> tuple[int, int, int, int]:
+        """One connection, used by one transaction at a time (its lock's waiters wait)."""
+        if self._conn is None:
+            return (0, 0, 1, 0)
+        busy = int(self._lock.locked())
+        return (busy, 1 - busy, 1, len(getattr(self._lock, "_waiters", None) or ()))
+
     def transaction(self) -> Any:
         """A write transaction: BEGIN IMMEDIATE takes the database's write lock up front."""
         return self._begin("BEGIN IMMEDIATE")
