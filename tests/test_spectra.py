@@ -19,7 +19,8 @@ FLAT = "".join(f"{w:.3f} 1.0\n" for w in np.linspace(0.5, 30.0, 200))
 def chain(tmp_path_factory):
     c = Chain(tmp_path_factory.mktemp("spectra"), wssvc__user_rate="1000",
               wssvc__user_burst="1000", wssvc__connection_rate="1000",
-              wssvc__connection_burst="1000", calculation__upload_max_points="500")
+              wssvc__connection_burst="1000", calculation__upload_max_points="500",
+              quotas__spectrum_points_per_user="450")
     c.start_all(workers=1)
     yield c
     c.stop()
@@ -131,3 +132,47 @@ async def test_a_copied_workbook_brings_its_spectra_and_its_sources_use_the_copi
                                base_revision=new["calculations"][0]["item_revision"],
                                timeout=60)
     assert again["item"]["status"] == "ok", again
+
+
+async def test_stored_spectrum_points_are_a_quota_on_uploads_and_copies(chain):
+    """quotas.spectrum_points_per_user (450 here) counts every point of the spectra in the
+    workbooks a user owns: a third 200-point upload and a copy of 400 points are refused."""
+    one, wb, _ = await _open(chain, "dave")
+    for i in range(2):
+        up = await one.request("spectrum.upload", name=f"s{i}", format="ascii",
+                               flux_unit="mJy", content=FLAT, timeout=60)
+        assert up["type"] == "spectrum.saved", up
+    refused = await one.request("spectrum.upload", name="s2", format="ascii", flux_unit="mJy",
+                                content=FLAT, timeout=60)
+    assert refused["code"] == "quota", refused
+    assert refused["limit"] == "quotas.spectrum_points_per_user" and refused["value"] == 450
+    lister = await chain.connect("dave")
+    copied = await lister.request("workbook.copy", workbook=wb, timeout=60)
+    assert copied["code"] == "quota" and copied["limit"] == "quotas.spectrum_points_per_user"
+    assert len((await lister.request("workbook.list"))["workbooks"]) == 1
+    assert len((await one.request("spectrum.list"))["spectra"]) == 2
+
+
+async def test_editing_a_source_with_an_uploaded_spectrum_keeps_its_calculations_in_limits(
+        chain):
+    """The cost check of the calculations a source edit touches sees the uploaded table (it
+    was skipped for such sources): too large a source is too_expensive, nothing stored."""
+    one, wb, content = await _open(chain, "erin")
+    up = (await one.request("spectrum.upload", name="flat", format="ascii", flux_unit="mJy",
+                            content=FLAT, timeout=60))["item"]
+    d = content["defaults"]
+    data = {**d["source"], "spectrum": {"kind": "uploaded", "spectrum_id": up["id"]}}
+    source = (await one.request("source.add", name="s", data=data))["item"]
+    placed = [{"source_id": source["id"], "offset_x_arcsec": 0.2 * i, "offset_y_arcsec": 0.0}
+              for i in range(11)]  # eleven copies: fine as points, too many extended ones
+    scene = (await one.request("scene.add", name="f", data={"sources": placed}))["item"]
+    calc = await one.request("calculation.add", name="c", scene=scene["id"],
+                             data=d["calculation"], timeout=60)
+    assert calc["item"]["status"] == "ok", calc
+    extended = {**data, "shape": {"kind": "gaussian", "fwhm_arcsec": 0.5}}
+    refused = await one.request("source.edit", source=source["id"], data=extended,
+                                base_revision=source["item_revision"], timeout=60)
+    assert refused["code"] == "too_expensive", refused
+    assert refused["field"] == "scene.sources" and "calculation c" in refused["message"]
+    stored = (await one.request("workbook.open"))["sources"][0]
+    assert stored["data"]["shape"]["kind"] == "point"

@@ -247,6 +247,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                "characters in a workbook's description"),
         "reply_max_bytes": Key(int, 8 * 1024 * 1024, _range(4096, 1 << 30),
                                "largest reply a worker sends (too_large above)"),
+        "spectrum_points_per_user": Key(int, 1_000_000, _range(2, 1_000_000_000),
+                                        "points of uploaded spectra stored in all the "
+                                        "workbooks one user owns (uploads and copies)"),
     },
 }
 

@@ -239,6 +239,11 @@ def test_fits_upload_reads_columns_and_units():
         uploads.parse(nan, "fits", "mJy")
     with pytest.raises(ValidationError, match="not a readable FITS table"):
         uploads.parse(b"SIMPLE  = nonsense", "fits", "mJy")
+    # a vector column (10 numbers per row) beside a scalar one: refused, naming it
+    vector = _fits([fits.Column(name="WAVE", format="10D", array=np.ones((2, 10))),
+                    fits.Column(name="FLUX", format="D", array=np.array([1.0, 2.0]))])
+    with pytest.raises(ValidationError, match="column WAVE must hold one number per row"):
+        uploads.parse(vector, "fits", "mJy")
 
 
 def test_uploaded_spectrum_in_a_calculation_round_trip():

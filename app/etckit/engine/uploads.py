@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -124,8 +125,8 @@ def parse_fits(data: bytes, flux_unit: str, field: str = "spectrum",
             if len(table.data) > limits.max_points:
                 raise ValidationError(f"{field}.content", f"at most {limits.max_points} "
                                                           f"points, got {len(table.data)}")
-            w = np.array(table.data[wname], dtype=float).ravel()
-            f = np.array(table.data[fname], dtype=float).ravel()
+            w = _scalar_column(table.data[wname], field, wname)
+            f = _scalar_column(table.data[fname], field, fname)
             wunit, funit = cols[wname].unit, cols[fname].unit
     except ValidationError:
         raise
@@ -136,6 +137,15 @@ def parse_fits(data: bytes, flux_unit: str, field: str = "spectrum",
     names = {1: wname, 2: fname}
     _check_table(w, f, lambda i, col: f"row {i + 1} of column {names[col]}", field, limits)
     return _finish(w, f, _flux_unit(funit, flux_unit, field, fname), field)
+
+
+def _scalar_column(column: Any, field: str, name: str) -> np.ndarray:
+    """A table column of one number per row (a vector column, e.g. TFORM 10D, is refused)."""
+    values = np.array(column, dtype=float)
+    if values.ndim != 1:
+        raise ValidationError(f"{field}.content", f"column {name} must hold one number per "
+                                                  f"row, not {values.shape[1:]} arrays")
+    return values
 
 
 def _wave_um(w: np.ndarray, unit: str | None, field: str, name: str) -> np.ndarray:

@@ -8,6 +8,7 @@ its workbook with its inputs (``inline``), so the engine never reaches the datab
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -43,17 +44,42 @@ async def count(tx: Transaction, workbook: str) -> int:
                                  {"w": workbook}))
 
 
+async def points_of_owner(tx: Transaction, owner: str) -> int:
+    """Points stored in the spectra of every workbook ``owner`` owns (quotas)."""
+    return int(await tx.fetchval(
+        "SELECT COALESCE(SUM(s.points), 0) AS n FROM spectra s JOIN workbooks w"
+        " ON w.id = s.workbook_id WHERE w.owner_id = :o", {"o": owner}))
+
+
+async def points_of(tx: Transaction, workbook: str) -> int:
+    return int(await tx.fetchval("SELECT COALESCE(SUM(points), 0) AS n FROM spectra"
+                                 " WHERE workbook_id = :w", {"w": workbook}))
+
+
+async def lock(tx: Transaction, workbook: str) -> None:
+    """Serialize what checks a workbook's spectra against its sources (a source naming a
+    spectrum, a spectrum's deletion) until the transaction ends; on SQLite the write lock
+    already does."""
+    key = hashlib.sha256(f"spectra {workbook}".encode()).digest()[:8]
+    await tx.lock(int.from_bytes(key, "big", signed=True))
+
+
 async def copy_all(tx: Transaction, workbook: str, into: str,
                    new_id: Callable[[], str]) -> dict[str, str]:
-    """Copy every spectrum of ``workbook`` into workbook ``into`` under new ids; returns
-    old id -> new id (for the copied sources' ``spectrum_id``)."""
-    rows = await tx.fetchall("SELECT id, name, format, flux_unit, data FROM spectra"
-                             " WHERE workbook_id = :w ORDER BY created_at, id", {"w": workbook})
+    """Copy every spectrum of ``workbook`` into workbook ``into`` under new ids, inside the
+    database (the tables never pass through Python); returns old id -> new id (for the
+    copied sources' ``spectrum_id``)."""
+    rows = await tx.fetchall("SELECT id FROM spectra WHERE workbook_id = :w"
+                             " ORDER BY created_at, id", {"w": workbook})
     ids = {}
     for r in rows:
         ids[r["id"]] = new_id()
-        await insert(tx, ids[r["id"]], into, r["name"], r["format"], r["flux_unit"],
-                     json.loads(r["data"]))
+        await tx.execute(
+            "INSERT INTO spectra (id, workbook_id, name, format, flux_unit, points,"
+            " wave_min_um, wave_max_um, data, created_at) SELECT :new, :into, name, format,"
+            " flux_unit, points, wave_min_um, wave_max_um, data, :t FROM spectra"
+            " WHERE id = :old", {"new": ids[r["id"]], "into": into, "t": time.time(),
+                                 "old": r["id"]})
     return ids
 
 
@@ -76,11 +102,14 @@ async def inline(tx: Transaction, workbook: str, sources: dict[str, dict[str, An
     ``table`` (the engine reads it there); a missing one is left out (the engine names it)."""
     wanted = {s["spectrum"]["spectrum_id"] for s in sources.values()
               if isinstance(s.get("spectrum"), dict) and s["spectrum"].get("kind") == "uploaded"}
+    wanted = sorted(w for w in wanted if isinstance(w, str))
     if not wanted:
         return
-    rows = await tx.fetchall("SELECT id, data FROM spectra WHERE workbook_id = :w",
-                             {"w": workbook})
-    tables = {r["id"]: json.loads(r["data"]) for r in rows if r["id"] in wanted}
+    names = {f"s{i}": spectrum for i, spectrum in enumerate(wanted)}
+    rows = await tx.fetchall(
+        f"SELECT id, data FROM spectra WHERE workbook_id = :w AND id IN"
+        f" ({', '.join(':' + n for n in names)})", {"w": workbook, **names})
+    tables = {r["id"]: json.loads(r["data"]) for r in rows}
     for s in sources.values():
         spec = s.get("spectrum")
         if isinstance(spec, dict) and spec.get("spectrum_id") in tables:

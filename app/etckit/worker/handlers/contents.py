@@ -107,7 +107,9 @@ async def _normalized(tx, ctx: Context, kind: str, raw: dict, workbook: str,
 
 
 async def _spectrum_of(tx, spectrum: str, workbook: str) -> None:
-    """An uploaded spectrum a source uses must be one of its workbook's."""
+    """An uploaded spectrum a source uses must be one of its workbook's (and stays so: a
+    concurrent spectrum.delete waits for this transaction, see spectra.lock)."""
+    await spectra.lock(tx, workbook)
     row = await spectra.summary(tx, spectrum)
     if row is None or row["workbook_id"] != workbook:
         raise engine.ValidationError("data.spectrum.spectrum_id", f"no spectrum {spectrum}")
@@ -123,7 +125,9 @@ async def _dependents_within_limits(tx, ctx: Context, kind: str, item: str, name
             continue
         calc, scene, sources = inputs
         if kind == "source":
-            sources = {**sources, item: {**stored, "name": name_}}
+            edited = {item: {**stored, "name": name_}}
+            await spectra.inline(tx, dep["workbook_id"], edited)  # an uploaded spectrum's table
+            sources = {**sources, **edited}
         else:
             scene = stored
         try:

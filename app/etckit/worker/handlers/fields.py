@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ...storage import spectra
 from ...storage import workbooks as wb
 from ..dispatch import Context, HandlerError
 
@@ -79,6 +80,16 @@ async def owned_item(tx, ctx: Context, kind: str, item: str) -> dict[str, Any]:
 def quota(key: str, value: int, what: str) -> HandlerError:
     return HandlerError("quota", f"{what}: the limit is {value} (quotas.{key})",
                         limit=f"quotas.{key}", value=value)
+
+
+async def room_for_points(tx, ctx: Context, owner: str, more: int) -> None:
+    """Uploaded spectra may hold at most quotas.spectrum_points_per_user points across the
+    workbooks one user owns (an upload or a copy adding ``more`` points must fit)."""
+    limit = ctx.cfg.quotas.spectrum_points_per_user
+    if more and await spectra.points_of_owner(tx, owner) + more > limit:
+        raise quota("spectrum_points_per_user", limit,
+                    "the uploaded spectra of your workbooks would hold more points than "
+                    "allowed")
 
 
 REVISION_MAX = 2**53  # what a browser's number holds exactly

@@ -19,7 +19,7 @@ from ...engine import uploads
 from ...storage import spectra
 from ...storage import workbooks as wb
 from ..dispatch import Context, HandlerError, handler
-from .fields import ident, name, owned_workbook, quota, workbook_of
+from .fields import ident, name, owned_workbook, quota, room_for_points, workbook_of
 
 
 def view(row: dict[str, Any]) -> dict[str, Any]:
@@ -77,11 +77,12 @@ async def upload(ctx: Context, message: dict[str, Any]) -> None:
     fmt, unit, data = await _parse(ctx, message)  # outside any transaction
     spectrum = uuid.uuid4().hex
     async with ctx.db.transaction() as tx:
-        await owned_workbook(tx, ctx, workbook)
+        row = await owned_workbook(tx, ctx, workbook)
         limit = ctx.cfg.quotas.items_per_workbook
         if await spectra.count(tx, workbook) >= limit:
             raise quota("items_per_workbook", limit,
                         "this workbook has as many spectra as allowed")
+        await room_for_points(tx, ctx, row["owner_id"], len(data["wave_um"]))
         await spectra.insert(tx, spectrum, workbook, item_name, fmt, unit, data)
         await wb.touch(tx, workbook)
         row = await spectra.summary(tx, spectrum)
@@ -108,6 +109,7 @@ async def delete(ctx: Context, message: dict[str, Any]) -> None:
         if row is None or await wb.owned(tx, ctx.user, row["workbook_id"]) is None:
             raise HandlerError("not_found", f"no spectrum {spectrum}")
         workbook = row["workbook_id"]
+        await spectra.lock(tx, workbook)  # no source may take it up meanwhile
         users = spectra.used_by(await wb.items(tx, "source", workbook), spectrum)
         if users:
             raise HandlerError("in_use", f"spectrum is used by source {', '.join(users)}")

@@ -14,7 +14,17 @@ from ... import engine
 from ...storage import spectra
 from ...storage import workbooks as wb
 from ..dispatch import Context, handler
-from .fields import base_revision, conflict, ident, name, owned_workbook, quota, text, workbook_of
+from .fields import (
+    base_revision,
+    conflict,
+    ident,
+    name,
+    owned_workbook,
+    quota,
+    room_for_points,
+    text,
+    workbook_of,
+)
 from .views import engine_view, item_view
 
 COPY_PREFIX = "Copy of "
@@ -99,6 +109,7 @@ async def copy_workbook(ctx: Context, message: dict[str, Any]) -> None:
     async with ctx.db.transaction() as tx:
         source = await owned_workbook(tx, ctx, workbook)
         await room_for_one_more(tx, ctx)
+        await room_for_points(tx, ctx, ctx.user, await spectra.points_of(tx, workbook))
         new = {"id": uuid.uuid4().hex,
                "name": (COPY_PREFIX + source["name"])[:ctx.cfg.quotas.name_max],
                "description": source["description"], "created_at": now, "updated_at": now,
