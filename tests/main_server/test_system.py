@@ -107,3 +107,15 @@ async def test_sso_users_are_admins_by_email_never_by_display_name(make_app, db)
 
     assert await status_as("root", "mallory@example.org") == 404  # a chosen display name
     assert await status_as("Ops", "ops@example.org") == 200
+
+
+def test_an_unverified_email_is_not_kept_from_the_provider():
+    """Admins are named by e-mail: an address the provider did not verify is dropped."""
+    from etckit.auth.oidc import identity_from
+
+    claims = {"sub": "u1", "name": "Mallory", "email": "ops@example.org"}
+    assert identity_from("https://idp", claims).email == ""
+    assert identity_from("https://idp", {**claims, "email_verified": "true"}).email == ""
+    verified = identity_from("https://idp", {**claims, "email_verified": True})
+    assert (verified.email, verified.name, verified.subject) == ("ops@example.org", "Mallory",
+                                                                 "u1")

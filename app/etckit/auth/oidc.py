@@ -147,9 +147,7 @@ class OidcClient:
         claims = dict(await self._validate(id_token, txn["nonce"]))
         if not (claims.get("name") and claims.get("email")):
             claims = {**await self._userinfo(meta, token, claims["sub"]), **claims}
-        return Identity(issuer=self.issuer, subject=str(claims["sub"]),
-                        name=str(claims.get("name") or claims.get("preferred_username") or ""),
-                        email=str(claims.get("email") or ""))
+        return identity_from(self.issuer, claims)
 
     async def _userinfo(self, meta: dict[str, Any], token: dict[str, Any],
                         subject: str) -> dict[str, Any]:
@@ -198,3 +196,14 @@ class OidcClient:
                 log.warning("OIDC keys could not be fetched: %s", exc)
                 raise SsoError("The sign-in service's keys cannot be fetched.") from exc
         raise AssertionError("unreachable")
+
+
+def identity_from(issuer: str, claims: dict[str, Any]) -> Identity:
+    """The user the provider vouched for. The e-mail is kept only when the provider says it
+    verified it (``email_verified`` true): admins (main_server.admins) and shares are named
+    by e-mail, and a provider that lets a user type any address must not make them someone
+    else."""
+    email = str(claims.get("email") or "") if claims.get("email_verified") is True else ""
+    return Identity(issuer=issuer, subject=str(claims["sub"]),
+                    name=str(claims.get("name") or claims.get("preferred_username") or ""),
+                    email=email)
