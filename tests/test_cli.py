@@ -49,6 +49,23 @@ def test_db_upgrade_reports_an_unreachable_database():
     assert "Traceback" not in done.stderr
 
 
+def test_db_takes_its_role_and_password_from_options_and_stdin_never_echoing_it():
+    """`etckit db ... --user ROLE --password-stdin`: how the kit passes the owner's password
+    (on no command line, in no file); a wrong role is named, the password never shown."""
+    secret = "s3cret-of-the-owner-XYZ"
+    env = env_with(database__url=f"postgresql://127.0.0.1:{free_port()}/x",
+                   database__busy_timeout="1")
+    done = subprocess.run(etckit_argv("db", "upgrade", "--user", "etckit_owner",
+                                      "--password-stdin"), env=env, input=secret + "\n",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "as etckit_owner" in done.stderr, done.stderr
+    assert secret not in done.stderr + done.stdout
+    short = subprocess.run(etckit_argv("db", "grant", "--password-stdin"), env=env,
+                           input="hunter2\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 2 and "database.password" in short.stderr, short.stderr
+    assert "hunter2" not in short.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_main_server_stops_cleanly_and_logs_json(tmp_path, sig):
     import json

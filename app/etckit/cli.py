@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -30,10 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=None, help="main_server port (default 8080)")
     db = sub.add_parser("db", parents=[common], help="database maintenance")
     dbsub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    up = dbsub.add_parser("upgrade", parents=[common], help="apply pending migrations")
+    owner = argparse.ArgumentParser(add_help=False, parents=[common])
+    owner.add_argument("--user", metavar="ROLE", help="log in as ROLE (database.user)")
+    owner.add_argument("--password-stdin", action="store_true",
+                       help="read the password (database.password) from the first line of "
+                            "standard input, so it is on no command line and in no file")
+    up = dbsub.add_parser("upgrade", parents=[owner], help="apply pending migrations")
     up.add_argument("--to", type=int, default=None, metavar="N", help="stop at version N")
-    dbsub.add_parser("version", parents=[common], help="print the schema version")
-    grant = dbsub.add_parser("grant", parents=[common],
+    dbsub.add_parser("version", parents=[owner], help="print the schema version")
+    grant = dbsub.add_parser("grant", parents=[owner],
                              help="give each program's role its privileges (as the owner)")
     grant.add_argument("--role-prefix", default="etckit", metavar="NAME",
                        help="roles are NAME_main_server, NAME_wssvc, ... (default etckit)")
@@ -52,11 +58,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"etckit {__version__}")
         return 0
     try:
-        cfg = load(args.config)
+        cfg = load(args.config, _login_from_args(args))
     except ConfigError as exc:
         print(f"etckit: configuration error: {exc}", file=sys.stderr)
         return 2
     return _dispatch(args, cfg)
+
+
+def _login_from_args(args: argparse.Namespace) -> dict[str, str]:
+    """The environment, with ``--user`` and ``--password-stdin`` of ``etckit db`` over it."""
+    environ = dict(os.environ)
+    if getattr(args, "user", None):
+        environ["ETCKIT_DATABASE__USER"] = args.user
+    if getattr(args, "password_stdin", False):
+        environ["ETCKIT_DATABASE__PASSWORD"] = sys.stdin.readline().rstrip("\r\n")
+    return environ
 
 
 def _dispatch(args: argparse.Namespace, cfg: Config) -> int:
