@@ -31,6 +31,7 @@ from ..dispatch import Context, HandlerError, handler
 from .fields import (
     base_revision,
     conflict,
+    copy_name,
     data,
     ident,
     name,
@@ -41,7 +42,6 @@ from .fields import (
 )
 from .views import history_view, item_view
 
-COPY_PREFIX = "Copy of "
 NORMALIZE = {"source": engine.normalize_source, "scene": engine.normalize_scene,
              "calculation": engine.normalize_calculation}
 
@@ -246,7 +246,7 @@ def _copy(kind: str):
             row = await owned_item(tx, ctx, kind, item)
             workbook = row["workbook_id"]
             await _room(tx, ctx, kind, workbook)
-            copied = (COPY_PREFIX + row["name"])[:ctx.cfg.quotas.name_max]
+            copied = copy_name(ctx, row["name"])
             await wb.insert_item(tx, kind, new, workbook, copied, json.loads(row["data"]),
                                  scene=row.get("scene_id"), result=row.get("result"),
                                  status=row.get("status", ""), error=row.get("error", ""),

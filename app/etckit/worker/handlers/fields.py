@@ -92,6 +92,11 @@ async def room_for_points(tx, ctx: Context, owner: str, more: int) -> None:
                     "allowed")
 
 
+def copy_name(ctx: Context, original: str) -> str:
+    """The name of a copy (of a workbook or an item), cut to quotas.name_max."""
+    return ("Copy of " + original)[:ctx.cfg.quotas.name_max]
+
+
 REVISION_MAX = 2**53  # what a browser's number holds exactly
 
 

@@ -17,6 +17,7 @@ from ..dispatch import Context, handler
 from .fields import (
     base_revision,
     conflict,
+    copy_name,
     ident,
     name,
     owned_workbook,
@@ -26,8 +27,6 @@ from .fields import (
     workbook_of,
 )
 from .views import engine_view, item_view
-
-COPY_PREFIX = "Copy of "
 
 
 def workbook_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +110,7 @@ async def copy_workbook(ctx: Context, message: dict[str, Any]) -> None:
         await room_for_one_more(tx, ctx)
         await room_for_points(tx, ctx, ctx.user, await spectra.points_of(tx, workbook))
         new = {"id": uuid.uuid4().hex,
-               "name": (COPY_PREFIX + source["name"])[:ctx.cfg.quotas.name_max],
+               "name": copy_name(ctx, source["name"]),
                "description": source["description"], "created_at": now, "updated_at": now,
                "item_revision": 1, "edited_by": ctx.user}
         await wb.insert_workbook(tx, new, ctx.user)
