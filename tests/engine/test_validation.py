@@ -133,7 +133,12 @@ def test_normalizers_keep_only_known_fields_that_apply():
     out = engine.normalize_calculation(calc)
     assert out["groups"] == 10 and isinstance(out["groups"], int)
     assert out["strategy"] == {"kind": "snr"}
-    assert set(out) == set(engine.validation.CALCULATION_KEYS)
+    imaging_keys = set(engine.validation.CALCULATION_KEYS) - set(
+        engine.validation.SPECTROSCOPY_KEYS)
+    assert set(out) == imaging_keys  # an imaging calculation keeps no spectroscopic field
+    leftovers = dict(calc, disperser="G140M", reference_wavelength_um=1.4,
+                     background_subtraction=False)
+    assert engine.normalize_calculation(leftovers) == out
     assert engine.normalize_scene([{"source_id": "a"}]) == {
         "sources": [{"source_id": "a", "offset_x_arcsec": 0.0, "offset_y_arcsec": 0.0}]}
 
