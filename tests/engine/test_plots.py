@@ -3,8 +3,7 @@ import zlib
 
 import pytest
 
-from etckit.engine import calculate, defaults
-from etckit.engine import ValidationError
+from etckit.engine import ValidationError, calculate, defaults
 from etckit.engine.plots import IMAGING_KINDS, KINDS, SPECTROSCOPY_KINDS, render
 
 

@@ -277,3 +277,14 @@ def test_benchmark_exposure_is_about_10_ks():
     assert 9500 < e.total_exposure_time_s < 10500
     lrs = inst.spec_mode("miri", "lrs_slit")
     assert 9900 < det.make_exposure(lrs, "FASTR1", 180, 1, 20).total_exposure_time_s < 10100
+
+
+def test_cost_limits_apply_to_the_scene():
+    from etckit.engine import CostLimits, TooExpensive, check_cost
+
+    check_cost(G140M, SCENE, {"s": _source()})  # the default limits accept it
+    calculate(G140M, SCENE, {"s": _source()}, limits=CostLimits())
+    many = {"sources": [{"source_id": "s", "offset_y_arcsec": 0.1 * i} for i in range(3)]}
+    with pytest.raises(TooExpensive) as e:
+        check_cost(G140M, many, {"s": _source()}, CostLimits(max_sources=2))
+    assert e.value.field == "scene.sources"
