@@ -288,3 +288,23 @@ def test_cost_limits_apply_to_the_scene():
     with pytest.raises(TooExpensive) as e:
         check_cost(G140M, many, {"s": _source()}, CostLimits(max_sources=2))
     assert e.value.field == "scene.sources"
+
+
+def test_a_tiny_disk_is_a_point_and_csv_holds_the_spectrum():
+    mode = inst.spec_mode("nirspec", "fixed_slit")
+    geo = sp.geometry(mode)
+    point = validate_source(_source())
+    tiny = validate_source(dict(_source(), shape={"kind": "disk", "radius_arcsec": 0.001}))
+    assert sp.slit_rows(tiny, (0.0, 0.0), geo, 2.0).sum() == pytest.approx(
+        sp.slit_rows(point, (0.0, 0.0), geo, 2.0).sum())
+    csv = calculate(G140M, SCENE, {"s": _source()}).to_csv()
+    line = next(x for x in csv.splitlines() if x.startswith("spectrum.wavelength_um,"))
+    assert len(line.split(",")[1].split(";")) == 1367
+
+
+def test_limiting_flux_is_for_imaging():
+    from etckit.engine import limiting_flux
+
+    with pytest.raises(ValidationError) as e:
+        limiting_flux(G140M)
+    assert e.value.field == "calculation.mode"

@@ -112,9 +112,9 @@ def _psf_profile(wave_um: float, r_max: float) -> tuple[np.ndarray, np.ndarray]:
 def _surface(src: Source, dx: np.ndarray, dy: np.ndarray, wave_um: float,
              profile: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Fraction of the source's light per arcsec^2 at offsets (dx, dy) from its centre, as
-    imaged by the telescope: the PSF for a point source; a Gaussian source widened by the PSF
-    core (in quadrature); a disk as it is."""
-    if src.shape.kind == "point":
+    imaged by the telescope: the PSF (``profile``) for a point source or a disk smaller than
+    a sample; a Gaussian source widened by the PSF core (in quadrature); a disk as it is."""
+    if profile is not None:  # a point, or a disk smaller than a sample
         return np.interp(np.hypot(dx, dy), *profile, right=0.0)
     if src.shape.kind == "gaussian":
         core = 1.03 * phys.lambda_over_d_arcsec(wave_um)
@@ -131,7 +131,9 @@ def slit_rows(src: Source, offset: tuple[float, float], geo: Geometry,
     dx = geo.x[None, :] - ox
     dy = geo.y[:, None] - oy
     r_max = float(np.hypot(np.abs(dx).max(), np.abs(dy).max()))
-    profile = _psf_profile(wave_um, r_max) if src.shape.kind == "point" else None
+    sample = max(geo.pixel / Y_SUB, float(geo.x[1] - geo.x[0]))
+    tiny = src.shape.kind == "disk" and src.shape.radius_arcsec < sample
+    profile = _psf_profile(wave_um, r_max) if src.shape.kind == "point" or tiny else None
     per_sub = _surface(src, dx, dy, wave_um, profile).sum(axis=1) * geo.cell_area * geo.y_in
     return per_sub.reshape(geo.rows, Y_SUB).sum(axis=1)
 
