@@ -313,25 +313,30 @@ def _solver(trace: Trace, j: int):
     return solve
 
 
+def _rounded(values: np.ndarray, digits: int = 4) -> list[float | None]:
+    """A list of ``digits`` significant figures (null for NaN): a stored result keeps ~1400 of
+    these per list, in every reply that lists the workbook's calculations."""
+    return [float(f"{x:.{digits}g}") if math.isfinite(x) else None for x in values.tolist()]
+
+
 def _spectrum_dict(trace: Trace, ex: Extraction, mode: inst.SpecMode,
                    config: inst.Configuration, calc: Calculation, j: int) -> dict[str, Any]:
     ap_src = (trace.ap_weight[:, None] * trace.source).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(trace.total_rate > 0, ap_src / trace.total_rate, 0.0)
-    snr = [None if not math.isfinite(x) else float(x) for x in ex.snr]
     return {
         "disperser": config.disperser, "filter": config.filter, "slit": mode.slit_name,
         "reference_wavelength_um": calc.reference_wavelength_um,
         "reference_pixel": j,
-        "wavelength_um": trace.wave_um.tolist(),
-        "snr": snr,
-        "flux_e_s": ex.signal.tolist(),
-        "noise_e_s": ex.noise.tolist(),
-        "source_fnu_mjy": (trace.source_fnu_jy * 1e3).tolist(),
-        "background_e_s": (trace.ap_weight[:, None] * trace.sky).sum(axis=0).tolist(),
-        "aperture_fraction": frac.tolist(),
-        "dispersion_um_per_pixel": np.diff(trace.edges_um).tolist(),
-        "resolving_power": resolving_power(mode, config, trace.wave_um).tolist(),
+        "wavelength_um": _rounded(trace.wave_um, 7),
+        "snr": _rounded(ex.snr),
+        "flux_e_s": _rounded(ex.signal),
+        "noise_e_s": _rounded(ex.noise),
+        "source_fnu_mjy": _rounded(trace.source_fnu_jy * 1e3),
+        "background_e_s": _rounded((trace.ap_weight[:, None] * trace.sky).sum(axis=0)),
+        "aperture_fraction": _rounded(frac),
+        "dispersion_um_per_pixel": _rounded(np.diff(trace.edges_um)),
+        "resolving_power": _rounded(resolving_power(mode, config, trace.wave_um), 3),
         "saturated_pixels": ex.full_sat.tolist(),
     }
 
@@ -380,7 +385,8 @@ def run_spectroscopy(calc: Calculation, scene: Scene, sources: dict[str, Source]
         annulus_inner_arcsec=calc.annulus_inner_arcsec,
         annulus_outer_arcsec=calc.annulus_outer_arcsec,
         aperture_pixels=a_ap, annulus_pixels=float(trace.bg_weight.sum()),
-        aperture_source_fraction=spectrum["aperture_fraction"][j],
+        aperture_source_fraction=float((trace.ap_weight * trace.source[:, j]).sum()
+                                       / trace.total_rate[j]) if trace.total_rate[j] > 0 else 0.0,
         background_per_pixel_e_s=sky_j,
         background_mjy_sr=float(phys.background_mjy_sr(
             np.array([calc.reference_wavelength_um]), calc.background_scale)[0]),
