@@ -20,6 +20,13 @@ const PLOTS = [
   ["snr_map", "S/N map"],
   ["saturation_map", "Saturation map"],
 ];
+// a spectroscopic calculation's plots (its result carries a "spectrum")
+const SPECTRO_PLOTS = [
+  ["snr_vs_wavelength", "S/N against wavelength"],
+  ["extracted_flux", "Extracted flux and noise"],
+  ["detector_2d", "2-D detector image"],
+  ["snr_2d", "2-D S/N image"],
+];
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -212,7 +219,7 @@ export class WorkbookContents {
       return el("tr", { dataset: { id: c.id, status: busy ? "pending" : c.status }, className: this.selected === c.id ? "selected" : "" },
         el("td", {}, el("a", { href: "#plots", onclick: (e) => { e.preventDefault(); this.select(c.id); } }, c.name)),
         el("td", {}, this.items.scene.get(c.scene)?.name ?? "?"),
-        el("td", {}, `${d.instrument} ${d.mode} ${d.filter}`),
+        el("td", {}, `${d.instrument} ${d.mode} ${d.disperser ? `${d.disperser}${d.filter ? "/" + d.filter : ""}` : d.filter}`),
         el("td", {}, `${d.readout_pattern} ${d.groups}g × ${d.integrations}i × ${d.exposures}e`),
         el("td", { className: "num", dataset: { field: "snr" } }, fmt(r.snr)),
         el("td", { className: "num" }, fmt(r.total_exposure_time_s, 4)),
@@ -259,7 +266,7 @@ export class WorkbookContents {
     }
     const { base, client, key } = this.plotAccess;
     const grid = el("div", { className: "plots" });
-    for (const [kind, title] of PLOTS) {
+    for (const [kind, title] of calc.result?.spectrum ? SPECTRO_PLOTS : PLOTS) {
       const src = `${base}/plots/${encodeURIComponent(calc.id)}/${calc.revision}/${kind}.png` +
         `?client=${encodeURIComponent(client)}&key=${encodeURIComponent(key)}`;
       grid.append(el("figure", {}, el("img", { src, alt: title, dataset: { plot: kind }, loading: "lazy" }),
@@ -325,6 +332,7 @@ export class WorkbookContents {
       const instruments = this.catalog.instruments;
       const inst = instruments.find((i) => i.name === data.instrument) || instruments[0];
       const mode = inst.modes.find((m) => m.name === data.mode) || inst.modes[0];
+      if (mode.kind === "spectroscopy") return spectroFields(instruments, inst, mode, data, this.catalog);
       return [
         ["instrument", "Instrument", "select", instruments.map((i) => i.name)],
         ["mode", "Mode", "select", inst.modes.map((m) => m.name)],
@@ -387,11 +395,14 @@ export class WorkbookContents {
       } }, "Place another source"));
     }
     for (const [path, label, type, options] of this.fieldsFor(kind, data)) {
+      const flag = path === "background_subtraction"; // a yes/no select holding a boolean
       const onChange = (v) => {
+        if (flag) v = v === "true";
         setPath(data, path, v === "" && type === "select" ? null : v);
-        if (kind === "calculation" && ["instrument", "mode"].includes(path)) this.retarget(state);
+        if (kind === "calculation" && ["instrument", "mode", "disperser"].includes(path)) this.retarget(state);
       };
-      form.append(this.input(path, label, type, getPath(data, path), options, onChange));
+      const value = flag ? String(getPath(data, path) ?? true) : getPath(data, path);
+      form.append(this.input(path, label, type, value, options, onChange));
     }
     if (kind === "source") form.append(...sourceExtras(this, data));
     form.append(error, el("div", { className: "row" },
@@ -402,11 +413,15 @@ export class WorkbookContents {
   }
 
   retarget(state) {
-    // a new instrument or mode: pick its first filter/pattern and default aperture
+    // a new instrument, mode or disperser: pick its first filter/pattern and default aperture
     const inst = this.catalog.instruments.find((i) => i.name === state.data.instrument);
     let mode = inst.modes.find((m) => m.name === state.data.mode);
     if (!mode) { mode = inst.modes[0]; state.data.mode = mode.name; }
-    if (!mode.filters.some((f) => f.name === state.data.filter)) state.data.filter = mode.filters[0].name;
+    if (mode.kind === "spectroscopy") retargetSpectro(state.data, mode);
+    else {
+      for (const k of ["disperser", "reference_wavelength_um", "background_subtraction"]) delete state.data[k];
+      if (!mode.filters.some((f) => f.name === state.data.filter)) state.data.filter = mode.filters[0].name;
+    }
     if (!mode.readout_patterns.some((p) => p.name === state.data.readout_pattern)) {
       state.data.readout_pattern = mode.readout_patterns[0].name;
     }
@@ -515,4 +530,40 @@ export class WorkbookContents {
     const scenes = [...this.items.scene.values()].filter((s) => (s.data.sources || []).some((p) => p.source_id === id)).map((s) => s.id);
     return calcs.filter((c) => scenes.includes(c.scene)).map((c) => c.id);
   }
+}
+
+// -- spectroscopic calculations (NIRSpec fixed slit, MIRI LRS) ---------------------------------
+
+function spectroFields(instruments, inst, mode, data, catalog) {
+  const pairs = mode.configurations;
+  const dispersers = [...new Set(pairs.map((c) => c.disperser))];
+  const filters = pairs.filter((c) => c.disperser === data.disperser).map((c) => c.filter ?? "");
+  const pair = pairs.find((c) => c.disperser === data.disperser) || pairs[0];
+  return [
+    ["instrument", "Instrument", "select", instruments.map((i) => i.name)],
+    ["mode", "Mode", "select", inst.modes.map((m) => m.name)],
+    ["disperser", `Disperser (${mode.slit.name} slit ${mode.slit.width_arcsec}″ × ${mode.slit.length_arcsec}″)`, "select", dispersers],
+    ["filter", "Filter", "select", filters.map((f) => [f, f || "none"])],
+    ["reference_wavelength_um", `Reference wavelength (µm, ${pair.range_um[0]}–${pair.range_um[1]})`, "number"],
+    ["readout_pattern", "Readout pattern", "select", mode.readout_patterns.map((p) => p.name)],
+    ["groups", "Groups", "integer"],
+    ["integrations", "Integrations", "integer"],
+    ["exposures", "Exposures", "integer"],
+    ["aperture_radius_arcsec", "Extraction half-height along the slit (arcsec)", "number"],
+    ["annulus_inner_arcsec", "Background regions from (arcsec)", "number"],
+    ["annulus_outer_arcsec", "Background regions to (arcsec)", "number"],
+    ["background_subtraction", "Background subtraction", "select", [["true", "yes"], ["false", "no"]]],
+    ["background_scale", "Background scale", "number"],
+    ["strategy.kind", "Strategy", "select", catalog?.strategies || ["snr", "time_for_snr"]],
+    ["strategy.target_snr", "Target S/N at the reference wavelength (time_for_snr)", "number"],
+  ];
+}
+
+function retargetSpectro(data, mode) {
+  const pairs = mode.configurations;
+  if (!pairs.some((c) => c.disperser === data.disperser)) data.disperser = pairs[0].disperser;
+  const mine = pairs.filter((c) => c.disperser === data.disperser);
+  if (!mine.some((c) => (c.filter ?? null) === (data.filter || null))) data.filter = mine[0].filter;
+  data.reference_wavelength_um = null; // the middle of the pair's range
+  if (typeof data.background_subtraction !== "boolean") data.background_subtraction = true;
 }

@@ -157,7 +157,10 @@ def test_filter_hint_and_scene_errors():
 def test_catalog_and_defaults_are_json():
     cat = json.loads(json.dumps(catalog()))
     names = {i["name"] for i in cat["instruments"]}
-    assert names == {"nircam", "miri"}
+    assert names == {"nircam", "miri", "nirspec"}
+    nirspec = next(i for i in cat["instruments"] if i["name"] == "nirspec")
+    pairs = {c["name"] for c in nirspec["modes"][0]["configurations"]}
+    assert pairs == {"PRISM/CLEAR", "G140M/F100LP", "G235M/F170LP", "G395M/F290LP"}
     nircam = next(i for i in cat["instruments"] if i["name"] == "nircam")
     filters = {f["name"] for m in nircam["modes"] for f in m["filters"]}
     assert {"F070W", "F444W"} <= filters

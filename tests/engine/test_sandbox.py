@@ -60,7 +60,7 @@ async def test_calculates_and_renders_like_the_engine(sandbox):
     result = await sandbox.calculate(*INPUTS)
     assert result.to_dict() == engine.calculate(*INPUTS).to_dict()
     assert result.images is not None  # the plots can reuse it
-    for kind in plots.KINDS:
+    for kind in plots.IMAGING_KINDS:
         png = await sandbox.render(kind, *INPUTS, result)
         assert png.startswith(b"\x89PNG")
 

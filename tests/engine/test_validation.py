@@ -18,11 +18,19 @@ SOURCE = dict(D["source"], shape={"kind": "gaussian", "fwhm_arcsec": 0.3},
 SCENE = {"sources": [{"source_id": "1", "offset_x_arcsec": 0.1, "offset_y_arcsec": 0.0}]}
 CALC = dict(D["calculation"], strategy={"kind": "time_for_snr", "target_snr": 10})
 
+SPECTRO = {"instrument": "nirspec", "mode": "fixed_slit", "disperser": "G395M",
+           "filter": "F290LP", "readout_pattern": "NRSIRS2RAPID", "groups": 20, "integrations": 1,
+           "exposures": 2, "reference_wavelength_um": 4.0, "background_subtraction": True,
+           "aperture_radius_arcsec": 0.3, "annulus_inner_arcsec": 0.5,
+           "annulus_outer_arcsec": 1.0, "strategy": {"kind": "time_for_snr", "target_snr": 10}}
+
 VALIDATE = {"source": (engine.validate_source, SOURCE),
             "scene": (engine.validate_scene, SCENE),
-            "calculation": (engine.validate_calculation, CALC)}
+            "calculation": (engine.validate_calculation, CALC),
+            "spectroscopy": (engine.validate_calculation, SPECTRO)}
 NORMALIZE = {"source": engine.normalize_source, "scene": engine.normalize_scene,
-             "calculation": engine.normalize_calculation}
+             "calculation": engine.normalize_calculation,
+             "spectroscopy": engine.normalize_calculation}
 
 
 def _with(base, path, value):
@@ -133,7 +141,12 @@ def test_normalizers_keep_only_known_fields_that_apply():
     out = engine.normalize_calculation(calc)
     assert out["groups"] == 10 and isinstance(out["groups"], int)
     assert out["strategy"] == {"kind": "snr"}
-    assert set(out) == set(engine.validation.CALCULATION_KEYS)
+    imaging_keys = set(engine.validation.CALCULATION_KEYS) - set(
+        engine.validation.SPECTROSCOPY_KEYS)
+    assert set(out) == imaging_keys  # an imaging calculation keeps no spectroscopic field
+    leftovers = dict(calc, disperser="G140M", reference_wavelength_um=1.4,
+                     background_subtraction=False)
+    assert engine.normalize_calculation(leftovers) == out
     assert engine.normalize_scene([{"source_id": "a"}]) == {
         "sources": [{"source_id": "a", "offset_x_arcsec": 0.0, "offset_y_arcsec": 0.0}]}
 
@@ -155,7 +168,10 @@ def test_normalized_inputs_compute_the_same_result():
     normalized = (engine.normalize_calculation(CALC), engine.normalize_scene(SCENE),
                   {"1": engine.normalize_source(SOURCE)})
     assert engine.calculate(*normalized).to_dict() == engine.calculate(*raw).to_dict()
-    for norm, data in zip(NORMALIZE.values(), (SOURCE, SCENE, CALC), strict=True):
+    spectro = engine.normalize_calculation(SPECTRO)
+    assert (engine.calculate(spectro, SCENE, {"1": SOURCE}).to_dict()
+            == engine.calculate(SPECTRO, SCENE, {"1": SOURCE}).to_dict())
+    for norm, data in zip(NORMALIZE.values(), (SOURCE, SCENE, CALC, SPECTRO), strict=True):
         once = norm(data)
         assert norm(once) == once  # idempotent
 
@@ -174,7 +190,9 @@ FIELDS = {kind: [p for k, p in NUMBERS + CHOICES if k == kind] for kind in VALID
 FIELDS["source"] += ["name", "shape", "spectrum", "normalization", "shape.radius_arcsec",
                      "spectrum.temperature"]
 FIELDS["scene"] += ["sources", "sources.0", "sources.0.source_id", "sources.0.offset_y_arcsec"]
-FIELDS["calculation"] += ["annulus_inner_arcsec", "strategy"]
+FIELDS["calculation"] += ["annulus_inner_arcsec", "strategy", "disperser",
+                          "reference_wavelength_um", "background_subtraction"]
+FIELDS["spectroscopy"] = [k for k in SPECTRO if k != "strategy"] + ["strategy.target_snr"]
 
 
 def _check(kind, data):

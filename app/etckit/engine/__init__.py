@@ -1,4 +1,5 @@
-"""etckit.engine: JWST-like imaging exposure-time calculations, free of web or messaging code.
+"""etckit.engine: JWST-like imaging and slit-spectroscopy exposure-time calculations, free of
+web or messaging code (spectroscopy: ``engine/spectroscopy.py``, NIRSpec fixed slit, MIRI LRS).
 
 Public API (see docs/engine.md):
 

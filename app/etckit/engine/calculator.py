@@ -61,10 +61,14 @@ class Result:
     warnings: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     images: Any = field(default=None, repr=False, compare=False)
+    # spectroscopic calculations only: the per-wavelength results (docs/engine.md)
+    spectrum: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("images", None)
+        if d.get("spectrum") is None:
+            d.pop("spectrum", None)
         return _clean(d)
 
     def to_json(self) -> str:
@@ -311,9 +315,18 @@ def _saturation_report(images: Images, exp: det.Exposure, full_well: float) -> d
 def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, target: float):
     """Fewest-seconds (groups, integrations) reaching ``target`` with the chosen pattern and
     number of exposures.  Returns (groups, integrations, reachable)."""
+    fmax = float(np.max(images.total * (images.ap_weight > 0)))
+    return solve_time_for_snr(fmax, lambda e: measure(images, e, mode.full_well_e).snr, calc,
+                              mode, target)
+
+
+def solve_time_for_snr(fmax: float, snr_of, calc: Calculation, mode: Any, target: float):
+    """The solver behind time_for_snr: ``fmax`` the brightest measured pixel's rate,
+    ``snr_of(exposure)`` the S/N of one integration (None when saturated). Every group count
+    up to the pattern's maximum that keeps that pixel unsaturated (<= 40, geometric beyond),
+    with the integrations S/N ~ sqrt(N) needs; the shortest total time wins."""
     pattern = inst.patterns(mode.readout_family)[calc.readout_pattern]
     probe = det.make_exposure(mode, calc.readout_pattern, pattern.max_groups, 1, 1)
-    fmax = float(np.max(images.total * (images.ap_weight > 0)))
     n_sat = int(det.groups_before_saturation(np.array([fmax]), probe, mode.full_well_e)[0])
     n_hi = max(2, min(pattern.max_groups, n_sat))
     if n_hi <= 40:
@@ -323,17 +336,17 @@ def _solve_time_for_snr(images: Images, calc: Calculation, mode: inst.Mode, targ
     best = None
     for n in cands:
         exp1 = det.make_exposure(mode, calc.readout_pattern, int(n), 1, 1)
-        m1 = measure(images, exp1, mode.full_well_e)
-        if m1.snr is None or m1.snr <= 0:
+        snr1 = snr_of(exp1)
+        if snr1 is None or not snr1 > 0:
             continue
         # integrations S/N ~ sqrt(N) needs; a tiny S/N makes this huge or infinite
-        ratio = target / m1.snr
+        ratio = target / snr1
         per_exposure = ratio * ratio / calc.exposures if ratio < 1e150 else math.inf
         reachable = per_exposure <= MAX_INTEGRATIONS
         nint = max(1, math.ceil(per_exposure - 1e-9)) if reachable else MAX_INTEGRATIONS
         t = det.make_exposure(mode, calc.readout_pattern, int(n), nint,
                               calc.exposures).total_exposure_time_s
-        key = (not reachable, t if reachable else -m1.snr * math.sqrt(nint), nint)
+        key = (not reachable, t if reachable else -snr1 * math.sqrt(nint), nint)
         if best is None or key < best[0]:
             best = (key, int(n), nint, reachable)
     if best is None:
@@ -355,14 +368,18 @@ class _Notes:
         getattr(self, kind).append({"code": code, "message": message})
 
 
-def _apply_strategy(images: Images, calc: Calculation, mode: inst.Mode, notes: _Notes
+def _apply_strategy(images: Any, calc: Calculation, mode: Any, notes: _Notes, solve=None
                     ) -> tuple[int, int, dict[str, Any]]:
-    """(groups, integrations, the result's strategy entry)."""
+    """(groups, integrations, the result's strategy entry); ``solve(calc, mode, target)``
+    replaces the imaging solver (spectroscopy)."""
     strategy: dict[str, Any] = {"kind": calc.strategy.kind}
     if calc.strategy.kind != "time_for_snr":
         return calc.groups, calc.integrations, strategy
     target = float(calc.strategy.target_snr)
-    groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
+    if solve is None:
+        groups, nint, reachable = _solve_time_for_snr(images, calc, mode, target)
+    else:
+        groups, nint, reachable = solve(calc, mode, target)
     strategy.update(target_snr=target, solved_groups=groups, solved_integrations=nint,
                     reachable=reachable)
     if not reachable:
@@ -397,6 +414,9 @@ def _diagnose(m: Measurement, sat: dict[str, Any], calc: Calculation, groups: in
 
 
 def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
+    if calc.spectroscopic:  # slit spectroscopy (engine/spectroscopy.py)
+        from .spectroscopy import run_spectroscopy
+        return run_spectroscopy(calc, scene, sources)
     mode = inst.mode(calc.instrument, calc.mode)
     filt = mode.filters[calc.filter]
     images = build_images(calc, scene, sources)

@@ -107,6 +107,10 @@ def _check_image(calc: Calculation, scene: Scene, limits: CostLimits) -> None:
 
 def check_limits(calc: Calculation, scene: Scene, sources: dict[str, Source],
                  limits: CostLimits) -> None:
-    """Raise TooExpensive naming the field when the validated inputs exceed ``limits``."""
+    """Raise TooExpensive naming the field when the validated inputs exceed ``limits``.
+    A spectroscopic calculation's arrays have a fixed size (the slit's rows x the pair's
+    spectral pixels, at most ~50 x 1400; each source sampled on the slit at 24 wavelengths):
+    only the scene's terms apply to it."""
     _check_sources(scene, sources, limits)
-    _check_image(calc, scene, limits)
+    if not calc.spectroscopic:
+        _check_image(calc, scene, limits)

@@ -60,11 +60,11 @@ class Exposure:
 
     @property
     def total_exposure_time_s(self) -> float:
-        """Time the detector spends on the exposures (JDox conventions): NIRCam adds one reset
-        frame per integration; MIRI FAST/SLOW none; the R1 patterns one reset group between
-        integrations."""
+        """Time the detector spends on the exposures (JDox conventions): NIRCam and NIRSpec add
+        one reset frame per integration; MIRI FAST/SLOW none; the R1 patterns one reset group
+        between integrations."""
         per_int = self.integration_time_s
-        if self.family == "nircam":
+        if self.family in ("nircam", "nirspec"):
             return self.n_int_total * (per_int + self.frame_time_s)
         t = self.n_int_total * per_int
         if self.pattern.extra_reset:

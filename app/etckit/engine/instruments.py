@@ -132,6 +132,11 @@ def instruments() -> list[str]:
     return list(raw()["instruments"])
 
 
+def is_spectroscopic(instrument: str, mode_name: str) -> bool:
+    """True for a spectroscopic mode (slit, disperser), False for imaging."""
+    return raw()["instruments"][instrument]["modes"][mode_name].get("kind") == "spectroscopy"
+
+
 def modes(instrument: str) -> list[str]:
     return list(raw()["instruments"][instrument]["modes"])
 
@@ -203,6 +208,78 @@ def find_filter(name: str) -> tuple[str, str] | None:
     """(instrument, mode) that offers filter ``name``, or None."""
     for inst, idata in raw()["instruments"].items():
         for mname, mdata in idata["modes"].items():
-            if name in mdata["filters"]:
+            if name in mdata.get("filters", {}):
                 return inst, mname
     return None
+
+
+# --------------------------------------------------------------------------- spectroscopy
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """A disperser/filter pair of a spectroscopic mode; curves as (wavelength um, value)."""
+
+    name: str  # "G140M/F100LP", or the disperser alone ("P750L")
+    disperser: str
+    filter: str | None
+    range_um: tuple[float, float]
+    dispersion: tuple[tuple[float, float], ...]  # um per pixel
+    pce: tuple[tuple[float, float], ...]  # total system PCE, no slit loss
+
+
+@dataclass(frozen=True)
+class SpecMode:
+    """A slit spectroscopy mode: the detector figures (same names as ``Mode``, so that
+    ``detector.make_exposure`` takes either), the slit and the disperser/filter pairs."""
+
+    instrument: str
+    name: str
+    label: str
+    pixel_scale_arcsec: float
+    read_noise_e: float
+    dark_current_e_s: float
+    gain_e_adu: float
+    full_well_e: float
+    frame_time_s: float
+    readout_family: str
+    slit_name: str
+    slit_width_arcsec: float
+    slit_length_arcsec: float
+    resolution_element_pixels: float
+    default_aperture: tuple[float, float, float]
+    configurations: dict[str, Configuration]
+    dropped_groups: DroppedGroups = DroppedGroups()
+
+
+def _pairs(v: Any) -> tuple[tuple[float, float], ...]:
+    return tuple((float(w), float(x)) for w, x in v)
+
+
+@cache
+def spec_mode(instrument: str, name: str) -> SpecMode:
+    m = raw()["instruments"][instrument]["modes"][name]
+    configs = {
+        k: Configuration(k, c["disperser"], c["filter"], (float(c["range_um"][0]),
+                                                         float(c["range_um"][1])),
+                         _pairs(c["dispersion_um_per_pixel"]), _pairs(c["pce"]))
+        for k, c in m["configurations"].items()
+    }
+    slit = m["slit"]
+    return SpecMode(
+        instrument=instrument, name=name, label=m["label"],
+        pixel_scale_arcsec=_v(m["pixel_scale_arcsec"]),
+        read_noise_e=_v(m["read_noise_e_per_frame"]),
+        dark_current_e_s=_v(m["dark_current_e_per_s"]),
+        gain_e_adu=_v(m["gain_e_per_adu"]),
+        full_well_e=_v(m["full_well_e"]),
+        frame_time_s=_v(m["frame_time_s"]),
+        readout_family=m["readout_family"],
+        slit_name=slit["name"], slit_width_arcsec=float(slit["width_arcsec"]),
+        slit_length_arcsec=float(slit["length_arcsec"]),
+        resolution_element_pixels=float(_v(m["resolution_element_pixels"])),
+        default_aperture=(float(m["aperture_radius_arcsec"]), float(m["annulus_inner_arcsec"]),
+                          float(m["annulus_outer_arcsec"])),
+        configurations=configs,
+        dropped_groups=_dropped(m.get("dropped_groups")),
+    )

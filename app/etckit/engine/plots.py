@@ -21,7 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
-from matplotlib.ticker import LogFormatter
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from . import detector as det
 from . import instruments as inst
@@ -29,8 +29,11 @@ from . import physics as phys
 from . import sources as spectral
 from .calculator import Result, measure, prepare, run
 from .cost import CostLimits
+from .validation import ValidationError
 
-KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map")
+IMAGING_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map")
+SPECTROSCOPY_KINDS = ("snr_vs_wavelength", "extracted_flux", "detector_2d", "snr_2d")
+KINDS = IMAGING_KINDS + SPECTROSCOPY_KINDS
 SIZE_IN = (4.8, 3.4)
 DPI = 80
 # axes boxes in figure fractions (left, bottom, width, height); 384 x 272 pixels in all
@@ -238,11 +241,121 @@ def _saturation_map(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
     tp.ax.set_title(f"well fill at end of integration (max {fill.max():.2g})", fontsize=9)
 
 
+# --------------------------------------------------------------------------- spectroscopy
+
+
+def _line_template(ylabel: str, log_y: bool = False) -> _Template:
+    fig, ax = _figure(_PLOT_BOX)
+    if log_y:
+        _plain_log(ax, "y")
+    parts = {"a": ax.plot([], [], "-", color="C0", lw=0.9)[0],
+             "b": ax.plot([], [], "-", color="C1", lw=0.9)[0],
+             "ref": ax.axvline(1.0, color="C3", lw=0.8, ls="--"),
+             "target": ax.axhline(1.0, color="0.5", lw=0.8, ls=":")}
+    ax.set_xlabel("wavelength [µm]")
+    ax.set_ylabel(ylabel)
+    return _Template(fig, ax, parts)
+
+
+def _spectral_axes(tp: _Template, result: Result, ys: list[np.ndarray], labels: list[str],
+                   title: str) -> None:
+    spec = result.spectrum
+    w = np.asarray(spec["wavelength_um"])
+    for key, y, label in zip(("a", "b"), ys + [None], labels + [None], strict=False):
+        line = tp.parts[key]
+        if y is None:
+            line.set_data([], [])
+        else:
+            line.set_data(w, y)
+        line.set_label(label or "")
+    tp.parts["ref"].set_xdata([spec["reference_wavelength_um"]] * 2)
+    target = result.strategy.get("target_snr")
+    tp.parts["target"].set_visible(bool(target) and len(ys) == 1)
+    tp.parts["target"].set_ydata([target or 1.0] * 2)
+    tp.ax.relim(visible_only=True)
+    tp.ax.autoscale_view()
+    if len(ys) > 1:
+        tp.ax.legend(handles=[tp.parts["a"], tp.parts["b"]], fontsize=7)
+    tp.ax.set_title(title, fontsize=9)
+
+
+def _snr_vs_wavelength(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
+    snr = np.array([np.nan if x is None else x for x in result.spectrum["snr"]], dtype=float)
+    _spectral_axes(tp, result, [snr], ["S/N"],
+                   f"{calc.instrument.upper()} {result.filter}: S/N per pixel")
+
+
+def _extracted_flux(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
+    flux = np.maximum(np.asarray(result.spectrum["flux_e_s"]), 1e-12)
+    noise = np.maximum(np.asarray(result.spectrum["noise_e_s"]), 1e-12)
+    _spectral_axes(tp, result, [flux, noise], ["extracted flux", "noise"],
+                   "extracted flux and noise [e-/s per pixel]")
+
+
+def _trace_template(cmap: str, label: str) -> _Template:
+    fig, ax = _figure((0.13, 0.14, 0.66, 0.78))
+    im = ax.imshow(np.zeros((2, 2)), origin="lower", cmap=cmap, interpolation="nearest",
+                   aspect="auto")
+    fig.colorbar(im, cax=fig.add_axes((0.82, 0.14, 0.03, 0.78)), label=label)
+    lines = [ax.axhline(0.0, color=c, lw=0.7, ls=ls)
+             for c, ls in (("w", "-"), ("w", "-"), ("c", ":"), ("c", ":"), ("c", ":"),
+                           ("c", ":"))]
+    ax.set_xlabel("wavelength [µm]")
+    ax.set_ylabel("along the slit [arcsec]")
+    return _Template(fig, ax, {"image": im, "lines": lines})
+
+
+def _show_trace(tp: _Template, values: np.ndarray, result: Result, calc: Any) -> None:
+    trace = result.images["trace"]
+    half = values.shape[0] / 2 * inst.spec_mode(calc.instrument, calc.mode).pixel_scale_arcsec
+    ncol = values.shape[1]
+    im = tp.parts["image"]
+    im.set_data(values)
+    im.set_extent([0, ncol, -half, half])  # columns are pixels: the dispersion is not linear
+    im.autoscale()
+    tp.ax.set_xlim(0, ncol)
+    tp.ax.set_ylim(-half, half)
+    ticks = MaxNLocator(6).tick_values(trace.edges_um[0], trace.edges_um[-1])
+    ticks = ticks[(ticks >= trace.edges_um[0]) & (ticks <= trace.edges_um[-1])]
+    tp.ax.set_xticks(np.interp(ticks, trace.edges_um, np.arange(ncol + 1)),
+                     [f"{t:g}" for t in ticks])
+    r, ri, ro = (calc.aperture_radius_arcsec, calc.annulus_inner_arcsec,
+                 calc.annulus_outer_arcsec)
+    ys = (r, -r, ri, -ri, ro, -ro)
+    for i, (line, y) in enumerate(zip(tp.parts["lines"], ys, strict=True)):
+        line.set_ydata([y, y])
+        line.set_visible(i < 2 or calc.background_subtraction)
+
+
+def _detector_2d(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
+    trace = result.images["trace"]
+    _show_trace(tp, trace.total, result, calc)
+    tp.ax.set_title(f"detector: source + sky + dark [e-/s] ({result.filter})", fontsize=9)
+
+
+def _snr_2d(tp: _Template, result: Result, calc: Any, **_: Any) -> None:
+    trace, ex = result.images["trace"], result.images["extraction"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(np.isfinite(ex.var_pix), trace.source / np.sqrt(ex.var_pix), 0.0)
+    _show_trace(tp, snr, result, calc)
+    tp.ax.set_title("S/N per pixel", fontsize=9)
+
+
 _BUILD = {"snr_vs_time": _snr_vs_time_template, "spectrum": _spectrum_template,
           "snr_map": lambda: _map_template("viridis", "S/N per pixel", "S/N per pixel"),
-          "saturation_map": lambda: _map_template("magma", "fraction of full well")}
+          "saturation_map": lambda: _map_template("magma", "fraction of full well"),
+          "snr_vs_wavelength": lambda: _line_template("S/N per spectral pixel"),
+          "extracted_flux": lambda: _line_template("e-/s per spectral pixel", log_y=True),
+          "detector_2d": lambda: _trace_template("magma", "e-/s per pixel"),
+          "snr_2d": lambda: _trace_template("viridis", "S/N per pixel")}
 _DRAW = {"snr_vs_time": _snr_vs_time, "spectrum": _spectrum, "snr_map": _snr_map,
-         "saturation_map": _saturation_map}
+         "saturation_map": _saturation_map, "snr_vs_wavelength": _snr_vs_wavelength,
+         "extracted_flux": _extracted_flux, "detector_2d": _detector_2d, "snr_2d": _snr_2d}
+
+
+def kinds_for(calculation: Any) -> tuple[str, ...]:
+    """The plot kinds of a validated calculation: imaging or spectroscopic ones."""
+    return SPECTROSCOPY_KINDS if calculation.spectroscopic else IMAGING_KINDS
 
 
 def _draw(kind: str, result: Result, calc: Any, scene: Any, sources: Any) -> bytes:
@@ -266,6 +379,10 @@ def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: di
     if kind not in _DRAW:
         raise ValueError(f"unknown plot kind {kind!r}; expected one of {', '.join(KINDS)}")
     calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id, limits, spectra)
+    if kind not in kinds_for(calc):
+        what = "a spectroscopic" if calc.spectroscopic else "an imaging"
+        raise ValidationError("kind", f"{kind} is not a plot of {what} calculation; its plots "
+                                      f"are {', '.join(kinds_for(calc))}")
     if result is None or result.images is None:
         result = run(calc, scene, sources)
     return _draw(kind, result, calc, scene, sources)

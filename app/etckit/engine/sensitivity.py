@@ -8,7 +8,7 @@ import math
 from . import detector as det
 from . import instruments as inst
 from .calculator import build_images, measure
-from .validation import validate_calculation, validate_scene, validate_source
+from .validation import ValidationError, validate_calculation, validate_scene, validate_source
 
 
 def limiting_flux(calculation: dict, snr: float = 10.0, spectrum: dict | None = None) -> float:
@@ -19,6 +19,9 @@ def limiting_flux(calculation: dict, snr: float = 10.0, spectrum: dict | None = 
     zero and at a reference flux, give S/N(f) = s f / sqrt(V0 + V1 f) exactly; solved as a
     quadratic."""
     calc = validate_calculation(calculation)
+    if calc.spectroscopic:
+        raise ValidationError("calculation.mode", "limiting_flux is for imaging; a "
+                              "spectroscopic mode's is spectroscopy.limiting_flux_spectrum")
     mode = inst.mode(calc.instrument, calc.mode)
     filt = mode.filters[calc.filter]
     ref_jy = 1e-6

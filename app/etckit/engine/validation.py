@@ -96,6 +96,21 @@ class Calculation:
     annulus_outer_arcsec: float
     strategy: Strategy
     background_scale: float = 1.0
+    # spectroscopic modes only (None / True for imaging)
+    disperser: str | None = None
+    reference_wavelength_um: float | None = None
+    background_subtraction: bool = True
+
+    @property
+    def spectroscopic(self) -> bool:
+        return self.disperser is not None
+
+    @property
+    def configuration(self) -> str:
+        """The disperser/filter pair's name ("G140M/F100LP", "P750L"), or the filter."""
+        if self.disperser is None:
+            return self.filter
+        return f"{self.disperser}/{self.filter}" if self.filter else self.disperser
 
 
 # --------------------------------------------------------------------------- limits
@@ -128,7 +143,9 @@ SCENE_KEYS = ("sources",)
 PLACEMENT_KEYS = ("source_id", "offset_x_arcsec", "offset_y_arcsec")
 CALCULATION_KEYS = ("instrument", "mode", "filter", "readout_pattern", "groups", "integrations",
                     "exposures", "aperture_radius_arcsec", "annulus_inner_arcsec",
-                    "annulus_outer_arcsec", "background_scale", "strategy")
+                    "annulus_outer_arcsec", "background_scale", "strategy", "disperser",
+                    "reference_wavelength_um", "background_subtraction")
+SPECTROSCOPY_KEYS = ("disperser", "reference_wavelength_um", "background_subtraction")
 STRATEGY_KEYS = ("kind", "target_snr")
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -491,6 +508,9 @@ def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
     d = _obj(d, field, CALCULATION_KEYS)
     instrument = _choice(d, "instrument", field, tuple(inst.instruments()))
     mode_name = _choice(d, "mode", field, tuple(inst.modes(instrument)))
+    if inst.is_spectroscopic(instrument, mode_name):
+        return _spectroscopic_calculation(d, field, inst.spec_mode(instrument, mode_name))
+    _imaging_leftovers(d, field)
     mode = inst.mode(instrument, mode_name)
     filt = _filter(d, field, mode)
     pats = inst.patterns(mode.readout_family)
@@ -504,6 +524,82 @@ def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
     bscale = _num(d, "background_scale", field, lo=0.0, hi=100.0, default=1.0)
     return Calculation(instrument, mode_name, filt, pattern, groups, integrations, exposures,
                        r, ri, ro, strategy, bscale)
+
+
+def _imaging_leftovers(d: dict, field: str) -> None:
+    """A form's spectroscopic fields left on an imaging calculation: null or well-typed,
+    and dropped."""
+    if d.get("disperser") is not None:
+        _text(d["disperser"], f"{field}.disperser", MAX_ID_CHARS)
+    _num(d, "reference_wavelength_um", field, default=None)
+    _flag(d, "background_subtraction", field)
+
+
+def _flag(d: dict, key: str, field: str, default: bool = True) -> bool:
+    v = d.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, bool):
+        raise ValidationError(f"{field}.{key}", f"must be true or false, got {_show(v)}")
+    return v
+
+
+def _configuration(d: dict, field: str, mode: inst.SpecMode) -> inst.Configuration:
+    """The disperser and filter, checked as a pair the mode offers."""
+    dispersers = tuple(dict.fromkeys(c.disperser for c in mode.configurations.values()))
+    disp = _choice(d, "disperser", field, dispersers)
+    pairs = [c for c in mode.configurations.values() if c.disperser == disp]
+    filt = d.get("filter")
+    filt = None if filt in (None, "") else filt
+    for c in pairs:
+        if c.filter == filt:
+            return c
+    allowed = ", ".join(c.filter or "no filter (null)" for c in pairs)
+    raise ValidationError(f"{field}.filter", f"{disp} takes {allowed}; got {_show(filt)}")
+
+
+def _slit_extraction(d: dict, field: str, mode: inst.SpecMode,
+                     subtract: bool) -> tuple[float, float, float]:
+    """Extraction half-height and the background regions' inner/outer distance from the
+    trace, all along the slit (arcsec), inside half the slit's length."""
+    half = mode.slit_length_arcsec / 2
+    pix = mode.pixel_scale_arcsec
+    dr, di, do = mode.default_aperture
+    slit = f"half the {mode.slit_name} slit's length"
+    r = _num(d, "aperture_radius_arcsec", field, lo=0.5 * pix, hi=half, default=dr,
+             unit=f"arcsec ({slit})")
+    ri = _num(d, "annulus_inner_arcsec", field, lo=r, hi=half, default=max(di, r),
+              unit=f"arcsec ({slit})")
+    ro = _num(d, "annulus_outer_arcsec", field, lo=ri, lo_open=True, hi=half,
+              default=max(do, min(ri + pix, half)), unit=f"arcsec ({slit})")
+    if subtract and ro - ri < pix:
+        raise ValidationError(f"{field}.annulus_outer_arcsec",
+                              f"the background regions must be at least one pixel ({pix} "
+                              "arcsec) high")
+    return r, ri, ro
+
+
+def _spectroscopic_calculation(d: dict, field: str, mode: inst.SpecMode) -> Calculation:
+    config = _configuration(d, field, mode)
+    pats = inst.patterns(mode.readout_family)
+    pattern = _choice(d, "readout_pattern", field, tuple(pats))
+    groups = _int(d, "groups", field, lo=2, hi=pats[pattern].max_groups)
+    integrations = _int(d, "integrations", field, lo=1, hi=MAX_INTEGRATIONS)
+    exposures = _int(d, "exposures", field, lo=1, hi=MAX_EXPOSURES)
+    subtract = _flag(d, "background_subtraction", field)
+    r, ri, ro = _slit_extraction(d, field, mode, subtract)
+    lo, hi = config.range_um
+    ref = _num(d, "reference_wavelength_um", field, default=round((lo + hi) / 2, 3), unit="um")
+    if not lo <= ref <= hi:
+        raise ValidationError(f"{field}.reference_wavelength_um",
+                              f"must be within {lo:g}-{hi:g} um ({config.name}); got {ref:g}")
+    strategy = _strategy(d["strategy"] if d.get("strategy") is not None else {"kind": "snr"},
+                         f"{field}.strategy")
+    bscale = _num(d, "background_scale", field, lo=0.0, hi=100.0, default=1.0)
+    return Calculation(mode.instrument, mode.name, config.filter or "", pattern, groups,
+                       integrations, exposures, r, ri, ro, strategy, bscale,
+                       disperser=config.disperser, reference_wavelength_um=ref,
+                       background_subtraction=subtract)
 
 
 def validate_sources(scene: Scene, sources_by_id: Any,
@@ -578,8 +674,12 @@ def normalize_calculation(d: Any, field: str = "data") -> dict[str, Any]:
     strategy: dict[str, Any] = {"kind": calc.strategy.kind}
     if calc.strategy.target_snr is not None:
         strategy["target_snr"] = calc.strategy.target_snr
-    out = {k: getattr(calc, k) for k in CALCULATION_KEYS if k != "strategy"}
-    for k in ("aperture_radius_arcsec", "annulus_inner_arcsec", "annulus_outer_arcsec"):
+    out = {k: getattr(calc, k) for k in CALCULATION_KEYS
+           if k != "strategy" and (calc.spectroscopic or k not in SPECTROSCOPY_KEYS)}
+    if calc.spectroscopic and not calc.filter:
+        out["filter"] = None
+    nullable = ("aperture_radius_arcsec", "annulus_inner_arcsec", "annulus_outer_arcsec")
+    for k in nullable + (("reference_wavelength_um",) if calc.spectroscopic else ()):
         if d.get(k) is None:
             out[k] = None
     out["strategy"] = strategy
@@ -611,25 +711,48 @@ def defaults() -> dict[str, dict]:
     }
 
 
+def _spec_mode_entry(m: inst.SpecMode) -> dict[str, Any]:
+    r, ri, ro = m.default_aperture
+    return {
+        "name": m.name, "label": m.label, "kind": "spectroscopy",
+        "pixel_scale_arcsec": m.pixel_scale_arcsec, "filters": [],
+        "configurations": [{"name": c.name, "disperser": c.disperser, "filter": c.filter,
+                            "range_um": list(c.range_um)} for c in m.configurations.values()],
+        "slit": {"name": m.slit_name, "width_arcsec": m.slit_width_arcsec,
+                 "length_arcsec": m.slit_length_arcsec},
+        "default_aperture": {"aperture_radius_arcsec": r, "annulus_inner_arcsec": ri,
+                             "annulus_outer_arcsec": ro},
+    }
+
+
+def _mode_entry(iname: str, mname: str) -> dict[str, Any]:
+    if inst.is_spectroscopic(iname, mname):
+        m = inst.spec_mode(iname, mname)
+        entry = _spec_mode_entry(m)
+    else:
+        m = inst.mode(iname, mname)
+        r, ri, ro = m.default_aperture
+        entry = {
+            "name": mname, "label": m.label, "kind": "imaging",
+            "pixel_scale_arcsec": m.pixel_scale_arcsec,
+            "filters": [{"name": f.name, "pivot_um": f.pivot_um,
+                         "bandwidth_um": f.bandwidth_um} for f in m.filters.values()],
+            "default_aperture": {"aperture_radius_arcsec": r, "annulus_inner_arcsec": ri,
+                                 "annulus_outer_arcsec": ro},
+        }
+    entry["readout_patterns"] = [{"name": p.name, "nframe": p.nframe, "nskip": p.nskip,
+                                  "max_groups": p.max_groups}
+                                 for p in inst.patterns(m.readout_family).values()]
+    return entry
+
+
 def catalog() -> dict[str, Any]:
-    """Instruments, modes, filters and readout patterns, for building the forms."""
+    """Instruments, modes (imaging: filters; spectroscopy: disperser/filter pairs and the
+    slit) and readout patterns, for building the forms."""
     out: dict[str, Any] = {"instruments": [], "shapes": list(SHAPES), "spectra": list(SPECTRA),
                            "units": list(UNITS), "strategies": list(STRATEGIES)}
     for iname in inst.instruments():
         idata = inst.raw()["instruments"][iname]
-        modes = []
-        for mname in inst.modes(iname):
-            m = inst.mode(iname, mname)
-            pats = inst.patterns(m.readout_family)
-            r, ri, ro = m.default_aperture
-            modes.append({
-                "name": mname, "label": m.label, "pixel_scale_arcsec": m.pixel_scale_arcsec,
-                "filters": [{"name": f.name, "pivot_um": f.pivot_um,
-                             "bandwidth_um": f.bandwidth_um} for f in m.filters.values()],
-                "readout_patterns": [{"name": p.name, "nframe": p.nframe, "nskip": p.nskip,
-                                      "max_groups": p.max_groups} for p in pats.values()],
-                "default_aperture": {"aperture_radius_arcsec": r, "annulus_inner_arcsec": ri,
-                                     "annulus_outer_arcsec": ro},
-            })
+        modes = [_mode_entry(iname, mname) for mname in inst.modes(iname)]
         out["instruments"].append({"name": iname, "label": idata["label"], "modes": modes})
     return out
