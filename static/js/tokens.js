@@ -84,4 +84,5 @@ async function revokeToken(token) {
 await loadSession();
 $("token-form").addEventListener("submit", createToken);
 // the secret is shown once: leaving or reloading the page forgets it
-refresh().catch((error) => showError(error.message));
+refresh().catch((error) => showError(error.message))
+  .finally(() => { document.body.dataset.ready = "true"; });

@@ -4,6 +4,7 @@ scope, the OpenAPI document (docs/auth.md, "API tokens"; docs/protocol.md, "Scri
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 from etckit.auth import sessions, tickets, tokens
@@ -22,7 +23,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_create_list_revoke_and_the_secret_is_never_stored(app, db):
+async def test_create_list_revoke_and_the_secret_is_never_stored(app, db, caplog):
+    caplog.set_level(logging.DEBUG)
     client = app.test_client()
     await fake_login(client)
     status, made = await make_token(client, name="nightly run", scope="write")
@@ -45,6 +47,9 @@ async def test_create_list_revoke_and_the_secret_is_never_stored(app, db):
     assert (await response.get_json())["message"] == "this API token was revoked"
     again = await client.delete(f"/api/tokens/{made['item']['id']}")
     assert again.status_code == 404
+    logged = [r for r in caplog.records if r.name.startswith("etckit")]
+    assert any("API token created" in r.getMessage() for r in logged)  # logged, but
+    assert not any(secret in f"{r.getMessage()} {r.__dict__}" for r in logged)  # not it
 
 
 async def test_whoami_notes_the_last_use(app, db):
