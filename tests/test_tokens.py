@@ -61,3 +61,12 @@ async def test_the_secret_is_never_logged(db, caplog):
         await tokens.authenticate(db, secret + "x")
     assert all(secret not in record.getMessage() and secret not in str(record.__dict__)
                for record in caplog.records)
+
+
+def test_a_scope_refusal_is_counted_under_its_own_outcome():
+    from etckit import metrics
+
+    child = metrics.REQUESTS.labels("source.edit", "forbidden")
+    before = child._value.get()
+    metrics.Requests().answered("source.edit", "forbidden")
+    assert child._value.get() == before + 1  # not lumped in with "other"
