@@ -181,3 +181,24 @@ async def test_the_openapi_document_names_every_route(app):
     assert routes <= documented, routes - documented
     ws = doc["paths"]["/ws"]["get"]["x-websocket-messages"]
     assert "source.edit" in ws["all"] and "source.edit" not in ws["read_scope"]
+
+
+async def test_tickets_per_token_are_rate_limited(make_app, db):
+    app = make_app(auth__api_tickets_per_minute="1", auth__api_ticket_burst="2")
+    client = app.test_client()
+    await fake_login(client)
+    await add_wssvc(db, "w1")
+    _, first = await make_token(client, name="first")
+    _, second = await make_token(client, name="second")
+
+    async def ticket(secret: str):
+        return await client.post("/api/v1/ticket", headers=bearer(secret),
+                                 json={"purpose": "list"})
+
+    assert [(await ticket(first["token"])).status_code for _ in range(2)] == [200, 200]
+    refused = await ticket(first["token"])
+    assert refused.status_code == 429
+    body = await refused.get_json()
+    assert body["error"] == "rate_limited" and 1 <= body["retry_after"] <= 60
+    assert refused.headers["Retry-After"] == str(body["retry_after"])
+    assert (await ticket(second["token"])).status_code == 200  # each token its own bucket

@@ -70,7 +70,7 @@ def _main_paths() -> dict[str, Any]:
             "summary": "a wssvc and a single-use ticket for its websocket", "security": token,
             "requestBody": _json_body({"$ref": "#/components/schemas/Purpose"}),
             "responses": _answers("200", {"$ref": "#/components/schemas/Ticket"},
-                                  "400", "401", "404", "415", "503")}},
+                                  "400", "401", "404", "415", "429", "503")}},
         "/api/v1/whoami": {"get": {
             "summary": "the token's user and the token", "security": token,
             "responses": _answers("200", {"type": "object"}, "401")}},

@@ -6,6 +6,7 @@
     DELETE /api/tokens/<id>        revoke one of the user's tokens
     POST   /api/v1/ticket          Authorization: Bearer <token>; {purpose, workbook?} -> a
                                    wssvc and a ticket, as /api/assign answers the browser
+                                   (auth.api_tickets_per_minute per token: 429 beyond)
     GET    /api/v1/whoami          Authorization: Bearer <token> -> the user and the token
     GET    /api/v1/openapi.json    the OpenAPI description of these routes (no login)
 
@@ -20,9 +21,11 @@ from __future__ import annotations
 import logging
 
 from quart import Blueprint, Response, current_app, jsonify, request
+from quart.blueprints import BlueprintSetupState
 
 from ..auth import tokens
 from . import api
+from .limits import LoginLimiter
 from .openapi import document
 from .web import WORKBOOK_RE, current_site, current_user, page, problem
 from .web import api as logged_in_api
@@ -30,6 +33,16 @@ from .web import api as logged_in_api
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("tokens", __name__)
+LIMITER = "etckit.ticket_limiter"
+
+
+@blueprint.record_once
+def _ticket_limiter(state: BlueprintSetupState) -> None:
+    """Tickets per token and minute, in this process (like the anonymous-login limit: N
+    main_servers allow N times as many; wssvc's buckets still bound what a socket does)."""
+    auth = state.app.extensions["etckit.config"].auth
+    state.app.extensions[LIMITER] = LoginLimiter(
+        per_minute=auth.api_tickets_per_minute, burst=auth.api_ticket_burst, per_day=0)
 
 
 def _refusal(exc: tokens.TokenError) -> Response:
@@ -115,6 +128,13 @@ async def api_ticket():
     if isinstance(found, Response):
         return found
     user, token, digest = found
+    refusal = current_app.extensions[LIMITER].take(digest)
+    if refusal is not None:
+        rate = current_site().cfg.auth.api_tickets_per_minute
+        response = problem(429, "rate_limited", f"this API token asked for too many tickets "
+                           f"(the limit is {rate:g} a minute)", retry_after=refusal.retry_after)
+        response.headers["Retry-After"] = str(refusal.retry_after)
+        return response
     asked = await api.purpose_of_body()
     if isinstance(asked, Response):
         return asked
