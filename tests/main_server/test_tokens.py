@@ -106,6 +106,17 @@ async def test_bad_requests_name_the_field(app):
                         ({"expires_in_days": "7"}, "expires_in_days")):
         status, answer = await make_token(client, **body)
         assert (status, answer["error"], answer["field"]) == (400, "invalid", field), body
+    response = await client.post("/api/tokens", data=b'{"name": "a\\ud800", "scope": "read",'
+                                 b' "expires_in_days": 1}',
+                                 headers={"Content-Type": "application/json"})
+    answer = await response.get_json()
+    assert (response.status_code, answer["error"], answer["field"]) == (400, "bad_unicode",
+                                                                        "name")
+    for days in (b"NaN", b"Infinity", b"1e999"):
+        response = await client.post("/api/tokens", data=b'{"name": "n", "scope": "read",'
+                                     b' "expires_in_days": ' + days + b"}",
+                                     headers={"Content-Type": "application/json"})
+        assert (await response.get_json())["field"] == "expires_in_days", days
     response = await client.post("/api/tokens", json=[1])
     assert response.status_code == 400 and (await response.get_json())["field"] == ""
     response = await client.post("/api/tokens", data="{", headers={

@@ -78,6 +78,11 @@ def check_request(body: Any, max_lifetime: float) -> tuple[str, str, float]:
     if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
         raise TokenError("invalid", f"name must be text of 1 to {NAME_MAX} characters",
                          field="name")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TokenError("bad_unicode", "name is not valid Unicode (a lone surrogate)",
+                         field="name") from None
     if scope not in SCOPES:
         raise TokenError("invalid", "scope must be 'read' or 'write'", field="scope")
     longest = max_lifetime / 86400

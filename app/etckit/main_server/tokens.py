@@ -46,7 +46,8 @@ def _ticket_limiter(state: BlueprintSetupState) -> None:
 
 
 def _refusal(exc: tokens.TokenError) -> Response:
-    status = {"invalid": 400, "forbidden": 403, "quota": 409}.get(exc.code, 401)
+    status = {"invalid": 400, "bad_unicode": 400, "forbidden": 403,
+              "quota": 409}.get(exc.code, 401)
     response = problem(status, exc.code, str(exc), **exc.extra)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
