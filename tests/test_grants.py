@@ -241,3 +241,26 @@ def test_db_grant_prints_the_statements_and_refuses_sqlite(tmp_path, capsys, mon
     monkeypatch.setenv("ETCKIT_DATABASE__URL", f"sqlite:///{tmp_path / 'x.db'}")
     assert main(["db", "grant"]) == 1
     assert "etckit db: database roles need PostgreSQL" in capsys.readouterr().err
+
+
+async def test_api_tokens_under_the_roles_of_main_server_and_wssvc(roles):
+    """main_server makes, lists, uses and revokes tokens; wssvc only asks whether one is live
+    (auth/tokens.py's live_logins), and can read no token's owner, name or scope."""
+    from etckit.auth import tokens
+
+    main, wssvc = roles["main_server"], roles["wssvc"]
+    carol = await sessions.upsert_user(main, issuer="fake", subject="carol", kind="fake")
+    secret, made = await tokens.create(main, carol, name="t", scope="read", lifetime=60,
+                                       limit=5)
+    assert [t.id for t in await tokens.list_tokens(main, carol.id)] == [made.id]
+    user, _, digest = await tokens.authenticate(main, secret)
+    assert user.id == carol.id
+    login = tokens.TICKET_PREFIX + digest
+    assert await tokens.live_logins(wssvc, [login]) == {login}
+    await _refused(wssvc.fetchall("SELECT user_id FROM api_tokens"))
+    await _refused(wssvc.fetchall("SELECT scope FROM api_tokens"))
+    await _refused(wssvc.execute("UPDATE api_tokens SET revoked_at = NULL"))
+    await _refused(main.execute("DELETE FROM api_tokens"))
+    await _refused(roles["worker"].fetchall("SELECT token_hash FROM api_tokens"))
+    assert await tokens.revoke(main, carol.id, made.id)
+    assert await tokens.live_logins(wssvc, [login]) == set()

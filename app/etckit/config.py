@@ -214,6 +214,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "session_check_interval": Key(float, 3.0, _range(0.1, 300),
                                       "seconds between wssvc's checks that the sessions behind"
                                       " its sockets are live (4003 when not)"),
+        "api_token_max_lifetime": Key(float, 90 * 86400.0, _range(60, 3650 * 86400),
+                                      "longest lifetime, seconds, of a personal API token"),
+        "api_tokens_per_user": Key(int, 20, _range(1, 10_000),
+                                   "live (unexpired, unrevoked) API tokens one user may hold"),
+        "api_tickets_per_minute": Key(float, 60.0, _range(0, 100000),
+                                      "wssvc tickets one API token may buy a minute, per"
+                                      " main_server (0: no limit)"),
+        "api_ticket_burst": Key(int, 20, _range(1, 100000),
+                                "tickets one API token may buy at once before the rate applies"),
     },
     "sso": {
         "enabled": Key(bool, False, None, "offer login through an OpenID provider"),

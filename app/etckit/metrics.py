@@ -44,7 +44,7 @@ OUTCOMES = frozenset({
     "ok", "invalid", "not_found", "bad_unicode", "too_deep", "too_large", "bad_json",
     "too_expensive", "rate_limited", "quota", "busy", "unavailable", "internal", "timeout",
     "worker_lost", "no_worker", "in_use", "binary_frame", "not_object", "missing_id",
-    "bad_id", "missing_type", "unknown_type", "conflict", "not_allowed",
+    "bad_id", "missing_type", "unknown_type", "conflict", "not_allowed", "forbidden",
 })
 
 # -- wssvc ------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ A ticket says "the holder of login session S (user U) may open a websocket on ws
 (`auth.ticket_public_key`), so a host that holds only the public key cannot mint one. It is
 single use because wssvc records its id in the used_tickets table (a second use is refused by
 the primary key, on every wssvc and every backend alike), and it names the session (its
-`token_hash`, never the cookie) so that wssvc can close the socket when the session ends.
+`token_hash`, never the cookie) so that wssvc can close the socket when the session ends. A
+ticket bought with an API token names ``api:<the token's hash>`` instead and carries the
+token's ``scope`` when it is ``read`` (auth/tokens.py); without one it is ``write``.
 
     t2.<base64url(JSON payload)>.<base64url(Ed25519 signature of "t2." + payload)>
 """
@@ -25,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..storage import Database, IntegrityError
-from . import sessions
+from . import tokens
 
 VERSION = "t2"
 MAX_TOKEN_CHARS = 2048
@@ -45,9 +47,11 @@ class Ticket:
     purpose: str  # "list" or "workbook"
     workbook: str | None
     expires: float
+    scope: str = "write"  # "read": only messaging.types.READ_TYPES (an API token's scope)
 
 
 _STRINGS = ("id", "user", "session", "pool", "purpose")
+_FIELDS = frozenset(f.name for f in fields(Ticket))
 
 
 def _b64(data: bytes) -> str:
@@ -64,14 +68,19 @@ def _signed_text(payload: str) -> bytes:
 
 def issue(key: Ed25519PrivateKey, *, user: str, session: str, pool: str,
           purpose: str = "list", workbook: str | None = None, lifetime: float = 30.0,
-          now: float | None = None) -> str:
+          now: float | None = None, scope: str = "write") -> str:
     """A signed ticket for the login session whose token_hash is `session`."""
     if not session:
         raise ValueError("a ticket needs the session it is issued to")
+    if scope not in tokens.SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
     ticket = Ticket(id=secrets.token_urlsafe(12), user=user, session=session, pool=pool,
                     purpose=purpose, workbook=workbook,
-                    expires=(now or time.time()) + lifetime)
-    payload = _b64(json.dumps(asdict(ticket), separators=(",", ":")).encode())
+                    expires=(now or time.time()) + lifetime, scope=scope)
+    fields_ = asdict(ticket)
+    if scope == "write":  # the browser's tickets stay as they were (older wssvc read them)
+        del fields_["scope"]
+    payload = _b64(json.dumps(fields_, separators=(",", ":")).encode())
     return f"{VERSION}.{payload}.{_b64(key.sign(_signed_text(payload)))}"
 
 
@@ -88,8 +97,10 @@ def _signature_ok(keys: Sequence[Ed25519PublicKey], payload: str, signature: byt
 def _parse(payload: str) -> Ticket:
     try:
         data = json.loads(_unb64(payload))
-        if not isinstance(data, dict) or set(data) != {f.name for f in fields(Ticket)}:
+        if not isinstance(data, dict) or set(data) not in (_FIELDS, _FIELDS - {"scope"}):
             raise ValueError("unexpected fields")
+        if data.get("scope", "write") not in tokens.SCOPES:
+            raise ValueError("unknown scope")
         if not all(isinstance(data[name], str) for name in _STRINGS) or \
                 not isinstance(data["workbook"], str | None) or \
                 isinstance(data["expires"], bool) or \
@@ -131,8 +142,10 @@ async def redeem(db: Database, keys: Sequence[Ed25519PublicKey], token: str, *,
     """verify(), check its session is still live, and mark the ticket used; a second redeem
     raises TicketError."""
     ticket = verify(keys, token, pool=pool)
-    if not await sessions.live_sessions(db, [ticket.session]):
-        raise TicketError("the login session has ended")
+    if not await tokens.live_logins(db, [ticket.session]):
+        raise TicketError("the API token was revoked or has expired"
+                          if ticket.session.startswith(tokens.TICKET_PREFIX)
+                          else "the login session has ended")
     now = time.time()
     try:
         async with db.transaction() as tx:

@@ -75,6 +75,11 @@ async def assign_request() -> tuple[str, str | None] | Response:
     """(purpose, workbook) from the request body, or the error answer."""
     if not current_site().same_origin():
         return problem(403, "csrf", "request did not come from an etckit page")
+    return await purpose_of_body()
+
+
+async def purpose_of_body() -> tuple[str, str | None] | Response:
+    """(purpose, workbook) from a JSON body, or the error answer (also POST /api/v1/ticket)."""
     body = await json_body()
     if isinstance(body, Response):
         return body
@@ -119,9 +124,15 @@ async def _assign() -> Response:
     if not isinstance(asked, tuple):
         return asked
     purpose, workbook = asked
+    session = sessions.token_hash(request.cookies.get(SESSION_COOKIE, ""))
+    return await ticket_answer(await current_user(), purpose, workbook, session)
+
+
+async def ticket_answer(user: sessions.User, purpose: str, workbook: str | None, session: str,
+                        scope: str = "write") -> Response:
+    """A wssvc and a ticket for the user (the browser's login session, or an API token)."""
     site = current_site()
     cfg = site.cfg
-    user = await current_user()
     if workbook is not None and not await owns(user.id, workbook):
         return problem(404, "not_found", "there is no such workbook")
     try:
@@ -130,10 +141,9 @@ async def _assign() -> Response:
     except NoService:
         return problem(503, "no_wssvc", "no websocket service is available; "
                        "try again in a few seconds")
-    session = sessions.token_hash(request.cookies.get(SESSION_COOKIE, ""))
     ticket = tickets.issue(site.ticket_key, user=user.id, session=session,
                            pool=chosen.pool, purpose=purpose, workbook=workbook,
-                           lifetime=cfg.auth.ticket_lifetime)
+                           lifetime=cfg.auth.ticket_lifetime, scope=scope)
     return jsonify(url=f"{chosen.endpoint}/ws?ticket={ticket}", endpoint=chosen.endpoint,
                    ticket=ticket, pool=chosen.pool, service=chosen.service_id,
-                   expires_in=cfg.auth.ticket_lifetime)
+                   expires_in=cfg.auth.ticket_lifetime, origin=site.public_origin)

@@ -27,6 +27,7 @@ Routes (docs/auth.md tells the whole story):
     POST /api/assign            {purpose, workbook} -> wssvc URL and ticket
     GET  /healthz               database and schema check for the load balancer
     GET  /system, /api/system   the System page (404 unless main_server.admins names you)
+    GET  /tokens, /api/tokens…  API tokens; /api/v1/… the scripting API (tokens.py)
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from ..http import serve_app
 from ..lifecycle import Fatal
 from ..resources import static_dir
 from ..storage import Database, StorageError, connect
-from . import api, errors, logins, pages, system
+from . import api, errors, logins, pages, system, tokens
 from .limits import LoginLimiter, client_address
 from .web import CSRF_COOKIE, SESSION_COOKIE, SSO_COOKIE, SSO_PATH
 
@@ -160,7 +161,7 @@ def create_app(cfg: Config, db: Database) -> Quart:
     app.extensions["etckit.db"] = db
     app.extensions["etckit.config"] = cfg
     app.extensions["etckit.site"] = site
-    for blueprint in (pages.blueprint, logins.blueprint, api.blueprint):
+    for blueprint in (pages.blueprint, logins.blueprint, api.blueprint, tokens.blueprint):
         app.register_blueprint(blueprint)
     errors.install(app)
     system.install(app, db, cfg.heartbeat.registry_liveness)  # /system for main_server.admins

@@ -28,6 +28,16 @@ REQUEST_TYPES = frozenset({
     "spectrum.delete",
 })
 
+# The message types that never change stored data: all an API token of scope "read" may
+# send (wssvc answers any other type `forbidden` on such a connection). Shared with the
+# sharing rights (a read share); a test checks it is a subset of the types above.
+READ_TYPES = frozenset({
+    "ping", "pong", "echo", "test.sleep",
+    "workbook.list", "workbook.open", "workbook.export",
+    "source.history", "scene.history", "calculation.history",
+    "calculation.download", "plot.render", "spectrum.list",
+})
+
 ID_MAX = 64
 
 # The plots a calculation has (engine.plots.KINDS; a test checks that they agree): wssvc

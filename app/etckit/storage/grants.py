@@ -32,6 +32,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
     "main_server": {
         "users": _RW,                       # logins, logout, sweep of expired anonymous users
         "sessions": _RW,                    # create, check, revoke, sweep
+        "api_tokens": ("SELECT", "INSERT", "UPDATE"),  # create, list, use, revoke
         "workbooks": ("SELECT (id, owner_id)",),  # may this user open that workbook?
         "assignments": ("SELECT", "INSERT", "UPDATE"),  # INSERT ... ON CONFLICT DO UPDATE
         "services": ("SELECT",),            # live wssvc to assign (main_server never registers)
@@ -40,6 +41,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
     "wssvc": {
         # is the session behind a ticket or a socket still live? Nothing else of a session.
         "sessions": ("SELECT (token_hash, revoked_at, expires_at)",),
+        "api_tokens": ("SELECT (token_hash, revoked_at, expires_at)",),  # the same, for tokens
         "used_tickets": ("SELECT", "INSERT", "DELETE"),  # single use; old ones swept
         **_REGISTRY,
     },

@@ -167,6 +167,23 @@ CREATE TABLE spectra (
 );
 CREATE INDEX spectra_workbook ON spectra (workbook_id)
 """),
+    # PLACEHOLDER: s12-share's migration 7 (sharing, folders) takes this number at merge;
+    # until then an empty step keeps the numbers without gaps (the lead renumbers).
+    Migration(7, "placeholder for sharing and folders", ""),
+    Migration(8, "personal API tokens", """
+CREATE TABLE api_tokens (
+    token_hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    scope TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    last_used_at DOUBLE PRECISION,
+    revoked_at DOUBLE PRECISION
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id)
+"""),
 ]
 
 

@@ -44,7 +44,7 @@ from ..messaging.protocol import (
     loads,
     request_body,
 )
-from ..messaging.types import ID_MAX, LOCAL_TYPES, PLOT_KINDS, REQUEST_TYPES
+from ..messaging.types import ID_MAX, LOCAL_TYPES, PLOT_KINDS, READ_TYPES, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database
 from .hub import Client, Hub
@@ -194,10 +194,16 @@ class Service:
         if mtype == "pong":
             return
         local = mtype in LOCAL_TYPES
-        wait = self.limits.admit(client.limit, client.user, in_flight=not local)
+        refused = client.scope == "read" and mtype not in READ_TYPES  # the one scope check
+        wait = self.limits.admit(client.limit, client.user, in_flight=not (local or refused))
         if wait:
             self.requests.answered(mtype, "rate_limited")
             client.send(rate_limited(wait, message["id"]))
+            return
+        if refused:
+            self.requests.answered(mtype, "forbidden")
+            client.send(error_message("forbidden", f"this API token has read scope: {mtype} "
+                                      "would change stored data", message["id"]))
             return
         if local:
             self.requests.answered(mtype, "ok")
@@ -253,7 +259,7 @@ class Service:
     async def serve_client(self, ticket: tickets.Ticket) -> None:
         ws = websocket._get_current_object()
         client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
-                        session=ticket.session,
+                        session=ticket.session, scope=ticket.scope,
                         queue=asyncio.Queue(self.cfg.wssvc.client_queue),
                         last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18),
                         limit=self.limits.connection())

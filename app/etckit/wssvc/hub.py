@@ -34,6 +34,7 @@ class Client:
     last_seen: float = 0.0
     plot_key: str = ""
     session: str = ""  # the login session (token_hash) its ticket named; see sessions.py
+    scope: str = "write"  # "read": an API token's, READ_TYPES only (app.Service.handle)
     limit: ConnectionLimit | None = None  # its requests in flight and its token bucket
 
     def addressed_by(self, to: dict[str, Any]) -> bool:

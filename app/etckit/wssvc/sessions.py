@@ -4,8 +4,9 @@ Each socket was opened with a ticket that names its login session (the session's
 `token_hash`). Every `auth.session_check_interval` seconds one batched query asks which of
 those sessions are still live; the sockets of a session that was revoked (logout), expired or
 deleted (an anonymous user's logout deletes the user) are closed with 4003, and the page goes
-back to the login page. A database that does not answer closes nothing: the next round tries
-again.
+back to the login page. A socket opened with an API token's ticket names the token instead
+(``api:<token_hash>``): revoking the token or its expiry closes it the same way. A database
+that does not answer closes nothing: the next round tries again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import logging
 from collections import defaultdict
 
-from ..auth import sessions
+from ..auth import tokens
 from ..storage import Database, StorageError
 from .hub import Client, Hub
 
@@ -37,7 +38,7 @@ class SessionWatcher:
             by_session[client.session].append(client)
         if not by_session:
             return 0
-        live = await sessions.live_sessions(self.db, by_session)
+        live = await tokens.live_logins(self.db, by_session)
         closed = 0
         for session, clients in by_session.items():
             if session in live:
