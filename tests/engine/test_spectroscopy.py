@@ -308,3 +308,19 @@ def test_limiting_flux_is_for_imaging():
     with pytest.raises(ValidationError) as e:
         limiting_flux(G140M)
     assert e.value.field == "calculation.mode"
+
+
+def test_messages_carry_a_spectrum_without_its_per_pixel_lists():
+    """A workbook of many spectroscopic calculations must open within reply_max_bytes: the
+    views messages carry keep the scalars and the pixel count; downloads keep the lists."""
+    from etckit.worker.handlers.views import message_result
+
+    stored = calculate(G140M, SCENE, {"s": _source()}).to_json()
+    full = json.loads(stored)
+    sent = message_result(stored)
+    assert sent["spectrum"]["pixels"] == len(full["spectrum"]["wavelength_um"]) > 100
+    assert not any(isinstance(v, list) for v in sent["spectrum"].values())
+    assert sent["spectrum"]["reference_wavelength_um"] == full["spectrum"]["reference_wavelength_um"]
+    assert sent["snr"] == full["snr"]
+    assert len(json.dumps(sent)) < len(stored) / 10
+    assert message_result(None) is None

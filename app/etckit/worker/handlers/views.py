@@ -18,11 +18,28 @@ def item_view(kind: str, row: dict[str, Any]) -> dict[str, Any]:
     if kind == "calculation":
         computed = (row["engine_version"], row["data_version"])
         view.update(scene=row["scene_id"], status=row["status"], revision=row["revision"],
-                    result=json.loads(row["result"]) if row["result"] else None,
+                    result=message_result(row["result"]),
                     error=row["error"] or None, engine_version=computed[0] or None,
                     data_version=computed[1] or None,
                     outdated=row["status"] != "pending" and computed != versions())
     return view
+
+
+def message_result(stored: str | None) -> dict[str, Any] | None:
+    """A stored result as messages carry it: a spectroscopic result's per-pixel lists (about
+    100 kB per calculation) stay out, so a workbook of many spectra still opens within
+    quotas.reply_max_bytes; they are in the calculation's downloads (JSON, CSV, FITS)."""
+    if not stored:
+        return None
+    result = json.loads(stored)
+    spectrum = result.get("spectrum") if isinstance(result, dict) else None
+    if isinstance(spectrum, dict):
+        lists = [k for k, v in spectrum.items() if isinstance(v, list)]
+        kept = {k: v for k, v in spectrum.items() if k not in lists}
+        wave = spectrum.get("wavelength_um")
+        kept["pixels"] = len(wave) if isinstance(wave, list) else 0
+        result = {**result, "spectrum": kept}
+    return result
 
 
 def engine_view() -> dict[str, str]:
