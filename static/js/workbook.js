@@ -26,7 +26,10 @@ function onMessage(message) {
   }
 }
 
+// A read share sees the page without its edit controls (the worker refuses an edit anyway,
+// `forbidden`): body[data-access="read"] hides them (etckit.css).
 function showWorkbook(wb) {
+  if (wb.access) document.body.dataset.access = wb.access;
   $("workbook-name").textContent = wb.name;
   $("workbook-description").textContent = wb.description;
   document.title = `etckit — ${wb.name}`;

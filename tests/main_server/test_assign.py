@@ -6,6 +6,7 @@ import json
 import time
 
 from etckit.auth import tickets
+from etckit.main_server.assign import rendezvous
 
 from .conftest import fake_login, public_keys
 
@@ -70,7 +71,8 @@ async def test_assignment_sticks_until_the_wssvc_dies(app, db):
     assert (await assign(client, purpose="list"))[1]["service"] == "a"
     await db.execute("INSERT INTO workbooks (id, owner_id, name, created_at, updated_at)"
                      " VALUES ('wb1', :u, 'w', 0, 0)", {"u": user})
-    # a workbook not yet placed goes where its owner's list is
+    # a workbook not yet placed goes where rendezvous hashing of its id puts it (wb1: a)
+    assert rendezvous("wb1", [{"id": "a"}, {"id": "b"}])["id"] == "a"
     status, body = await assign(client, purpose="workbook", workbook="wb1")
     assert status == 200 and body["service"] == "a"
     ticket = tickets.verify(public_keys(), body["ticket"], pool="pool-a")

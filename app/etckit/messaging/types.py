@@ -26,6 +26,30 @@ REQUEST_TYPES = frozenset({
     "spectrum.upload",
     "spectrum.list",
     "spectrum.delete",
+    # sharing and folders (s12-share; docs/workbooks.md)
+    "workbook.share",
+    "workbook.unshare",
+    "workbook.shares",
+    "folder.create",
+    "folder.rename",
+    "folder.delete",
+    "folder.move",
+})
+
+# The request types that never change stored data (a read share may send those about its
+# workbook; worker/rights.py gives every other type its right).
+READ_TYPES = frozenset({
+    "echo",
+    "test.sleep",
+    "test.broadcast",
+    "workbook.list",
+    "workbook.open",
+    "workbook.export",
+    "workbook.shares",
+    *(f"{kind}.history" for kind in ("source", "scene", "calculation")),
+    "calculation.download",
+    "plot.render",
+    "spectrum.list",
 })
 
 ID_MAX = 64
