@@ -30,6 +30,11 @@ function onMessage(message) {
 // `forbidden`): body[data-access="read"] hides them (etckit.css).
 function showWorkbook(wb) {
   if (wb.access) document.body.dataset.access = wb.access;
+  if (wb.access === "read" && !$("access-note")) {
+    $("workbook-description").after(Object.assign(document.createElement("p"), {
+      id: "access-note", className: "muted",
+      textContent: "Shared with you to read: you can look, plot and download, not change it." }));
+  }
   $("workbook-name").textContent = wb.name;
   $("workbook-description").textContent = wb.description;
   document.title = `etckit — ${wb.name}`;

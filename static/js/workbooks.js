@@ -48,7 +48,7 @@ function folderRow(folder, count) {
   const del = el("button", { type: "button", className: "danger delete-folder",
     textContent: "Delete folder", onclick: () => deleteFolder(folder) });
   const tr = el("tr", { className: "folder-heading" },
-    el("th", { colSpan: 3, textContent: `📁 ${folder.name} (${count})` }),
+    el("th", { colSpan: 3, textContent: `Folder: ${folder.name} (${count})` }),
     el("td", { className: "actions" }, rename, " ", del));
   tr.dataset.folderId = folder.id;
   return tr;
