@@ -244,6 +244,16 @@ async def test_sharing_rules(db, users):
                                                                   (users["o"], book)}
 
 
+async def test_folders_are_limited_per_user(db, users, monkeypatch):
+    from etckit.worker.handlers import sharing
+
+    monkeypatch.setattr(sharing, "FOLDERS_MAX", 1)
+    await ok(db, users["o"], {"type": "folder.create", "name": "One"})
+    over = await send(db, users["o"], {"type": "folder.create", "name": "Two"})
+    assert over["code"] == "quota" and over["limit"] == "folders_per_user" and over["value"] == 1
+    await ok(db, users["r"], {"type": "folder.create", "name": "Theirs"})  # per user
+
+
 async def test_folders_are_per_user(db, users):
     f = await workbook(db, users)
     o, r = users["o"], users["r"]

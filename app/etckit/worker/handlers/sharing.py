@@ -16,7 +16,7 @@ from typing import Any
 
 from ...storage import shares
 from ..dispatch import Context, HandlerError, handler
-from .fields import ident, name, owned_workbook, quota, text
+from .fields import ident, name, owned_workbook, text
 
 FOLDERS_MAX = 100  # folders per user (quota `folders_per_user`)
 WHO_MAX = 254  # the longest name or e-mail a share may name
@@ -145,7 +145,8 @@ async def create_folder(ctx: Context, message: dict[str, Any]) -> None:
            "created_at": time.time()}
     async with ctx.db.transaction() as tx:
         if await shares.count_folders(tx, ctx.user) >= FOLDERS_MAX:
-            raise quota("folders_per_user", FOLDERS_MAX, "you have as many folders as allowed")
+            raise HandlerError("quota", f"you have as many folders as allowed: the limit is"
+                               f" {FOLDERS_MAX}", limit="folders_per_user", value=FOLDERS_MAX)
         await shares.insert_folder(tx, row, ctx.user)
     _tell(ctx, {"type": "folder.saved", "folder": folder_view(row)})
 
