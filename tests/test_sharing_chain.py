@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import pytest
 import websockets
@@ -102,6 +103,20 @@ async def closed_with(client, deadline: float) -> int:
 
 
 async def test_revoking_closes_the_revoked_users_socket_with_4004(chain):
+    await _revoke_closes(chain)
+
+
+async def test_revoking_closes_with_4004_on_postgresql(tmp_path, pg_server):
+    chain = Chain(tmp_path, db_url=pg_server.create_database(f"share_{uuid.uuid4().hex[:8]}"),
+                  auth__session_check_interval=str(INTERVAL), **FAST_USERS)
+    try:
+        chain.start_all(workers=1)
+        await _revoke_closes(chain)
+    finally:
+        chain.stop()
+
+
+async def _revoke_closes(chain: Chain) -> None:
     book, _ = await _shared(chain, erin="read", frank="read")
     erin = await chain.connect("erin", workbook=book)
     erin_list = await chain.connect("erin")

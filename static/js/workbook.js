@@ -22,7 +22,7 @@ function onMessage(message) {
   if (message.type === "workbook.updated" && message.workbook.id === workbookId) {
     showWorkbook(message.workbook);
   } else if (message.type === "workbook.deleted" && message.workbook === workbookId) {
-    showError("This workbook was deleted (in another window).");
+    showError("This workbook was deleted, or is no longer shared with you.");
   }
 }
 

@@ -146,6 +146,12 @@ const conn = connect({
   },
 });
 
+// A share made through another wssvc than this list's reaches it at the next listing: list
+// again whenever the page is shown again.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && document.body.dataset.ready) refresh();
+});
+
 async function refresh() {
   try {
     const reply = await conn.request("workbook.list", {}, { resend: true });
