@@ -122,8 +122,8 @@ async def test_each_program_runs_its_own_code_under_its_own_role(roles):
     moved = await _worker(worker, bob.id, {"id": 13, "type": "folder.move", "workbook": book,
                                            "folder": folder["folder"]["id"]})
     assert moved["type"] == "workbook.moved", moved
-    assert await shares.live_access(wssvc, [(bob.id, book), (alice.id, book)]) == {
-        (bob.id, book), (alice.id, book)}
+    assert await shares.revoked(wssvc, [(bob.id, book), (alice.id, book),
+                                        ("nobody", book)]) == {("nobody", book)}
     assert (await main.fetchone("SELECT w.owner_id, s.user_id FROM workbooks w LEFT JOIN"
                                 " workbook_shares s ON s.workbook_id = w.id AND s.user_id = :u"
                                 " WHERE w.id = :id", {"id": book, "u": bob.id}))["user_id"]

@@ -239,9 +239,10 @@ async def test_sharing_rules(db, users):
     gone = await send(db, users["r"], {"type": "workbook.open", "workbook": book})
     assert gone["code"] == "not_found"
     assert not (await ok(db, users["r"], {"type": "workbook.list"}))["workbooks"]
-    assert await shares.live_access(db, [(users["r"], book), (users["w"], book),
-                                         (users["o"], book)]) == {(users["w"], book),
-                                                                  (users["o"], book)}
+    pairs = [(users["r"], book), (users["w"], book), (users["o"], book), (users["r"], "gone")]
+    assert await shares.revoked(db, pairs) == {(users["r"], book)}  # a missing one is no revoke
+    await ok(db, users["o"], {"type": "workbook.delete", "workbook": book})
+    assert await shares.revoked(db, pairs) == set()
 
 
 async def test_folders_are_limited_per_user(db, users, monkeypatch):

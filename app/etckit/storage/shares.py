@@ -17,7 +17,7 @@ from .base import Row, Transaction
 
 ACCESS = ("read", "write", "grant")  # what a share gives, weakest first
 RIGHTS = ("none", *ACCESS, "owner")  # what a user has on a workbook, weakest first
-LIVE_BATCH = 200  # workbooks per query of live_access
+REVOKE_BATCH = 200  # workbooks per query of revoked
 
 
 def at_least(right: str, needed: str) -> bool:
@@ -105,14 +105,16 @@ async def visible_to(tx: Transaction, user: str) -> list[Row]:
         " ORDER BY w.updated_at DESC, w.id", {"u": user})
 
 
-async def live_access(db: Any, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Of these (user, workbook) pairs, those where the user still owns the workbook or has a
-    share of it: one query per LIVE_BATCH workbooks (`db`: a Database or a transaction)."""
+async def revoked(db: Any, pairs: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of these (user, workbook) pairs, those whose workbook still exists but which the user
+    neither owns nor has a share of any more (a deleted workbook is no revoke: its sockets get
+    `not_found` as before). One query per REVOKE_BATCH workbooks (`db`: a Database or a
+    transaction)."""
     wanted = set(pairs)
     workbooks = sorted({w for _, w in wanted})
     found: set[tuple[str, str]] = set()
-    for start in range(0, len(workbooks), LIVE_BATCH):
-        batch = workbooks[start:start + LIVE_BATCH]
+    for start in range(0, len(workbooks), REVOKE_BATCH):
+        batch = workbooks[start:start + REVOKE_BATCH]
         params = {f"w{i}": w for i, w in enumerate(batch)}
         marks = ", ".join(f":w{i}" for i in range(len(batch)))
         rows = await db.fetchall(
@@ -120,7 +122,8 @@ async def live_access(db: Any, pairs: Iterable[tuple[str, str]]) -> set[tuple[st
             f" SELECT workbook_id AS w, user_id AS u FROM workbook_shares"
             f" WHERE workbook_id IN ({marks})", params)
         found |= {(r["u"], r["w"]) for r in rows}
-    return found & wanted
+    existing = {w for _, w in found}  # every existing workbook has its owner's row
+    return {(u, w) for u, w in wanted if w in existing and (u, w) not in found}
 
 
 # -- folders --------------------------------------------------------------------------------

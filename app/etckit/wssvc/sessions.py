@@ -9,8 +9,9 @@ back to the login page. A database that does not answer closes nothing: the next
 again.
 
 In the same round a second batched query asks whether the user of each workbook socket still
-owns that workbook or has a share of it; a socket whose share was revoked (or whose workbook
-was deleted) is closed with 4004, and the page goes back to the Workbook List.
+owns that workbook or has a share of it; a socket whose share was revoked is closed with 4004,
+and the page goes back to the Workbook List (a deleted workbook's sockets stay open: their
+requests get `not_found`, as they always did).
 """
 
 from __future__ import annotations
@@ -57,15 +58,15 @@ class SessionWatcher:
         return closed + await self.check_access()
 
     async def check_access(self) -> int:
-        """Close the workbook sockets whose user no longer may use that workbook."""
+        """Close the workbook sockets whose user's share of that workbook was revoked."""
         by_pair: dict[tuple[str, str], list[Client]] = defaultdict(list)
         for client in list(self.hub.clients.values()):
             if client.workbook and not client.closed.done():
                 by_pair[(client.user, client.workbook)].append(client)
         if not by_pair:
             return 0
-        live = await shares.live_access(self.db, by_pair)
-        gone = [c for pair, clients in by_pair.items() if pair not in live for c in clients]
+        ended = await shares.revoked(self.db, by_pair)
+        gone = [c for pair in ended for c in by_pair[pair]]
         for client in gone:
             client.close(CLOSE_ACCESS_REVOKED, REVOKED_REASON)
         if gone:
