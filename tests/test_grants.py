@@ -15,7 +15,7 @@ from etckit.config import load
 from etckit.main_server.assign import assign
 from etckit.messaging.protocol import dumps
 from etckit.registry import Registration, live
-from etckit.storage import StorageError, check_schema, open_database, upgrade
+from etckit.storage import StorageError, check_schema, open_database, shares, upgrade
 from etckit.storage import workbooks as wb
 from etckit.storage.grants import PRIVILEGES, PROGRAMS, apply_grants, grant_statements, role_name
 from etckit.worker.dispatch import handle
@@ -108,6 +108,26 @@ async def test_each_program_runs_its_own_code_under_its_own_role(roles):
     scene = await _worker(worker, alice.id, {"id": 4, "type": "scene.add", "workbook": book,
                                              "name": "F", "data": placed})
     assert scene["type"] != "error", scene
+    # sharing and folders (migration 7): the worker finds bob by name, wssvc checks the
+    # rights behind its sockets, main_server lets bob open it
+    bob = await sessions.upsert_user(main, issuer="fake", subject="bob", kind="fake",
+                                     display_name="Bob", email="bob@example.org")
+    shared = await _worker(worker, alice.id, {"id": 10, "type": "workbook.share",
+                                              "workbook": book, "user": "bob@example.org",
+                                              "access": "read"})
+    assert shared["type"] == "workbook.shared", shared
+    listed = await _worker(worker, bob.id, {"id": 11, "type": "workbook.list"})
+    assert listed["workbooks"][0]["owner"] == "Alice"
+    folder = await _worker(worker, bob.id, {"id": 12, "type": "folder.create", "name": "B"})
+    moved = await _worker(worker, bob.id, {"id": 13, "type": "folder.move", "workbook": book,
+                                           "folder": folder["folder"]["id"]})
+    assert moved["type"] == "workbook.moved", moved
+    assert await shares.revoked(wssvc, [(bob.id, book), (alice.id, book),
+                                        ("nobody", book)]) == {("nobody", book)}
+    assert (await main.fetchone("SELECT w.owner_id, s.user_id FROM workbooks w LEFT JOIN"
+                                " workbook_shares s ON s.workbook_id = w.id AND s.user_id = :u"
+                                " WHERE w.id = :id", {"id": book, "u": bob.id}))["user_id"]
+    await _refused(wssvc.fetchall("SELECT access FROM workbook_shares"))
     edited = await _worker(worker, alice.id, {"id": 9, "type": "source.edit", "workbook": book,
                                               "source": source["item"]["id"],
                                               "base_revision": source["item"]["item_revision"],
@@ -197,7 +217,7 @@ def test_grant_statements_revoke_first_and_refuse_a_missing_table():
     assert revokes and statements.index(revokes[0]) == 0
     assert "GRANT SELECT (token_hash, revoked_at, expires_at) ON TABLE sessions TO x_wssvc" \
         in statements
-    with pytest.raises(StorageError, match="used_tickets, workbooks do not exist"):
+    with pytest.raises(StorageError, match="used_tickets, workbook_shares, workbooks do not exist"):
         grant_statements(["users", "sessions"], "x")
     with pytest.raises(ValueError, match="role prefix"):
         role_name("wssvc", "bad-name; DROP")

@@ -31,7 +31,8 @@
 //   are safe to repeat, such as workbook.list), which is sent again after reconnecting;
 // - main_server answering 401 (session gone) sends the browser to the login page, and so does
 //   the close code 4003 (session ended: the user logged out, here or in another tab, or the
-//   session was revoked or expired); 404 (no such workbook) ends in state "failed" with no
+//   session was revoked or expired); the close code 4004 (the user's share of this workbook was
+//   revoked) sends it to the Workbook List; 404 (no such workbook) ends in state "failed" with no
 //   retry.
 //
 // Nothing on the page is touched except statusElement, so what the user typed stays.
@@ -41,6 +42,8 @@ const BACKOFF_MAX = 10000;
 const REQUEST_TIMEOUT = 60000;
 const CLOSE_SESSION_ENDED = 4003;
 const LOGIN_PAGE = "/";
+const CLOSE_ACCESS_REVOKED = 4004;
+const WORKBOOK_LIST = "/workbooks";
 
 export class RequestError extends Error {
   constructor(code, message, reply) {
@@ -177,6 +180,11 @@ export function connect({ purpose = "list", workbook = null, onMessage = () => {
       if (closedByUs) return;
       if (event.code === CLOSE_SESSION_ENDED) {
         toLoginPage("your session has ended (logged out)");
+        return;
+      }
+      if (event.code === CLOSE_ACCESS_REVOKED) { // a share of this workbook was revoked
+        setState("failed", { reason: "your access to this workbook was revoked" });
+        window.location.assign(WORKBOOK_LIST);
         return;
       }
       dropInFlight();

@@ -22,11 +22,19 @@ function onMessage(message) {
   if (message.type === "workbook.updated" && message.workbook.id === workbookId) {
     showWorkbook(message.workbook);
   } else if (message.type === "workbook.deleted" && message.workbook === workbookId) {
-    showError("This workbook was deleted (in another window).");
+    showError("This workbook was deleted, or is no longer shared with you.");
   }
 }
 
+// A read share sees the page without its edit controls (the worker refuses an edit anyway,
+// `forbidden`): body[data-access="read"] hides them (etckit.css).
 function showWorkbook(wb) {
+  if (wb.access) document.body.dataset.access = wb.access;
+  if (wb.access === "read" && !$("access-note")) {
+    $("workbook-description").after(Object.assign(document.createElement("p"), {
+      id: "access-note", className: "muted",
+      textContent: "Shared with you to read: you can look, plot and download, not change it." }));
+  }
   $("workbook-name").textContent = wb.name;
   $("workbook-description").textContent = wb.description;
   document.title = `etckit — ${wb.name}`;

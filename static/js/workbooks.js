@@ -1,9 +1,13 @@
-// The Workbook List: create, delete (after a confirmation), open; kept live over the
-// websocket, so changes made in another tab or window appear here by themselves.
+// The Workbook List: create, delete (after a confirmation), open, share, and keep in folders;
+// kept live over the websocket, so changes made in another tab or window appear here by
+// themselves. Workbooks shared with the user are marked with their owner and the user's
+// right; each user puts any workbook they see (their own or shared) in folders of their own.
 import { connect } from "/static/js/connection.js";
 import { loadSession } from "/static/js/session.js";
 
-const workbooks = new Map(); // id -> {id, name, description, created_at, updated_at}
+// id -> {id, name, description, created_at, updated_at, access, owner, shared, folder}
+const workbooks = new Map();
+const folders = new Map(); // id -> {id, name, created_at}
 const $ = (id) => document.getElementById(id);
 
 function showError(text) {
@@ -11,24 +15,71 @@ function showError(text) {
   $("list-error").hidden = !text;
 }
 
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
 function render() {
   const rows = [...workbooks.values()].sort((a, b) => b.updated_at - a.updated_at ||
                                                       a.id.localeCompare(b.id));
   const body = $("workbooks").querySelector("tbody");
-  body.replaceChildren(...rows.map(row));
-  $("workbooks").hidden = rows.length === 0;
+  const sorted = [...folders.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const parts = [];
+  for (const folder of sorted) {
+    parts.push(folderRow(folder, rows.filter((wb) => wb.folder === folder.id).length));
+    parts.push(...rows.filter((wb) => wb.folder === folder.id).map(row));
+  }
+  const loose = rows.filter((wb) => !wb.folder || !folders.has(wb.folder));
+  if (sorted.length && loose.length) {
+    parts.push(el("tr", { className: "folder-heading" },
+      el("th", { colSpan: 4, textContent: "Not in a folder" })));
+  }
+  parts.push(...loose.map(row));
+  body.replaceChildren(...parts);
+  $("workbooks").hidden = rows.length === 0 && folders.size === 0;
   $("empty").hidden = rows.length !== 0;
+}
+
+function folderRow(folder, count) {
+  const rename = el("button", { type: "button", className: "secondary rename-folder",
+    textContent: "Rename", onclick: () => renameFolder(folder) });
+  const del = el("button", { type: "button", className: "danger delete-folder",
+    textContent: "Delete folder", onclick: () => deleteFolder(folder) });
+  const tr = el("tr", { className: "folder-heading" },
+    el("th", { colSpan: 3, textContent: `Folder: ${folder.name} (${count})` }),
+    el("td", { className: "actions" }, rename, " ", del));
+  tr.dataset.folderId = folder.id;
+  return tr;
+}
+
+function moveSelect(wb) {
+  const select = el("select", { className: "move-workbook", title: "Folder" },
+    el("option", { value: "", textContent: "(no folder)" }),
+    ...[...folders.values()].map((f) => el("option", { value: f.id, textContent: f.name })));
+  select.value = wb.folder && folders.has(wb.folder) ? wb.folder : "";
+  select.addEventListener("change", () => act(`"${wb.name}" was not moved`, async () => {
+    await conn.request("folder.move", { workbook: wb.id, folder: select.value || null });
+    workbooks.set(wb.id, { ...wb, folder: select.value || null });
+  }));
+  return select;
 }
 
 function row(wb) {
   const tr = document.createElement("tr");
   tr.dataset.workbookId = wb.id;
+  tr.dataset.access = wb.access || "owner";
   const name = document.createElement("td");
   const link = document.createElement("a");
   link.href = `/workbooks/${encodeURIComponent(wb.id)}`;
   link.textContent = wb.name;
   link.className = "open-workbook";
   name.append(link);
+  if (wb.shared) {
+    name.append(" ", el("span", { className: "badge shared-mark",
+      textContent: `shared by ${wb.owner} (${wb.access})` }));
+  }
   const description = document.createElement("td");
   description.textContent = wb.description;
   const updated = document.createElement("td");
@@ -40,24 +91,49 @@ function row(wb) {
   open.href = link.href;
   open.className = "button secondary";
   open.textContent = "Open";
-  const del = document.createElement("button");
-  del.type = "button";
-  del.className = "danger delete-workbook";
-  del.textContent = "Delete";
-  del.addEventListener("click", () => confirmDelete(wb));
-  actions.append(open, " ", del);
+  actions.append(open, " ", moveSelect(wb));
+  if (wb.access === "owner" || wb.access === "grant" || !wb.access) {
+    actions.append(" ", el("button", { type: "button", className: "secondary share-workbook",
+      textContent: "Share", onclick: () => openShare(wb) }));
+  }
+  if (!wb.shared) {
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "danger delete-workbook";
+    del.textContent = "Delete";
+    del.addEventListener("click", () => confirmDelete(wb));
+    actions.append(" ", del);
+  }
   tr.append(name, description, updated, actions);
   return tr;
 }
 
+async function act(what, fn) {
+  showError("");
+  try {
+    await fn();
+    render();
+  } catch (err) {
+    showError(`${what}: ${err.message}`);
+  }
+}
+
 function onMessage(message) {
   if (message.type === "workbook.created" || message.type === "workbook.updated") {
-    workbooks.set(message.workbook.id, message.workbook);
-    render();
+    const known = workbooks.get(message.workbook.id) || {};
+    workbooks.set(message.workbook.id, { ...known, ...message.workbook });
   } else if (message.type === "workbook.deleted") {
     workbooks.delete(message.workbook);
-    render();
+  } else if (message.type === "workbook.moved" && workbooks.has(message.workbook)) {
+    workbooks.get(message.workbook).folder = message.folder;
+  } else if (message.type === "folder.saved") {
+    folders.set(message.folder.id, message.folder);
+  } else if (message.type === "folder.deleted") {
+    folders.delete(message.folder);
+  } else {
+    return;
   }
+  render();
 }
 
 const conn = connect({
@@ -70,11 +146,19 @@ const conn = connect({
   },
 });
 
+// A share made through another wssvc than this list's reaches it at the next listing: list
+// again whenever the page is shown again.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && document.body.dataset.ready) refresh();
+});
+
 async function refresh() {
   try {
     const reply = await conn.request("workbook.list", {}, { resend: true });
     workbooks.clear();
     for (const wb of reply.workbooks) workbooks.set(wb.id, wb);
+    folders.clear();
+    for (const folder of reply.folders || []) folders.set(folder.id, folder);
     render();
     document.body.dataset.ready = "true";
   } catch (err) {
@@ -140,5 +224,94 @@ function confirmDelete(wb) {
   dialog.returnValue = "";
   dialog.showModal();
 }
+
+$("folder-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const name = $("new-folder").value.trim();
+  if (!name) return;
+  act("The folder was not created", async () => {
+    const reply = await conn.request("folder.create", { name });
+    folders.set(reply.folder.id, reply.folder);
+    $("new-folder").value = "";
+  });
+});
+
+function renameFolder(folder) {
+  const name = window.prompt("New name of the folder", folder.name);
+  if (!name || !name.trim()) return;
+  act("The folder was not renamed", async () => {
+    const reply = await conn.request("folder.rename", { folder: folder.id, name: name.trim() });
+    folders.set(reply.folder.id, reply.folder);
+  });
+}
+
+function deleteFolder(folder) {
+  act(`The folder "${folder.name}" was not deleted`, async () => {
+    await conn.request("folder.delete", { folder: folder.id });
+    folders.delete(folder.id);
+  });
+}
+
+// -- sharing ---------------------------------------------------------------------------------
+
+let sharing = null; // the workbook whose shares the dialog shows
+
+function shareError(text) {
+  $("share-error").textContent = text || "";
+  $("share-error").hidden = !text;
+}
+
+async function showShares() {
+  const reply = await conn.request("workbook.shares", { workbook: sharing.id });
+  $("share-list").replaceChildren(...reply.shares.map((s) => {
+    const li = el("li", {}, `${s.name}${s.email && s.email !== s.name ? ` <${s.email}>` : ""}`
+      + ` — ${s.access} `);
+    li.dataset.user = s.user;
+    li.append(el("button", { type: "button", className: "secondary revoke-share",
+      textContent: "Revoke", onclick: () => revoke(s) }));
+    return li;
+  }));
+  $("share-none").hidden = reply.shares.length !== 0;
+}
+
+async function revoke(s) {
+  shareError("");
+  try {
+    await conn.request("workbook.unshare", { workbook: sharing.id, user: s.user });
+    await showShares();
+  } catch (err) {
+    shareError(`${s.name} keeps their access: ${err.message}`);
+  }
+}
+
+async function openShare(wb) {
+  sharing = wb;
+  $("share-name").textContent = wb.name;
+  shareError("");
+  $("share-list").replaceChildren();
+  $("share-dialog").showModal();
+  try {
+    await showShares();
+  } catch (err) {
+    shareError(err.message);
+  }
+}
+
+$("share-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const user = $("share-user").value.trim();
+  if (!user) return;
+  shareError("");
+  try {
+    await conn.request("workbook.share",
+                       { workbook: sharing.id, user, access: $("share-access").value });
+    $("share-user").value = "";
+    await showShares();
+  } catch (err) {
+    shareError(`Not shared: ${err.message}`);
+  }
+});
+
+$("share-close").addEventListener("click", () => $("share-dialog").close());
 
 loadSession().catch((err) => showError(err.message));

@@ -320,7 +320,8 @@ def test_messages_carry_a_spectrum_without_its_per_pixel_lists():
     sent = message_result(stored)
     assert sent["spectrum"]["pixels"] == len(full["spectrum"]["wavelength_um"]) > 100
     assert not any(isinstance(v, list) for v in sent["spectrum"].values())
-    assert sent["spectrum"]["reference_wavelength_um"] == full["spectrum"]["reference_wavelength_um"]
+    reference = full["spectrum"]["reference_wavelength_um"]
+    assert sent["spectrum"]["reference_wavelength_um"] == reference
     assert sent["snr"] == full["snr"]
     assert len(json.dumps(sent)) < len(stored) / 10
     assert message_result(None) is None

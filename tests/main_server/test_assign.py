@@ -6,6 +6,7 @@ import json
 import time
 
 from etckit.auth import tickets
+from etckit.main_server.assign import rendezvous
 
 from .conftest import fake_login, public_keys
 
@@ -70,7 +71,8 @@ async def test_assignment_sticks_until_the_wssvc_dies(app, db):
     assert (await assign(client, purpose="list"))[1]["service"] == "a"
     await db.execute("INSERT INTO workbooks (id, owner_id, name, created_at, updated_at)"
                      " VALUES ('wb1', :u, 'w', 0, 0)", {"u": user})
-    # a workbook not yet placed goes where its owner's list is
+    # a workbook not yet placed goes where rendezvous hashing of its id puts it (wb1: a)
+    assert rendezvous("wb1", [{"id": "a"}, {"id": "b"}])["id"] == "a"
     status, body = await assign(client, purpose="workbook", workbook="wb1")
     assert status == 200 and body["service"] == "a"
     ticket = tickets.verify(public_keys(), body["ticket"], pool="pool-a")
@@ -115,3 +117,23 @@ async def test_assign_refuses_bad_requests(app, db):
                              headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403
     assert (await client.get("/api/assign")).status_code == 405
+
+
+async def test_a_shared_workbook_opens_for_its_users_on_the_owners_wssvc(app, db):
+    await add_wssvc(db, "a", load=0)
+    await add_wssvc(db, "b", load=9)
+    alice, bob = app.test_client(), app.test_client()
+    await fake_login(alice, "alice")
+    await fake_login(bob, "bob")
+    await db.execute("INSERT INTO workbooks (id, owner_id, name, created_at, updated_at)"
+                     " VALUES ('wb2', :u, 'w', 0, 0)", {"u": await me(alice)})
+    assert (await assign(bob, purpose="workbook", workbook="wb2"))[0] == 404
+    await db.execute("INSERT INTO workbook_shares (workbook_id, user_id, access, granted_by,"
+                     " granted_at) VALUES ('wb2', :u, 'read', 'x', 0)", {"u": await me(bob)})
+    assert (await bob.get("/workbooks/wb2")).status_code == 200
+    placed = {(await assign(c, purpose="workbook", workbook="wb2"))[1]["service"]
+              for c in (alice, bob, bob, alice)}
+    # one wssvc for every socket of the workbook: rendezvous hashing, not the load
+    assert placed == {rendezvous("wb2", [{"id": "a"}, {"id": "b"}])["id"]}
+    await db.execute("DELETE FROM workbook_shares")
+    assert (await assign(bob, purpose="workbook", workbook="wb2"))[0] == 404

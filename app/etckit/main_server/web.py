@@ -137,6 +137,10 @@ async def logged_in(user: sessions.User, how: str) -> Response:
 
 
 async def owns(user_id: str, workbook: str) -> bool:
-    row = await current_site().db.fetchone("SELECT owner_id FROM workbooks WHERE id = :id",
-                                   {"id": workbook})
-    return row is not None and row["owner_id"] == user_id
+    """Whether the user may open the workbook: their own, or shared with them (any right;
+    what each message may do is the worker's check, worker/rights.py)."""
+    row = await current_site().db.fetchone(
+        "SELECT w.owner_id, s.user_id FROM workbooks w LEFT JOIN workbook_shares s"
+        " ON s.workbook_id = w.id AND s.user_id = :u WHERE w.id = :id",
+        {"id": workbook, "u": user_id})
+    return row is not None and user_id in (row["owner_id"], row["user_id"])

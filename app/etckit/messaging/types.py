@@ -26,14 +26,22 @@ REQUEST_TYPES = frozenset({
     "spectrum.upload",
     "spectrum.list",
     "spectrum.delete",
+    # sharing and folders (s12-share; docs/workbooks.md)
+    "workbook.share",
+    "workbook.unshare",
+    "workbook.shares",
+    "folder.create",
+    "folder.rename",
+    "folder.delete",
+    "folder.move",
 })
 
 # The message types that never change stored data: all an API token of scope "read" may
 # send (wssvc answers any other type `forbidden` on such a connection). Shared with the
 # sharing rights (a read share); a test checks it is a subset of the types above.
 READ_TYPES = frozenset({
-    "ping", "pong", "echo", "test.sleep",
-    "workbook.list", "workbook.open", "workbook.export",
+    "ping", "pong", "echo", "test.sleep", "test.broadcast",
+    "workbook.list", "workbook.open", "workbook.export", "workbook.shares",
     "source.history", "scene.history", "calculation.history",
     "calculation.download", "plot.render", "spectrum.list",
 })

@@ -34,6 +34,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
         "sessions": _RW,                    # create, check, revoke, sweep
         "api_tokens": ("SELECT", "INSERT", "UPDATE"),  # create, list, use, revoke
         "workbooks": ("SELECT (id, owner_id)",),  # may this user open that workbook?
+        "workbook_shares": ("SELECT (workbook_id, user_id)",),  # ... or is it shared?
         "assignments": ("SELECT", "INSERT", "UPDATE"),  # INSERT ... ON CONFLICT DO UPDATE
         "services": ("SELECT",),            # live wssvc to assign (main_server never registers)
         "schema_version": ("SELECT",),      # /healthz
@@ -43,6 +44,9 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
         "sessions": ("SELECT (token_hash, revoked_at, expires_at)",),
         "api_tokens": ("SELECT (token_hash, revoked_at, expires_at)",),  # the same, for tokens
         "used_tickets": ("SELECT", "INSERT", "DELETE"),  # single use; old ones swept
+        # may the user behind a workbook socket still use it? (else 4004, wssvc/sessions.py)
+        "workbooks": ("SELECT (id, owner_id)",),
+        "workbook_shares": ("SELECT (workbook_id, user_id)",),
         **_REGISTRY,
     },
     "broker": dict(_REGISTRY),
@@ -53,6 +57,11 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
         "calculations": _RW,
         "spectra": _RW,
         "item_history": _RW,
+        "workbook_shares": _RW,
+        "folders": _RW,
+        "folder_entries": _RW,
+        # share by name or e-mail; owners' names in the Workbook List
+        "users": ("SELECT (id, kind, subject, display_name, email)",),
         **_REGISTRY,
     },
 }

@@ -167,9 +167,31 @@ CREATE TABLE spectra (
 );
 CREATE INDEX spectra_workbook ON spectra (workbook_id)
 """),
-    # PLACEHOLDER: s12-share's migration 7 (sharing, folders) takes this number at merge;
-    # until then an empty step keeps the numbers without gaps (the lead renumbers).
-    Migration(7, "placeholder for sharing and folders", ""),
+    Migration(7, "workbook shares, folders of the Workbook List", """
+CREATE TABLE workbook_shares (
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    access TEXT NOT NULL CHECK (access IN ('read', 'write', 'grant')),
+    granted_by TEXT NOT NULL,
+    granted_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (workbook_id, user_id)
+);
+CREATE INDEX workbook_shares_user ON workbook_shares (user_id);
+CREATE TABLE folders (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX folders_user ON folders (user_id);
+CREATE TABLE folder_entries (
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    workbook_id TEXT NOT NULL REFERENCES workbooks (id) ON DELETE CASCADE,
+    folder_id TEXT NOT NULL REFERENCES folders (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, workbook_id)
+);
+CREATE INDEX folder_entries_folder ON folder_entries (folder_id)
+"""),
     Migration(8, "personal API tokens", """
 CREATE TABLE api_tokens (
     token_hash TEXT PRIMARY KEY,

@@ -54,6 +54,7 @@ class Context:
     workbook: str | None
     request_id: Any
     services: Any = None  # the worker's long-lived helpers (compute, caches)
+    message_type: str = ""  # what worker/rights.py checks the user's right against
     deliveries: list[dict[str, Any]] = field(default_factory=list)
     followups: list[dict[str, Any]] = field(default_factory=list)
 
@@ -147,8 +148,10 @@ def request_context(db: Database, cfg: Config, body: list[bytes],
     rid = message.get("id")
     if not isinstance(rid, str | int) or isinstance(rid, bool):
         rid = None
+    mtype = message.get("type")
     return Context(db=db, cfg=cfg, client=client, user=user, workbook=workbook,
-                   request_id=rid, services=services), message
+                   request_id=rid, services=services,
+                   message_type=mtype if isinstance(mtype, str) else ""), message
 
 
 async def run_handler(ctx: Context, message: dict[str, Any],

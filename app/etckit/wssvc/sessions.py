@@ -1,4 +1,5 @@
-"""Logout ends the websocket: wssvc watches the login sessions behind its open sockets.
+"""Logout ends the websocket, and so does a revoked share: wssvc watches the login sessions
+and the workbook rights behind its open sockets.
 
 Each socket was opened with a ticket that names its login session (the session's
 `token_hash`). Every `auth.session_check_interval` seconds one batched query asks which of
@@ -7,6 +8,11 @@ deleted (an anonymous user's logout deletes the user) are closed with 4003, and 
 back to the login page. A socket opened with an API token's ticket names the token instead
 (``api:<token_hash>``): revoking the token or its expiry closes it the same way. A database
 that does not answer closes nothing: the next round tries again.
+
+In the same round a second batched query asks whether the user of each workbook socket still
+owns that workbook or has a share of it; a socket whose share was revoked is closed with 4004,
+and the page goes back to the Workbook List (a deleted workbook's sockets stay open: their
+requests get `not_found`, as they always did).
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ import logging
 from collections import defaultdict
 
 from ..auth import tokens
-from ..storage import Database, StorageError
+from ..storage import Database, StorageError, shares
 from .hub import Client, Hub
 
 log = logging.getLogger(__name__)
 
 CLOSE_SESSION_ENDED = 4003
 REASON = "session ended"
+CLOSE_ACCESS_REVOKED = 4004
+REVOKED_REASON = "access to this workbook revoked"
 
 
 class SessionWatcher:
@@ -48,7 +56,23 @@ class SessionWatcher:
                 closed += 1
         if closed:
             log.info("sockets closed: session ended", extra={"closed": closed})
-        return closed
+        return closed + await self.check_access()
+
+    async def check_access(self) -> int:
+        """Close the workbook sockets whose user's share of that workbook was revoked."""
+        by_pair: dict[tuple[str, str], list[Client]] = defaultdict(list)
+        for client in list(self.hub.clients.values()):
+            if client.workbook and not client.closed.done():
+                by_pair[(client.user, client.workbook)].append(client)
+        if not by_pair:
+            return 0
+        ended = await shares.revoked(self.db, by_pair)
+        gone = [c for pair in ended for c in by_pair[pair]]
+        for client in gone:
+            client.close(CLOSE_ACCESS_REVOKED, REVOKED_REASON)
+        if gone:
+            log.info("sockets closed: workbook access revoked", extra={"closed": len(gone)})
+        return len(gone)
 
     async def run(self) -> None:
         while True:

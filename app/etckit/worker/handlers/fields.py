@@ -8,6 +8,7 @@ from typing import Any
 
 from ...storage import spectra
 from ...storage import workbooks as wb
+from .. import rights
 from ..dispatch import Context, HandlerError
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -63,17 +64,18 @@ def workbook_of(ctx: Context, message: dict[str, Any]) -> str:
 
 
 async def owned_workbook(tx, ctx: Context, workbook: str) -> dict[str, Any]:
-    row = await wb.owned(tx, ctx.user, workbook)
-    if row is None:  # another user's workbook does not exist
-        raise HandlerError("not_found", f"no workbook {workbook}")
-    return row
+    """The workbook (with the user's `access`) if the user's right on it covers this
+    message type (worker/rights.py); else `not_found` or `forbidden`."""
+    return await rights.check(tx, ctx, workbook)
 
 
 async def owned_item(tx, ctx: Context, kind: str, item: str) -> dict[str, Any]:
-    """The item if its workbook is the user's; else `no <kind> <id>` and nothing more."""
+    """The item if the user's right on its workbook covers this message type; else
+    `no <kind> <id>` and nothing more (or `forbidden` to a user who may see it)."""
     row = await wb.item(tx, kind, item)
-    if row is None or await wb.owned(tx, ctx.user, row["workbook_id"]) is None:
+    if row is None:
         raise HandlerError("not_found", f"no {kind} {item}")
+    await rights.check(tx, ctx, row["workbook_id"], missing=f"no {kind} {item}")
     return row
 
 

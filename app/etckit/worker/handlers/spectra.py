@@ -18,6 +18,7 @@ from ... import engine
 from ...engine import uploads
 from ...storage import spectra
 from ...storage import workbooks as wb
+from .. import rights
 from ..dispatch import Context, HandlerError, handler
 from .fields import ident, name, owned_workbook, quota, room_for_points, workbook_of
 
@@ -106,8 +107,9 @@ async def delete(ctx: Context, message: dict[str, Any]) -> None:
     spectrum = ident(message, "spectrum")
     async with ctx.db.transaction() as tx:
         row = await spectra.summary(tx, spectrum)
-        if row is None or await wb.owned(tx, ctx.user, row["workbook_id"]) is None:
+        if row is None:
             raise HandlerError("not_found", f"no spectrum {spectrum}")
+        await rights.check(tx, ctx, row["workbook_id"], missing=f"no spectrum {spectrum}")
         workbook = row["workbook_id"]
         await spectra.lock(tx, workbook)  # no source may take it up meanwhile
         users = spectra.used_by(await wb.items(tx, "source", workbook), spectrum)

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from ... import engine
-from ...storage import spectra
+from ...storage import shares, spectra
 from ...storage import workbooks as wb
 from ..dispatch import Context, handler
 from .fields import (
@@ -26,6 +26,7 @@ from .fields import (
     text,
     workbook_of,
 )
+from .sharing import folder_view, list_view
 from .views import engine_view, item_view
 
 
@@ -37,9 +38,19 @@ def workbook_view(row: dict[str, Any]) -> dict[str, Any]:
 
 @handler("workbook.list")
 async def list_workbooks(ctx: Context, message: dict[str, Any]) -> None:
+    """The user's workbooks and those shared with them (marked, with the owner), and the
+    user's folders."""
     async with ctx.db.read() as tx:
-        rows = await wb.list_for(tx, ctx.user)
-    ctx.reply({"type": "workbook.list", "workbooks": [workbook_view(r) for r in rows]})
+        rows = await shares.visible_to(tx, ctx.user)
+        folders = await shares.folders_of(tx, ctx.user)
+    ctx.reply({"type": "workbook.list", "workbooks": [list_view(r) for r in rows],
+               "folders": [folder_view(f) for f in folders]})
+
+
+async def _tell_sharers(ctx: Context, tx, workbook: str, event: dict[str, Any]) -> None:
+    """The users the workbook is shared with hear a change of it in their Workbook List."""
+    for row in await shares.shares_of(tx, workbook):
+        ctx.to_user(event, user=row["user_id"])
 
 
 async def room_for_one_more(tx, ctx: Context) -> None:
@@ -85,7 +96,8 @@ async def rename_workbook(ctx: Context, message: dict[str, Any]) -> None:
             raise conflict("workbook", workbook, base,
                            workbook_view(await owned_workbook(tx, ctx, workbook)))
         row = await owned_workbook(tx, ctx, workbook)
-    event = {"type": "workbook.updated", "workbook": workbook_view(row)}
+        event = {"type": "workbook.updated", "workbook": workbook_view(row)}
+        await _tell_sharers(ctx, tx, workbook, event)
     ctx.reply(event)
     ctx.to_user(event, except_sender=True)
 
@@ -95,8 +107,9 @@ async def delete_workbook(ctx: Context, message: dict[str, Any]) -> None:
     workbook = ident(message, "workbook")
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
+        event = {"type": "workbook.deleted", "workbook": workbook}
+        await _tell_sharers(ctx, tx, workbook, event)
         await wb.delete_workbook(tx, workbook)
-    event = {"type": "workbook.deleted", "workbook": workbook}
     ctx.reply(event)
     ctx.to_user(event, except_sender=True)
 
@@ -147,6 +160,7 @@ async def open_workbook(ctx: Context, message: dict[str, Any]) -> None:
         row = await owned_workbook(tx, ctx, workbook)
         content = {k + "s": [item_view(k, r) for r in await wb.items(tx, k, workbook)]
                    for k in wb.KINDS}
-    ctx.reply({"type": "workbook.content", "workbook": workbook_view(row), **content,
+    ctx.reply({"type": "workbook.content",
+               "workbook": {**workbook_view(row), "access": row["access"]}, **content,
                "defaults": engine.defaults(), "catalog": engine.catalog(),
                "engine": engine_view()})

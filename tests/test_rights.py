@@ -1,0 +1,282 @@
+"""Every right (owner, grant, write, read, none) against every message type that touches a
+workbook, in-process through the worker's dispatch, on SQLite and PostgreSQL.
+
+MESSAGES holds one message per request type (worker/rights.REQUIRED's types); a type without
+an entry here, and not listed as touching no workbook, fails the table test, so a new message
+type cannot ship without a rule and a test of it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from etckit import engine
+from etckit.auth import sessions
+from etckit.config import load
+from etckit.messaging.protocol import dumps
+from etckit.messaging.types import READ_TYPES, REQUEST_TYPES
+from etckit.storage import shares
+from etckit.worker import INTERNAL_TYPES
+from etckit.worker.compute import Compute
+from etckit.worker.dispatch import handle
+from etckit.worker.rights import NO_WORKBOOK, REQUIRED
+
+CFG = load(None, environ={})
+USERS = {"owner": "o", "grant": "g", "write": "w", "read": "r", "none": "n"}
+SPECTRUM = "".join(f"{1 + i * 0.1:.1f} {1.0 + i * 0.01:.3f}\n" for i in range(20))
+
+
+class InlineSandbox:
+    """The engine in this process (no child, no plots drawn): rights are what is tested."""
+
+    def __init__(self, limits) -> None:
+        self.limits = limits
+
+    async def calculate(self, calculation, scene, sources):
+        return engine.calculate(calculation, scene, sources, limits=self.limits)
+
+    async def render(self, kind, *inputs):
+        return b"\x89PNG\r\n\x1a\nfake"
+
+
+def services() -> Compute:
+    compute = Compute(CFG)
+    compute.sandbox = InlineSandbox(compute.limits)
+    return compute
+
+
+SERVICES = services()
+
+
+async def send(db, user: str, message: dict, workbook: str | None = None) -> dict | None:
+    """The reply to the sender (None when the handler sent none, as a follow-up may)."""
+    who = dumps({"client": f"c-{user}", "user": user, "workbook": workbook})
+    reply, _ = await handle(db, CFG, [who, dumps({"id": 1, **message})], services=SERVICES)
+    recipients = json.loads(reply[0])["to"]
+    for i, to in enumerate(recipients):
+        if to.get("client") == f"c-{user}":
+            return json.loads(reply[1 + i])
+    return None
+
+
+async def ok(db, user: str, message: dict) -> dict:
+    reply = await send(db, user, message)
+    assert reply is not None and reply["type"] != "error", (message, reply)
+    return reply
+
+
+@pytest.fixture
+async def users(db):
+    for name in (*USERS.values(), "x", "anon"):
+        await sessions.upsert_user(db, issuer="fake", subject=name, kind="fake",
+                                   display_name=name, email=f"{name}@example.org")
+    await db.execute("UPDATE users SET kind = 'anonymous' WHERE subject = 'anon'")
+    return {name: await db.fetchval("SELECT id FROM users WHERE subject = :s", {"s": name})
+            for name in (*USERS.values(), "x", "anon")}
+
+
+async def workbook(db, ids: dict) -> dict:
+    """A workbook of o's, shared g (grant), w (write), r (read); x shared by g (read); with a
+    source used by a scene used by a calculation, a spare source and scene, a spectrum."""
+    o = ids["o"]
+    made = await ok(db, o, {"type": "workbook.create", "name": "W"})
+    book = made["workbook"]["id"]
+    for name, access in (("g", "grant"), ("w", "write"), ("r", "read")):
+        await ok(db, o, {"type": "workbook.share", "workbook": book, "user": name,
+                         "access": access})
+    await ok(db, ids["g"], {"type": "workbook.share", "workbook": book, "user": "x",
+                            "access": "read"})
+    d = engine.defaults()
+    src = (await ok(db, o, {"type": "source.add", "workbook": book, "name": "S",
+                            "data": d["source"]}))["item"]
+    spare = (await ok(db, o, {"type": "source.add", "workbook": book, "name": "S2",
+                              "data": d["source"]}))["item"]
+    placed = {"sources": [{"source_id": src["id"], "offset_x_arcsec": 0.0,
+                           "offset_y_arcsec": 0.0}]}
+    scene = (await ok(db, o, {"type": "scene.add", "workbook": book, "name": "F",
+                              "data": placed}))["item"]
+    spare_scene = (await ok(db, o, {"type": "scene.add", "workbook": book, "name": "F2",
+                                    "data": placed}))["item"]
+    calc = (await ok(db, o, {"type": "calculation.add", "workbook": book, "name": "C",
+                             "scene": scene["id"], "data": d["calculation"]}))["item"]
+    spectrum = (await ok(db, o, {"type": "spectrum.upload", "workbook": book, "name": "U",
+                                 "format": "ascii", "flux_unit": "Jy",
+                                 "content": SPECTRUM}))["item"]
+    return {"book": book, "rev": made["workbook"]["item_revision"], "source": src,
+            "spare": spare, "scene": scene, "spare_scene": spare_scene, "calc": calc,
+            "spectrum": spectrum["id"], "defaults": d}
+
+
+def _items(f: dict) -> dict[str, dict]:
+    """Per kind: the item to edit, copy, show the history of, and one that may be deleted."""
+    return {"source": {"edit": f["source"], "delete": f["spare"]},
+            "scene": {"edit": f["scene"], "delete": f["spare_scene"]},
+            "calculation": {"edit": f["calc"], "delete": f["calc"]}}
+
+
+def messages(f: dict) -> dict[str, dict]:
+    """One message of every type that names a workbook (or an item of one), for fixture f."""
+    book = f["book"]
+    out = {
+        "workbook.open": {"workbook": book},
+        "workbook.export": {"workbook": book},
+        "workbook.copy": {"workbook": book},
+        "workbook.recalculate": {"workbook": book},
+        "workbook.rename": {"workbook": book, "name": "W2", "base_revision": f["rev"]},
+        "workbook.delete": {"workbook": book},
+        "workbook.share": {"workbook": book, "user": "x", "access": "write"},
+        "workbook.unshare": {"workbook": book, "user": "x"},
+        "workbook.shares": {"workbook": book},
+        "folder.move": {"workbook": book, "folder": None},
+        "calculation.download": {"calculation": f["calc"]["id"], "format": "csv"},
+        "plot.render": {"calculation": f["calc"]["id"], "kind": "snr_vs_time"},
+        "calculation.recalculate": {"calculation": f["calc"]["id"],
+                                    "revision": f["calc"]["revision"]},
+        "spectrum.upload": {"workbook": book, "name": "U2", "format": "ascii",
+                            "flux_unit": "Jy", "content": SPECTRUM},
+        "spectrum.list": {"workbook": book},
+        "spectrum.delete": {"spectrum": f["spectrum"]},
+    }
+    for kind, items in _items(f).items():
+        item = items["edit"]
+        out[f"{kind}.add"] = {"workbook": book, "name": "N", **(
+            {"data": f["defaults"]["source"]} if kind == "source" else
+            {"data": f["scene"].get("data", {})} if kind == "scene" else
+            {"scene": f["scene"]["id"], "data": f["defaults"]["calculation"]})}
+        out[f"{kind}.edit"] = {kind: item["id"], "name": "Renamed",
+                               "base_revision": item["item_revision"]}
+        out[f"{kind}.copy"] = {kind: item["id"]}
+        out[f"{kind}.history"] = {kind: item["id"]}
+        out[f"{kind}.delete"] = {kind: items["delete"]["id"]}
+    return {t: {"type": t, **m} for t, m in out.items()}
+
+
+def test_every_message_type_has_a_rule_and_a_case():
+    every = set(REQUEST_TYPES) | set(INTERNAL_TYPES)
+    assert every <= set(REQUIRED), sorted(every - set(REQUIRED))
+    cases = set(messages({"book": "b", "rev": 1, "calc": {"id": "c", "revision": 1,
+                                                          "item_revision": 1},
+                          "source": {"id": "s", "item_revision": 1},
+                          "spare": {"id": "s2"}, "scene": {"id": "f", "item_revision": 1},
+                          "spare_scene": {"id": "f2"}, "spectrum": "u",
+                          "defaults": {"source": {}, "calculation": {}}}))
+    assert every - set(NO_WORKBOOK) == cases, sorted((every - set(NO_WORKBOOK)) ^ cases)
+    # the read right allows exactly the types that change nothing stored (plus copying a
+    # workbook into one's own, and placing it in one's own folder)
+    assert {t for t, r in REQUIRED.items() if r == "read"} == (
+        set(READ_TYPES) - set(NO_WORKBOOK)) | {"workbook.copy", "folder.move"}
+
+
+async def test_every_right_against_every_message_type(db, users):
+    refused = await workbook(db, users)
+    for mtype, rule in sorted(REQUIRED.items()):
+        if rule is None:
+            continue
+        for right, name in USERS.items():
+            allowed = shares.at_least(right, rule)
+            fixture = await workbook(db, users) if allowed else refused
+            message = messages(fixture)[mtype]
+            reply = await send(db, users[name], message)
+            where = (mtype, right)
+            if right == "none":
+                assert reply["type"] == "error" and reply["code"] == "not_found", (where, reply)
+                assert reply["message"].startswith("no "), (where, reply)
+            elif not allowed:
+                assert reply["type"] == "error" and reply["code"] == "forbidden", (where, reply)
+            else:
+                assert reply is None or reply["type"] != "error", (where, reply)
+    # the refusals changed nothing: the shared workbook is as it was made
+    opened = await ok(db, users["o"], {"type": "workbook.open", "workbook": refused["book"]})
+    assert opened["workbook"]["name"] == "W" and len(opened["sources"]) == 2
+    assert len(opened["calculations"]) == 1
+
+
+async def test_not_found_is_the_same_for_a_stranger_and_a_missing_workbook(db, users):
+    f = await workbook(db, users)
+    theirs = await send(db, users["n"], {"type": "workbook.open", "workbook": f["book"]})
+    missing = await send(db, users["n"], {"type": "workbook.open", "workbook": "nosuch"})
+    assert theirs["code"] == missing["code"] == "not_found"
+    assert theirs["message"] == f"no workbook {f['book']}"
+    item = await send(db, users["n"], {"type": "source.edit", "source": f["source"]["id"],
+                                       "base_revision": 1, "name": "x"})
+    assert item["code"] == "not_found" and item["message"] == f"no source {f['source']['id']}"
+
+
+async def test_sharing_rules(db, users):
+    f = await workbook(db, users)
+    book = f["book"]
+    listed = await ok(db, users["r"], {"type": "workbook.list"})
+    mine = [w for w in listed["workbooks"] if w["id"] == book]
+    assert mine and mine[0]["shared"] and mine[0]["access"] == "read"
+    assert mine[0]["owner"] == "o"
+    # by e-mail as well as by name; changing a share the granter made is the owner's
+    again = await ok(db, users["o"], {"type": "workbook.share", "workbook": book,
+                                      "user": "r@example.org", "access": "write"})
+    assert again["share"]["access"] == "write"
+    taken = await send(db, users["g"], {"type": "workbook.unshare", "workbook": book,
+                                        "user": "r"})
+    assert taken["code"] == "forbidden"  # granted by the owner, not by g
+    for who, code, field in (("anon", "invalid", "user"), ("nobody", "not_found", None),
+                             ("o", "invalid", "user")):
+        reply = await send(db, users["o"], {"type": "workbook.share", "workbook": book,
+                                            "user": who, "access": "read"})
+        assert reply["code"] == code and reply.get("field") == field, reply
+    bad = await send(db, users["o"], {"type": "workbook.share", "workbook": book,
+                                      "user": "r", "access": "admin"})
+    assert bad["code"] == "invalid" and bad["field"] == "access"
+    # an anonymous user cannot share even its own workbook
+    own = await ok(db, users["anon"], {"type": "workbook.create", "name": "A"})
+    reply = await send(db, users["anon"], {"type": "workbook.share",
+                                           "workbook": own["workbook"]["id"], "user": "o",
+                                           "access": "read"})
+    assert reply["code"] == "forbidden" and "anonymous" in reply["message"]
+    # quotas: a shared workbook counts against its owner only
+    assert all(w["shared"] for w in listed["workbooks"])
+    # revoked: not found any more, and gone from the list
+    await ok(db, users["o"], {"type": "workbook.unshare", "workbook": book, "user": "r"})
+    gone = await send(db, users["r"], {"type": "workbook.open", "workbook": book})
+    assert gone["code"] == "not_found"
+    assert not (await ok(db, users["r"], {"type": "workbook.list"}))["workbooks"]
+    pairs = [(users["r"], book), (users["w"], book), (users["o"], book), (users["r"], "gone")]
+    assert await shares.revoked(db, pairs) == {(users["r"], book)}  # a missing one is no revoke
+    await ok(db, users["o"], {"type": "workbook.delete", "workbook": book})
+    assert await shares.revoked(db, pairs) == set()
+
+
+async def test_folders_are_limited_per_user(db, users, monkeypatch):
+    from etckit.worker.handlers import sharing
+
+    monkeypatch.setattr(sharing, "FOLDERS_MAX", 1)
+    await ok(db, users["o"], {"type": "folder.create", "name": "One"})
+    over = await send(db, users["o"], {"type": "folder.create", "name": "Two"})
+    assert over["code"] == "quota" and over["limit"] == "folders_per_user" and over["value"] == 1
+    await ok(db, users["r"], {"type": "folder.create", "name": "Theirs"})  # per user
+
+
+async def test_folders_are_per_user(db, users):
+    f = await workbook(db, users)
+    o, r = users["o"], users["r"]
+    box = (await ok(db, o, {"type": "folder.create", "name": "Box"}))["folder"]
+    await ok(db, o, {"type": "folder.move", "workbook": f["book"], "folder": box["id"]})
+    theirs = (await ok(db, r, {"type": "folder.create", "name": "Theirs"}))["folder"]
+    await ok(db, r, {"type": "folder.move", "workbook": f["book"], "folder": theirs["id"]})
+    # each user's placing is their own
+    listed = {u: (await ok(db, u, {"type": "workbook.list"})) for u in (o, r)}
+    assert [w["folder"] for w in listed[o]["workbooks"]] == [box["id"]]
+    assert [w["folder"] for w in listed[r]["workbooks"]] == [theirs["id"]]
+    assert [x["name"] for x in listed[r]["folders"]] == ["Theirs"]
+    # another user's folder does not exist for you
+    other = await send(db, r, {"type": "folder.move", "workbook": f["book"],
+                               "folder": box["id"]})
+    assert other["code"] == "not_found" and other["message"] == f"no folder {box['id']}"
+    full = await send(db, o, {"type": "folder.delete", "folder": box["id"]})
+    assert full["code"] == "in_use" and "move them out" in full["message"]
+    renamed = await ok(db, o, {"type": "folder.rename", "folder": box["id"], "name": "Crate"})
+    assert renamed["folder"]["name"] == "Crate"
+    await ok(db, o, {"type": "folder.move", "workbook": f["book"], "folder": None})
+    await ok(db, o, {"type": "folder.delete", "folder": box["id"]})
+    assert (await ok(db, o, {"type": "workbook.list"}))["folders"] == []
+    empty = await send(db, o, {"type": "folder.create", "name": " "})
+    assert empty["code"] == "invalid" and empty["field"] == "name"
