@@ -37,7 +37,8 @@ NO_WORKBOOK = frozenset({"echo", "test.sleep", "test.broadcast", "workbook.list"
                          "folder.rename", "folder.delete"})
 
 REQUIRED: dict[str, str | None] = {
-    **{t: "read" for t in (READ_TYPES | READ_TO_OWN) - NO_WORKBOOK},
+    # READ_TYPES also names wssvc's own types (ping, pong), which never reach a worker
+    **{t: "read" for t in ((READ_TYPES & set(REQUEST_TYPES)) | READ_TO_OWN) - NO_WORKBOOK},
     **{t: "write" for t in WRITE_TYPES},
     **{t: "owner" for t in OWNER_TYPES},
     **{t: "grant" for t in GRANT_TYPES},
