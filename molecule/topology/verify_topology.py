@@ -474,6 +474,12 @@ async def step_rolling_upgrade(s: State) -> None:
                 stats["lost"] += 1
                 s.conn = await s.browser.connect("workbook", s.workbook)
                 stats["reconnects"] += 1
+                # as the page does: open the workbook again, which tells its current revision;
+                # a rename whose reply the close lost may have been saved all the same
+                content = await s.conn.ok("workbook.open")
+                if content["workbook"]["name"] == name:
+                    stats["edits"] += 1
+                    stats["last"] = name
             stats["fronts"].add(s.conn.front)
             await asyncio.sleep(0.3)
 
