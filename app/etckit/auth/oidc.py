@@ -145,7 +145,7 @@ class OidcClient:
         if not id_token:
             raise SsoError("The sign-in service sent no ID token.")
         claims = dict(await self._validate(id_token, txn["nonce"]))
-        if not (claims.get("name") and claims.get("email")):
+        if not (claims.get("name") and claims.get("email") and "email_verified" in claims):
             claims = {**await self._userinfo(meta, token, claims["sub"]), **claims}
         return identity_from(self.issuer, claims)
 
@@ -167,7 +167,8 @@ class OidcClient:
         if not isinstance(info, dict) or info.get("sub") != subject:
             log.warning("OIDC userinfo is about another subject, ignored")
             return {}
-        return {k: info[k] for k in ("name", "preferred_username", "email") if k in info}
+        kept = ("name", "preferred_username", "email", "email_verified")
+        return {k: info[k] for k in kept if k in info}
 
     async def _validate(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims, after checking signature, iss, aud, exp, iat and nonce."""
