@@ -41,15 +41,23 @@ class PgServer:
             cmd = ["runuser", "-u", self.as_user, "--", *cmd]
         return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
-    def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
-                  "--auth=trust", "-E", "UTF8", "--no-sync")
+    def start(self, *, standby_of: PgServer | None = None, durable: bool = False) -> None:
+        """initdb and start; standby_of: copy that running cluster instead (pg_basebackup -R)
+        and stream from it. durable: fsync and synchronous commits (replication tests)."""
+        if standby_of is None:
+            self._run(str(self.bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres",
+                      "--auth=trust", "-E", "UTF8", "--no-sync")
+        else:
+            self._run(str(self.bindir / "pg_basebackup"), "-D", str(self.datadir), "-R",
+                      "-X", "stream", "-c", "fast", "-h", "127.0.0.1",
+                      "-p", str(standby_of.port), "-U", "postgres")
+        speed = "" if durable else (" -c fsync=off -c synchronous_commit=off"
+                                    " -c full_page_writes=off")
         self._run(
             str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-l",
             str(self.base / "log"), "-w", "-t", "60", "start", "-o",
             f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            " -c max_connections=300",
+            f" -c max_connections=300 -c cluster_name=pg{self.port}{speed}",
         )
         deadline = time.monotonic() + 30
         while True:
@@ -72,6 +80,14 @@ class PgServer:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{dbname}"')
         return self.url(dbname)
+
+    def crash(self) -> None:
+        """Stop at once, as a crash would (pg_ctl stop -m immediate); the files stay."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate",
+                  "-w", "stop")
+
+    def promote(self) -> None:
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-w", "promote")
 
     def stop(self) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..metrics import transaction_timer
 from .base import Database, IntegrityError, Params, Row, StorageError, Transaction
+
+# A dead connection drains the pool at most this often (seconds): many transactions failing
+# together in a failover replace the pool's connections once, not once each.
+DRAIN_INTERVAL = 1.0
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -59,6 +64,7 @@ class PostgresDatabase(Database):
         self.pool_max = pool_max
         self.busy_timeout = busy_timeout
         self._pool: AsyncConnectionPool | None = None
+        self._drained_at = -DRAIN_INTERVAL
 
     async def connect(self) -> None:
         pool = AsyncConnectionPool(
@@ -97,17 +103,32 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def _begin(self, *, read_only: bool) -> AsyncIterator[Transaction]:
-        if self._pool is None:
+        pool = self._pool
+        if pool is None:
             raise StorageError("database is not connected")
         try:
-            async with self._pool.connection() as conn:
-                async with transaction_timer(), conn.transaction():
-                    if read_only:
-                        await conn.execute("SET TRANSACTION READ ONLY")
-                    yield _PgTx(conn)
+            async with pool.connection() as conn:
+                try:
+                    async with transaction_timer(), conn.transaction():
+                        if read_only:
+                            await conn.execute("SET TRANSACTION READ ONLY")
+                        yield _PgTx(conn)
+                finally:
+                    if conn.broken:
+                        await self._drain(pool)
         except psycopg.errors.IntegrityError as exc:
             raise IntegrityError(str(exc).strip()) from exc
         except psycopg_pool.PoolTimeout as exc:
             raise StorageError(f"no database connection free: {exc}") from exc
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:  # the connection failed, or was closed under us
             raise StorageError(f"database connection failed: {exc}") from exc
+
+    async def _drain(self, pool: AsyncConnectionPool) -> None:
+        """A connection died (the server stopped, or a failover): the pool's idle ones are
+        likely dead too. Replace them all, so the next transaction gets a new connection (to
+        the new primary, with a multi-host URL) instead of failing on a stale one."""
+        now = time.monotonic()
+        if now - self._drained_at < DRAIN_INTERVAL:
+            return
+        self._drained_at = now
+        await pool.drain()
