@@ -52,8 +52,14 @@ say = vt.say
 on = vt.on
 
 
+TOOK: dict[str, float] = {}  # seconds each playbook of the drills took, last run
+
+
 def playbook(name: str, *args: str) -> str:
-    return vt.playbook(name, *args, grown=False)
+    started = time.monotonic()
+    out = vt.playbook(name, *args, grown=False)
+    TOOK[name] = time.monotonic() - started
+    return out
 
 
 def served_serial(host: str, port: int, address: str | None = None) -> int:
@@ -206,12 +212,15 @@ async def step_backup_restore(s: vt.State) -> None:
     after = await names(s)  # the session made before the backup is in the dump: still logged in
     assert after == before, f"after the restore: {after}, acknowledged before the backup: {before}"
     s.conn = await s.browser.connect("workbook", s.workbook)  # its wssvc restarted
+    vt.REVISIONS.clear()  # the restore took the workbooks back: relearn them, as a page reloads
     content = await settled(s.conn, "workbook.open")
     assert [c["id"] for c in content["calculations"]] == [s.calc["id"]], content
     copy = (await s.conn.ok("calculation.copy", calculation=s.calc["id"]))["item"]
     assert copy["status"] == "ok", copy
     await s.browser.plot(s.conn, copy)
-    say(f"backup {local.name} (controller 0600, host {mode}, the etckit user cannot read it); "
+    say(f"backup {local.name} in {TOOK['backup-database.yml']:.0f}s, restore in "
+        f"{TOOK['restore-database.yml']:.0f}s (controller 0600, host {mode}, the etckit user "
+        "cannot read it); "
         f"restore: the {len(before)} workbooks acknowledged before it are back as they were, "
         f"the {len(later)} created and the rename made after it are gone; a new calculation "
         "and its plot work")
@@ -249,7 +258,8 @@ async def step_upgrade_rollback(s: vt.State) -> None:
     stale = {h: runs(h, old[h]) for h in APPS}
     assert not any(stale.values()), f"programs not on the previous release: {stale}"
     assert await versions(s) == old_version, await versions(s)
-    say(f"rolling upgrade to {version} and rollback to {old_version.pop()}: every program on "
+    say(f"rolling upgrade to {version} ({TOOK['rolling-upgrade.yml']:.0f}s) and rollback to "
+        f"{old_version.pop()} ({TOOK['rollback.yml']:.0f}s): every program on "
         f"{', '.join(APPS)} runs the previous release again; meanwhile {seen}")
 
 
@@ -283,7 +293,8 @@ async def step_rotate_certificate(s: vt.State) -> None:
     after = await asyncio.to_thread(serials)
     wrong = {where: f"{got:x}" for where, got in after.items() if got != serial}
     assert not wrong, f"still the old certificate (new serial {serial:x}): {wrong}"
-    say(f"certificate rotated to serial {serial:x}: served by {', '.join(after)}; meanwhile {seen}")
+    say(f"certificate rotated to serial {serial:x} in {TOOK['rotate-certificate.yml']:.0f}s: "
+        f"served by {', '.join(after)}; meanwhile {seen}")
 
 
 KEYS = "/var/lib/etckit/keys"
@@ -390,7 +401,8 @@ async def step_rotate_keys(s: vt.State) -> None:
     assert copy["status"] == "ok", copy
     await s.browser.plot(s.conn, copy)
     assert "failed=0" in out
-    say(f"keys rotated (the ticket key, {len(after)} CURVE keys): a new ticket is accepted, one signed with the old key "
+    say(f"keys rotated in {TOOK['rotate-keys.yml']:.0f}s (the ticket key, {len(after)} CURVE "
+        "keys): a new ticket is accepted, one signed with the old key "
         f"refused ({forged[:60]}), one minted before refused ({stale[:60]}); the broker "
         "ignores the old wssvc and worker keys and answers the new; a calculation and its "
         f"plot work; meanwhile {seen}")
