@@ -131,8 +131,14 @@ class Load:
                 self.stats["edits"] += 1
                 self.stats["last"] = name
             except vt.ConnectionLost:
+                # Cut by a documented close: reconnect through main_server and reopen the
+                # workbook as the page does (the cut rename may have been saved: then its
+                # revision is learnt here and it counts as acknowledged).
                 self.stats["closes"] += 1
                 s.conn = await s.browser.connect("workbook", s.workbook)
+                reopened = await settled(s.conn, "workbook.open")
+                if reopened["workbook"]["name"] == name:
+                    self.stats["last"] = name
             await asyncio.sleep(0.3)
 
     def __enter__(self) -> Load:
