@@ -12,7 +12,9 @@ raises on the first behaviour that is wrong.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import websockets
 import yaml
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "topology"))
@@ -47,8 +52,14 @@ say = vt.say
 on = vt.on
 
 
+TOOK: dict[str, float] = {}  # seconds each playbook of the drills took, last run
+
+
 def playbook(name: str, *args: str) -> str:
-    return vt.playbook(name, *args, grown=False)
+    started = time.monotonic()
+    out = vt.playbook(name, *args, grown=False)
+    TOOK[name] = time.monotonic() - started
+    return out
 
 
 def served_serial(host: str, port: int, address: str | None = None) -> int:
@@ -120,8 +131,14 @@ class Load:
                 self.stats["edits"] += 1
                 self.stats["last"] = name
             except vt.ConnectionLost:
+                # Cut by a documented close: reconnect through main_server and reopen the
+                # workbook as the page does (the cut rename may have been saved: then its
+                # revision is learnt here and it counts as acknowledged).
                 self.stats["closes"] += 1
                 s.conn = await s.browser.connect("workbook", s.workbook)
+                reopened = await settled(s.conn, "workbook.open")
+                if reopened["workbook"]["name"] == name:
+                    self.stats["last"] = name
             await asyncio.sleep(0.3)
 
     def __enter__(self) -> Load:
@@ -201,12 +218,15 @@ async def step_backup_restore(s: vt.State) -> None:
     after = await names(s)  # the session made before the backup is in the dump: still logged in
     assert after == before, f"after the restore: {after}, acknowledged before the backup: {before}"
     s.conn = await s.browser.connect("workbook", s.workbook)  # its wssvc restarted
+    vt.REVISIONS.clear()  # the restore took the workbooks back: relearn them, as a page reloads
     content = await settled(s.conn, "workbook.open")
     assert [c["id"] for c in content["calculations"]] == [s.calc["id"]], content
     copy = (await s.conn.ok("calculation.copy", calculation=s.calc["id"]))["item"]
     assert copy["status"] == "ok", copy
     await s.browser.plot(s.conn, copy)
-    say(f"backup {local.name} (controller 0600, host {mode}, the etckit user cannot read it); "
+    say(f"backup {local.name} in {TOOK['backup-database.yml']:.0f}s, restore in "
+        f"{TOOK['restore-database.yml']:.0f}s (controller 0600, host {mode}, the etckit user "
+        "cannot read it); "
         f"restore: the {len(before)} workbooks acknowledged before it are back as they were, "
         f"the {len(later)} created and the rename made after it are gone; a new calculation "
         "and its plot work")
@@ -244,7 +264,8 @@ async def step_upgrade_rollback(s: vt.State) -> None:
     stale = {h: runs(h, old[h]) for h in APPS}
     assert not any(stale.values()), f"programs not on the previous release: {stale}"
     assert await versions(s) == old_version, await versions(s)
-    say(f"rolling upgrade to {version} and rollback to {old_version.pop()}: every program on "
+    say(f"rolling upgrade to {version} ({TOOK['rolling-upgrade.yml']:.0f}s) and rollback to "
+        f"{old_version.pop()} ({TOOK['rollback.yml']:.0f}s): every program on "
         f"{', '.join(APPS)} runs the previous release again; meanwhile {seen}")
 
 
@@ -278,7 +299,119 @@ async def step_rotate_certificate(s: vt.State) -> None:
     after = await asyncio.to_thread(serials)
     wrong = {where: f"{got:x}" for where, got in after.items() if got != serial}
     assert not wrong, f"still the old certificate (new serial {serial:x}): {wrong}"
-    say(f"certificate rotated to serial {serial:x}: served by {', '.join(after)}; meanwhile {seen}")
+    say(f"certificate rotated to serial {serial:x} in {TOOK['rotate-certificate.yml']:.0f}s: "
+        f"served by {', '.join(after)}; meanwhile {seen}")
+
+
+KEYS = "/var/lib/etckit/keys"
+PROBE = vt.HERE / "probe_zmq.py"  # the topology's stray ZeroMQ peer
+
+
+def ticket_key_dir() -> Path:
+    """Where the kit keeps the ticket keypair on the controller (etckit_app_ticket_key_dir)."""
+    return vt.PROJECT / "secrets" / DOMAIN
+
+
+def resigned(ticket: str, key: Ed25519PrivateKey) -> str:
+    """TICKET's payload (a fresh one from main_server) signed again with KEY."""
+    version, payload, _ = ticket.split(".")
+    signature = key.sign(f"{version}.{payload}".encode())
+    return f"{version}.{payload}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+
+
+async def ticket_answer(endpoint: str, ticket: str) -> str:
+    """"accepted" when wssvc says hello to TICKET, else what it answered."""
+    try:
+        async with websockets.connect(f"{endpoint}/ws?ticket={ticket}", ssl=vt.TLS,
+                                      origin=vt.PUBLIC, open_timeout=10) as ws:
+            hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return "accepted" if hello.get("type") == "hello" else f"said {hello}"
+    except websockets.InvalidStatus as exc:
+        return f"{exc.response.status_code} {exc.response.body.decode(errors='replace')}"
+
+
+async def assignment(s: vt.State) -> dict[str, Any]:
+    r = await s.browser.http.post("/api/assign", json={"purpose": "list"})
+    assert r.status_code == 200, f"/api/assign answered {r.status_code}: {r.text[:200]}"
+    return r.json()
+
+
+def probe(host: str, *argv: str) -> str:
+    """probe_zmq.py on HOST with the release's pyzmq (its answer: "reply …", "no reply", …)."""
+    return on(host, "/opt/etckit/current/bin/python", "-c", PROBE.read_text(), *argv,
+              check=False).strip()
+
+
+def curve_request(host: str, secret: str, user: str, name: str) -> str:
+    """A wssvc's request to HOST's broker frontend, with the CURVE secret key file SECRET."""
+    return probe(host, "request", f"tcp://{vt.ADDRESSES[host]}:5551",
+                 f"{KEYS}/etckit-broker@{host}.public", secret, user, name)
+
+
+def curve_publics() -> dict[str, str]:
+    return {f"{h}:{f}": on(h, "cat", f"{KEYS}/{f}") for h in APPS
+            for f in on(h, "ls", KEYS).split() if f.endswith(".public")}
+
+
+async def step_rotate_keys(s: vt.State) -> None:
+    """rotate-keys.yml under the client: new ticket key and CURVE keys; the old ones refused."""
+    host = APPS[0]
+    old_key = serialization.load_pem_private_key(
+        (ticket_key_dir() / "ticket_ed25519.key").read_bytes(), password=None)
+    user = (await s.browser.http.get("/api/me")).json()["user"]["id"]
+    # Controls: before the rotation the old key's ticket and the wssvc's old CURVE key work.
+    fresh = await assignment(s)
+    control = await ticket_answer(fresh["endpoint"], resigned(fresh["ticket"], old_key))
+    assert control == "accepted", f"a ticket signed with the current key: {control}"
+    unused = await assignment(s)  # minted before the rotation, presented after it
+    for name in ("etckit-wssvc", f"etckit-worker@{host}-1"):
+        on(host, "cp", f"{KEYS}/{name}.secret", f"/root/drill-old-{name}.secret")
+    old_wssvc = "/root/drill-old-etckit-wssvc.secret"
+    reply = curve_request(host, old_wssvc, user, "curve control")
+    assert reply.startswith("reply"), f"the wssvc's own CURVE key before the rotation: {reply}"
+    publics = curve_publics()
+
+    with Load(s) as load:
+        out = await asyncio.to_thread(playbook, "rotate-keys.yml")
+        seen = await load.finish()
+    new_pub = (ticket_key_dir() / "ticket_ed25519.pub").read_text().strip()
+    old_pub = old_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    assert new_pub != old_pub.strip(), "the controller still holds the old ticket keypair"
+    assert not list(ticket_key_dir().glob("ticket_ed25519.next.*")), "the next keypair is left"
+    for h in APPS:
+        installed = on(h, "cat", "/etc/etckit/ticket_ed25519.pub").strip()
+        assert installed == new_pub, f"{h}: wssvc verifies with {installed!r}, not the new key"
+    fresh = await assignment(s)
+    new = await ticket_answer(fresh["endpoint"], fresh["ticket"])
+    assert new == "accepted", f"a ticket main_server signed with the new key: {new}"
+    fresh = await assignment(s)
+    forged = await ticket_answer(fresh["endpoint"], resigned(fresh["ticket"], old_key))
+    assert forged.startswith("403") and "signature" in forged, f"old key's ticket: {forged}"
+    stale = await ticket_answer(unused["endpoint"], unused["ticket"])
+    assert stale.startswith("403"), f"a ticket from before the rotation: {stale}"
+
+    after = curve_publics()
+    same = sorted(k for k in publics if after.get(k) == publics[k])
+    assert not same and set(after) == set(publics), f"CURVE keys not rotated: {same}"
+    refused = curve_request(host, old_wssvc, user, "curve old key")
+    assert refused == "no reply", f"the broker answered the wssvc's old CURVE key: {refused}"
+    worker = probe(host, "ready", f"tcp://{vt.ADDRESSES[host]}:5552",
+                   f"{KEYS}/etckit-broker@{host}.public",
+                   f"/root/drill-old-etckit-worker@{host}-1.secret")
+    assert worker == "no answer", f"the broker answered a worker's old CURVE key: {worker}"
+    reply = curve_request(host, f"{KEYS}/etckit-wssvc.secret", user, "curve new key")
+    assert reply.startswith("reply"), f"the wssvc's new CURVE key: {reply}"
+    s.conn = await s.browser.connect("workbook", s.workbook)
+    copy = (await settled(s.conn, "calculation.copy", calculation=s.calc["id"]))["item"]
+    assert copy["status"] == "ok", copy
+    await s.browser.plot(s.conn, copy)
+    assert "failed=0" in out
+    say(f"keys rotated in {TOOK['rotate-keys.yml']:.0f}s (the ticket key, {len(after)} CURVE "
+        "keys): a new ticket is accepted, one signed with the old key "
+        f"refused ({forged[:60]}), one minted before refused ({stale[:60]}); the broker "
+        "ignores the old wssvc and worker keys and answers the new; a calculation and its "
+        f"plot work; meanwhile {seen}")
 
 
 class Prober:
@@ -356,6 +489,7 @@ STEPS = {
     "backup-restore": step_backup_restore,
     "upgrade-rollback": step_upgrade_rollback,
     "rotate-certificate": step_rotate_certificate,
+    "rotate-keys": step_rotate_keys,
     "failover": step_failover,
 }
 
