@@ -19,18 +19,16 @@ import json
 import logging
 import math
 import re
-import secrets
 import time
-import uuid
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
-from quart import Quart, jsonify, make_response, request, websocket
+from quart import Quart, jsonify, make_response, request
 
 from .. import __version__, metrics
-from ..auth import keys, tickets
+from ..auth import keys
 from ..bootstrap import running
 from ..config import Config
 from ..http import serve_app
@@ -47,6 +45,7 @@ from ..messaging.protocol import (
 from ..messaging.types import ID_MAX, LOCAL_TYPES, PLOT_KINDS, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database
+from .asgi import Connection, Front
 from .hub import Client, Hub
 from .limits import (
     DECODER,
@@ -65,7 +64,6 @@ log = logging.getLogger(__name__)
 CLOSE_SERVICE_RESTART = 1012  # the broker behind this wssvc went away: reconnect
 CLOSE_POLICY = 1008  # too many bad messages
 CLOSE_PING_TIMEOUT = 4002  # no answer to the application ping
-CLOSE_INTERNAL = 1011  # wssvc failed (a bug): the page reconnects
 PING_GRACE = 2.5  # pings without any message from the client before it is closed
 
 
@@ -204,7 +202,9 @@ class Service:
             client.send({"type": "pong", "ref": message["id"]})
             return
         rid = str(next(self._rids)).encode()
-        body = request_body(client.id, client.user, client.workbook, text.encode())
+        if not client.who:  # the meta frame is the same for every message of a client
+            client.who = request_body(client.id, client.user, client.workbook, b"")[0]
+        body = [client.who, text.encode()]
         try:
             sent = self.upstream.send(rid, body)
         except zmq.ZMQError:  # Again (the broker's queue is full) or a link closing
@@ -250,48 +250,20 @@ class Service:
             return error_message("internal", "unreadable reply")
         return reply
 
-    async def serve_client(self, ticket: tickets.Ticket) -> None:
-        ws = websocket._get_current_object()
-        client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
-                        session=ticket.session,
-                        queue=asyncio.Queue(self.cfg.wssvc.client_queue),
-                        last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18),
-                        limit=self.limits.connection())
-        self.hub.add(client)
-        client.send({"type": "hello", "client": client.id, "workbook": ticket.workbook,
-                     "version": __version__, "plot_key": client.plot_key})
-        tasks = [asyncio.create_task(self._send_loop(ws, client)),
-                 asyncio.create_task(self._receive_loop(ws, client))]
-        try:
-            await asyncio.wait([*tasks, client.closed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            self.hub.remove(client)
-        for task in tasks:  # a loop that ended by itself: the peer left, or a bug of ours
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                if not isinstance(exc, ConnectionError):
-                    log.error("websocket loop failed", exc_info=exc,
-                              extra={"client": client.id})
-                    client.close(CLOSE_INTERNAL, "server error, please reconnect")
-        if client.close_code is not None:
-            await ws.close(client.close_code, client.close_reason)
-
-    async def _send_loop(self, ws, client: Client) -> None:
-        while True:
-            await ws.send(await client.queue.get())
-            client.queue.task_done()
-
-    async def _receive_loop(self, ws, client: Client) -> None:
+    async def read(self, client: Client, conn: Connection) -> None:
+        """A client's messages, each checked then handled, until the peer leaves or too many
+        were bad (1008). Awaits only conn.next_text() and conn.drained() (asgi.py)."""
         bad = 0
+        queue = client.queue
         while True:
-            if client.queue.qsize() * 2 >= client.queue.maxsize:
+            if queue.qsize() * 2 >= queue.maxsize:
                 # answers wssvc makes itself (errors, pongs, rate_limited) wait to be sent
                 # before the next message is read: a fast sender is slowed down by TCP, not
                 # closed as a slow reader (4001)
-                await client.queue.join()
-            data = await ws.receive()
+                await conn.drained()
+            data = await conn.next_text()
+            if data is None:
+                return
             client.last_seen = time.monotonic()
             try:
                 message = self.check(data)
@@ -503,25 +475,6 @@ def create_app(service: Service) -> Quart:
                 "brokers": len(service.upstream.ready)}
         return jsonify(body), 200 if ready else 503
 
-    @app.websocket("/ws")
-    async def ws():
-        origin = websocket.headers.get("Origin", "")
-        if origin not in service.allowed_origins:
-            log.info("websocket refused: origin", extra={"origin": origin})
-            return "origin not allowed", 403
-        if not service.upstream.ready:
-            return "no broker available, ask main_server again", 503
-        try:
-            ticket = await tickets.redeem(service.db, service.ticket_keys,
-                                          websocket.args.get("ticket", ""), pool=service.pool)
-        except tickets.TicketError as exc:
-            metrics.ticket_refused(str(exc))
-            log.info("websocket refused: %s", exc)
-            return f"ticket refused: {exc}", 403
-        await websocket.accept()
-        await service.serve_client(ticket)
-        return None
-
     return app
 
 
@@ -569,8 +522,9 @@ async def _serve_http(cfg: Config, service: Service, halt: asyncio.Event, pool: 
     try:
         log.info("listening", extra={"host": cfg.wssvc.host, "port": cfg.wssvc.port,
                                      "pool": pool})
-        await serve_app(create_app(service), host=cfg.wssvc.host, port=cfg.wssvc.port,
-                        stop=http_stop, certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
+        await serve_app(Front(service, create_app(service)), host=cfg.wssvc.host,
+                        port=cfg.wssvc.port, stop=http_stop, certfile=cfg.wssvc.certfile,
+                        keyfile=cfg.wssvc.keyfile,
                         max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096,
                         ws_compression=cfg.wssvc.compression)
     finally:
