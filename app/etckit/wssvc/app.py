@@ -91,7 +91,7 @@ class Service:
         self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
                                    w.user_rate, w.user_burst))
         self._rids = itertools.count(1)
-        self.requests = metrics.Requests()  # etckit_requests_total and the latency histogram
+        self.requests = metrics.REQUEST_COUNTS  # etckit_requests_total, the latency histogram
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
                                    [origin_of(cfg.main_server.public_url)])
         self.upstream = Upstream(
@@ -272,6 +272,7 @@ class Service:
                 self.requests.answered("unknown", exc.code)
                 client.send(error_message(exc.code, exc.text, exc.ref))
                 if bad >= self.cfg.wssvc.max_bad_messages:
+                    await conn.drained()  # the errors reach the browser before the close
                     client.close(CLOSE_POLICY, "too many bad messages")
                     return
                 continue
