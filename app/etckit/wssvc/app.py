@@ -107,6 +107,9 @@ class Service:
         """A reply: recipients (JSON) and message texts, passed on without decoding them.
         The requesting client always hears something: the reply, or an error."""
         entry = self.pending.pop(rid, None)
+        if (type(entry) is tuple and len(body) == 2 and body[0] == entry[0].reply_to
+                and self._answer(entry, body[1])):
+            return
         meta = _reply_meta(body)
         if isinstance(entry, asyncio.Future):  # a request of wssvc's own (a plot)
             if not entry.done():
@@ -132,6 +135,23 @@ class Service:
             log.warning("a worker's reply did not answer its requester",
                         extra={"client": client.id})
             client.send(error_message("internal", "the worker sent no reply", mid))
+
+    def _answer(self, entry: tuple, raw: bytes) -> bool:
+        """The common reply, a message to its requester alone (its meta frame is the one
+        worker.dispatch encodes for that): passed on without reading the meta frame's JSON.
+        False (nothing done) if the text is not UTF-8: the general path answers that."""
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            return False
+        client = entry[0]
+        if client.limit is not None:
+            client.limit.in_flight.release()
+        if len(entry) == 4:
+            self.requests.answered(entry[2], metrics.reply_outcome(raw), entry[3])
+        if self.hub.clients.get(client.id) is client:  # still connected
+            client.send(text)
+        return True
 
     def on_broker_lost(self, broker_id: str) -> None:
         log.warning("broker lost: closing every client with 1012",
@@ -202,8 +222,9 @@ class Service:
             client.send({"type": "pong", "ref": message["id"]})
             return
         rid = str(next(self._rids)).encode()
-        if not client.who:  # the meta frame is the same for every message of a client
+        if not client.who:  # the meta frames are the same for every message of a client
             client.who = request_body(client.id, client.user, client.workbook, b"")[0]
+            client.reply_to = dumps({"to": [{"client": client.id}]})
         body = [client.who, text.encode()]
         try:
             sent = self.upstream.send(rid, body)

@@ -80,6 +80,7 @@ class Client:
     session: str = ""  # the login session (token_hash) its ticket named; see sessions.py
     limit: ConnectionLimit | None = None  # its requests in flight and its token bucket
     who: bytes = b""  # its REQUEST meta frame, encoded once (see Service.handle)
+    reply_to: bytes = b""  # a worker's reply meta frame addressed to it alone, likewise
 
     def addressed_by(self, to: dict[str, Any]) -> bool:
         """Whether a reply's recipient ``to`` (see Hub.recipients) includes this client."""
