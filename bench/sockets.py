@@ -32,6 +32,7 @@ from tests.support.procs import wait_for  # noqa: E402
 
 TARGET_MB, TARGET_SOCKETS = 500.0, 10_000
 BATCH = 200  # connections opened (and echoes sent) at once
+LOG_LEVEL = "warning"  # the programs' (--log-level)
 
 
 def raise_file_limit(needed: int) -> int:
@@ -67,7 +68,11 @@ async def echo(ws, i: int) -> bool:
 async def in_batches(items: list, fn) -> list:
     out = []
     for k in range(0, len(items), BATCH):
-        out += await asyncio.gather(*(fn(x) for x in items[k:k + BATCH]))
+        try:
+            out += await asyncio.gather(*(fn(x) for x in items[k:k + BATCH]))
+        except Exception as exc:
+            print(f"failed after {len(out)} done: {exc!r}", file=sys.stderr)
+            raise
     return out
 
 
@@ -94,7 +99,7 @@ async def measure(chain: Chain, n: int) -> dict:
 async def run(mode: str, n: int, tmp: Path) -> dict:
     os.mkdir(tmp)
     chain = Chain(tmp, heartbeat__interval="1", heartbeat__registry_interval="2",
-                  heartbeat__registry_liveness="30", log__level="warning",
+                  heartbeat__registry_liveness="30", log__level=LOG_LEVEL,
                   wssvc__ping_interval="600", wssvc__compression=mode,
                   # memory, not fairness: one user holds every socket
                   wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
@@ -113,12 +118,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=TARGET_SOCKETS)
     parser.add_argument("--modes", default="message,stream,off")
+    parser.add_argument("--keep", metavar="DIR", help="run in DIR and keep the programs' logs")
+    parser.add_argument("--log-level", default=LOG_LEVEL)
     args = parser.parse_args()
+    globals()["LOG_LEVEL"] = args.log_level
     hard = raise_file_limit(args.sockets + 1000)  # each side holds one per socket
     print(f"RLIMIT_NOFILE (hard) {hard}; fs.file-max "
           f"{file_max()}")
     budget_kb = TARGET_MB * 1024 / TARGET_SOCKETS
     with tempfile.TemporaryDirectory(prefix="etckit-sockets-") as tmp:
+        tmp = args.keep or tmp
         for mode in args.modes.split(","):
             r = await run(mode, args.sockets, Path(tmp) / mode)
             per_kb = (r["echo_mb"] - r["idle"]) * 1024 / args.sockets

@@ -28,7 +28,14 @@ from .bootstrap import Running, running
 from .config import Config
 from .lifecycle import Fatal
 from .messaging.curve import BACKEND, FRONTEND, Gatekeeper, LinkSecurity, public_keys
-from .messaging.frames import Complaints, FrameError, check_hello, check_rid, request_user
+from .messaging.frames import (
+    Complaints,
+    FrameError,
+    RequestUsers,
+    check_hello,
+    check_rid,
+    request_user,
+)
 from .messaging.protocol import (
     CLIENT,
     COMMAND_NAMES,
@@ -163,6 +170,7 @@ class Broker:
         self.handled = 0
         self.service_time = 0.05  # seconds a request takes, a moving average (retry_after)
         self.complain = Complaints(log)
+        self.request_user = RequestUsers()  # the user of a REQUEST meta frame, remembered
         self.counts = metrics.BrokerCounts()  # etckit_broker_requests_total{pool,outcome}
 
     def bind(self, host: str, frontend_port: int, backend_port: int) -> tuple[int, int]:
@@ -208,7 +216,7 @@ class Broker:
             command = _command(frames, CLIENT, CLIENT_FRAMES)
             if command == REQUEST:
                 check_rid(frames[3])
-                user = request_user(frames[4])
+                user = self.request_user(frames[4])
         except FrameError as exc:
             self.complain(f"malformed frames from a wssvc, dropped: {exc}",
                           peer=frames[0].hex() if frames else "")
@@ -406,6 +414,8 @@ class Broker:
             self._send(self.frontend, [client, CLIENT, DISCONNECT])
 
     def _drain(self, sock: zmq.Socket, handle, limit: int = 1000) -> None:
+        """Handle what the poller said is waiting; asking ZMQ_EVENTS after each message costs
+        less than the zmq.Again exception an empty recv raises."""
         for _ in range(limit):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
@@ -415,6 +425,8 @@ class Broker:
                 handle(frames)
             except Exception:  # a bug must not take the broker down: log it, carry on
                 self.complain("failed to handle a message", exc_info=True)
+            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
 
     def close(self) -> None:
         self.frontend.close(0)

@@ -6,17 +6,21 @@ module-level objects, as prometheus_client intends; ``registry_for(program)`` ga
 ones a program fills (its own, the database's and the process's), so each endpoint shows
 only what that program measures (docs/operations.md, "Metrics and status").
 
-Hooks on hot paths are cheap: a labelled child is looked up once and kept (``requests``),
-and what is a state rather than an event (queue depth, open websockets, workers, cache
-counts) is read only when Prometheus scrapes (``watch_*``). Labels are bounded sets: message
-types, error codes, pools, login kinds; never a user or workbook id.
+Hooks on hot paths are cheap: wssvc's per-message counts are plain integers turned into
+families only when scraped (RequestCounts), other labelled children are looked up once and
+kept (BrokerCounts), and what is a state rather than an event (queue depth, open
+websockets, workers, cache counts) is read only when Prometheus scrapes (``watch_*``).
+Labels are bounded sets: message types, error codes, pools, login kinds; never a user or
+workbook id.
 """
 
 from __future__ import annotations
 
 import time
 import weakref
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
+from itertools import accumulate
 from typing import Any
 
 from prometheus_client import (
@@ -29,8 +33,9 @@ from prometheus_client import (
     Histogram,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .config import Config
 
@@ -48,11 +53,8 @@ OUTCOMES = frozenset({
 })
 
 # -- wssvc ------------------------------------------------------------------------------
-REQUESTS = Counter("etckit_requests", "Browser messages answered by wssvc, by message type"
-                   " and outcome (ok or the error code)", ["type", "outcome"], registry=None)
-REQUEST_SECONDS = Histogram("etckit_request_duration_seconds", "wssvc: from a request's "
-                            "arrival to its reply being queued for the browser", ["type"],
-                            buckets=LATENCY_BUCKETS, registry=None)
+# etckit_requests_total and etckit_request_duration_seconds: see RequestCounts (plain counts
+# on the hot path, turned into the two families when scraped)
 WEBSOCKETS = Gauge("etckit_websockets_open", "Websockets open on this wssvc", registry=None)
 BROKERS = Gauge("etckit_wssvc_brokers_connected", "Brokers this wssvc sends to (with "
                 "workers)", registry=None)
@@ -100,6 +102,61 @@ class _CacheCounts(Collector):
         yield family
 
 
+class RequestCounts(Collector):
+    """wssvc's answered requests, counted with plain integers on the event loop and read
+    as etckit_requests_total{type,outcome} and etckit_request_duration_seconds{type} when
+    scraped (from the exporter's thread: it copies before iterating). A prometheus_client
+    child costs a lock per increment (three per observed request); this costs a dict lookup
+    and an add. Labels stay bounded: message types are checked before counting, outcomes
+    outside OUTCOMES are counted as "other"."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, dict[str, int]] = {}  # type -> outcome -> answered
+        self.latency: dict[str, list[float]] = {}  # type -> per-bucket counts, +Inf, sum
+
+    def answered(self, mtype: str, outcome: str, started: float | None = None) -> None:
+        outcomes = self.counts.get(mtype)
+        if outcomes is None:
+            outcomes = self.counts[mtype] = {}
+        n = outcomes.get(outcome)
+        if n is None:
+            if outcome not in OUTCOMES:
+                outcome = "other"
+            n = outcomes.get(outcome, 0)
+        outcomes[outcome] = n + 1
+        if started is not None:
+            took = time.monotonic() - started
+            hist = self.latency.get(mtype)
+            if hist is None:
+                hist = self.latency[mtype] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+            hist[bisect_left(LATENCY_BUCKETS, took)] += 1
+            hist[-1] += took
+
+    def cumulative(self, hist: list[float]) -> list[float]:
+        """Cumulative bucket counts (LATENCY_BUCKETS, then +Inf) of one type's histogram."""
+        return list(accumulate(hist[:-1]))
+
+    def collect(self) -> Iterable[Any]:
+        counts = CounterMetricFamily("etckit_requests", "Browser messages answered by wssvc,"
+                                     " by message type and outcome (ok or the error code)",
+                                     labels=["type", "outcome"])
+        for mtype, outcomes in list(self.counts.items()):
+            for outcome, n in list(outcomes.items()):
+                counts.add_metric([mtype, outcome], n)
+        yield counts
+        seconds = HistogramMetricFamily("etckit_request_duration_seconds", "wssvc: from a "
+                                        "request's arrival to its reply being queued for the"
+                                        " browser", labels=["type"])
+        bounds = [*map(floatToGoString, LATENCY_BUCKETS), "+Inf"]
+        for mtype, hist in list(self.latency.items()):
+            hist = list(hist)
+            seconds.add_metric([mtype], list(zip(bounds, self.cumulative(hist), strict=True)),
+                               sum_value=hist[-1])
+        yield seconds
+
+
+REQUEST_COUNTS = RequestCounts()
+
 CACHES = _CacheCounts()
 
 
@@ -132,7 +189,7 @@ class _PoolUse(Collector):
 POOLS = _PoolUse()
 
 FAMILIES: dict[str, tuple[Collector, ...]] = {
-    "wssvc": (REQUESTS, REQUEST_SECONDS, WEBSOCKETS, BROKERS, TICKETS_REFUSED),
+    "wssvc": (REQUEST_COUNTS, WEBSOCKETS, BROKERS, TICKETS_REFUSED),
     "broker": (QUEUE_DEPTH, WORKERS, BROKER_REQUESTS),
     "worker": (CALCULATION_SECONDS, PLOT_SECONDS, CACHES),
     "main_server": (LOGINS, ASSIGNMENTS, TICKETS_REFUSED),
@@ -180,29 +237,6 @@ def serve(cfg: Config, program: str) -> Exporter | None:
 
 
 # -- hooks ------------------------------------------------------------------------------
-
-class Requests:
-    """wssvc's requests: `answered(type, outcome, started)` counts one and, with a start
-    time, observes its latency; children are cached per (type, outcome)."""
-
-    def __init__(self) -> None:
-        self._counts: dict[tuple[str, str], Any] = {}
-        self._latency: dict[str, Any] = {}
-
-    def answered(self, mtype: str, outcome: str, started: float | None = None) -> None:
-        key = (mtype, outcome)
-        child = self._counts.get(key)
-        if child is None:
-            if outcome not in OUTCOMES:
-                key = (mtype, "other")
-            child = self._counts[key] = REQUESTS.labels(*key)
-        child.inc()
-        if started is not None:
-            hist = self._latency.get(mtype)
-            if hist is None:
-                hist = self._latency[mtype] = REQUEST_SECONDS.labels(mtype)
-            hist.observe(time.monotonic() - started)
-
 
 ERROR_PREFIX = b'{"type":"error","code":"'
 
@@ -295,14 +329,13 @@ def wssvc_totals() -> dict[str, Any]:
     """What wssvc publishes in its registry entry for main_server's System page: requests
     answered so far, and the latency histogram's cumulative bucket counts (over all types,
     the bounds are LATENCY_BUCKETS then +Inf)."""
-    requests = sum(s.value for m in REQUESTS.collect() for s in m.samples
-                   if s.name.endswith("_total"))
-    buckets = dict.fromkeys((*map(float, LATENCY_BUCKETS), float("inf")), 0.0)
-    for family in REQUEST_SECONDS.collect():
-        for s in family.samples:
-            if s.name.endswith("_bucket"):
-                buckets[float(s.labels["le"])] += s.value
-    return {"requests": int(requests), "latency": [int(v) for v in buckets.values()]}
+    requests = sum(n for outcomes in list(REQUEST_COUNTS.counts.values())
+                   for n in list(outcomes.values()))
+    latency = [0.0] * (len(LATENCY_BUCKETS) + 1)
+    for hist in list(REQUEST_COUNTS.latency.values()):
+        for i, n in enumerate(REQUEST_COUNTS.cumulative(list(hist))):
+            latency[i] += n
+    return {"requests": int(requests), "latency": [int(v) for v in latency]}
 
 
 def quantile(q: float, counts: list[float], bounds: tuple[float, ...] = LATENCY_BUCKETS

@@ -38,6 +38,25 @@ def request_user(meta: bytes) -> str:
     return who["user"]
 
 
+class RequestUsers:
+    """request_user with the answers remembered: a wssvc sends the same meta frame with every
+    message of a client, so the broker reads its JSON once per client, not per request. At
+    most ``size`` frames are kept (all forgotten when full); only valid frames are kept."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.known: dict[bytes, str] = {}
+
+    def __call__(self, meta: bytes) -> str:
+        user = self.known.get(meta)
+        if user is None:
+            user = request_user(meta)  # raises FrameError: nothing kept
+            if len(self.known) >= self.size:
+                self.known.clear()
+            self.known[meta] = user
+        return user
+
+
 def check_rid(rid: bytes) -> None:
     if not 0 < len(rid) <= RID_MAX:
         raise FrameError(f"request id must be 1 to {RID_MAX} bytes")

@@ -132,19 +132,39 @@ def _depth(data: bytes) -> int:
     return deepest
 
 
-def request_context(db: Database, cfg: Config, body: list[bytes],
-                    services: Any = None) -> tuple[Context, dict[str, Any]]:
-    """The context and the message of a request body, or ProtocolError."""
-    if len(body) != 2:
-        raise ProtocolError(f"expected 2 body frames, got {len(body)}")
-    who, message = _decode(body[0]), _decode(body[1])
-    if not isinstance(who, dict) or not isinstance(message, dict):
+WHO_KEPT = 4096  # meta frames remembered (a client sends the same one with every message)
+_WHO: dict[bytes, tuple[str, str, str | None]] = {}
+
+
+def _who(meta: bytes) -> tuple[str, str, str | None]:
+    """(client, user, workbook) of a request's meta frame, or ProtocolError; valid ones are
+    remembered, so their JSON is read once per client, not per request."""
+    known = _WHO.get(meta)
+    if known is not None:
+        return known
+    who = _decode(meta)
+    if not isinstance(who, dict):
         raise ProtocolError("request and message must be JSON objects")
     client, user, workbook = who.get("client"), who.get("user"), who.get("workbook")
     if not isinstance(client, str) or not isinstance(user, str) or not user:
         raise ProtocolError("request needs string client and user")
     if workbook is not None and not isinstance(workbook, str):
         raise ProtocolError("request workbook must be a string or null")
+    if len(_WHO) >= WHO_KEPT:
+        _WHO.clear()
+    known = _WHO[meta] = (client, user, workbook)
+    return known
+
+
+def request_context(db: Database, cfg: Config, body: list[bytes],
+                    services: Any = None) -> tuple[Context, dict[str, Any]]:
+    """The context and the message of a request body, or ProtocolError."""
+    if len(body) != 2:
+        raise ProtocolError(f"expected 2 body frames, got {len(body)}")
+    client, user, workbook = _who(body[0])
+    message = _decode(body[1])
+    if not isinstance(message, dict):
+        raise ProtocolError("request and message must be JSON objects")
     rid = message.get("id")
     if not isinstance(rid, str | int) or isinstance(rid, bool):
         rid = None
@@ -205,5 +225,7 @@ async def handle(db: Database, cfg: Config, body: list[bytes],
         log.exception("reply could not be encoded")
         reply = reply_body([{"to": {"client": ctx.client}, "message": error_message(
             "internal", "the server failed to encode its reply", ctx.request_id)}])
+    if not ctx.followups:  # almost always: no meta frame to encode
+        return reply, []
     who = dumps({"client": ctx.client, "user": ctx.user, "workbook": ctx.workbook})
     return reply, [[who, dumps(m)] for m in ctx.followups]

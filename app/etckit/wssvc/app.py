@@ -19,18 +19,16 @@ import json
 import logging
 import math
 import re
-import secrets
 import time
-import uuid
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
-from quart import Quart, jsonify, make_response, request, websocket
+from quart import Quart, jsonify, make_response, request
 
 from .. import __version__, metrics
-from ..auth import keys, tickets
+from ..auth import keys
 from ..bootstrap import running
 from ..config import Config
 from ..http import serve_app
@@ -47,6 +45,7 @@ from ..messaging.protocol import (
 from ..messaging.types import ID_MAX, LOCAL_TYPES, PLOT_KINDS, READ_TYPES, REQUEST_TYPES
 from ..registry import Registration
 from ..storage import Database
+from .asgi import Connection, Front
 from .hub import Client, Hub
 from .limits import (
     DECODER,
@@ -65,7 +64,6 @@ log = logging.getLogger(__name__)
 CLOSE_SERVICE_RESTART = 1012  # the broker behind this wssvc went away: reconnect
 CLOSE_POLICY = 1008  # too many bad messages
 CLOSE_PING_TIMEOUT = 4002  # no answer to the application ping
-CLOSE_INTERNAL = 1011  # wssvc failed (a bug): the page reconnects
 PING_GRACE = 2.5  # pings without any message from the client before it is closed
 
 
@@ -93,7 +91,7 @@ class Service:
         self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
                                    w.user_rate, w.user_burst))
         self._rids = itertools.count(1)
-        self.requests = metrics.Requests()  # etckit_requests_total and the latency histogram
+        self.requests = metrics.REQUEST_COUNTS  # etckit_requests_total, the latency histogram
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
                                    [origin_of(cfg.main_server.public_url)])
         self.upstream = Upstream(
@@ -109,6 +107,9 @@ class Service:
         """A reply: recipients (JSON) and message texts, passed on without decoding them.
         The requesting client always hears something: the reply, or an error."""
         entry = self.pending.pop(rid, None)
+        if (type(entry) is tuple and len(body) == 2 and body[0] == entry[0].reply_to
+                and self._answer(entry, body[1])):
+            return
         meta = _reply_meta(body)
         if isinstance(entry, asyncio.Future):  # a request of wssvc's own (a plot)
             if not entry.done():
@@ -134,6 +135,23 @@ class Service:
             log.warning("a worker's reply did not answer its requester",
                         extra={"client": client.id})
             client.send(error_message("internal", "the worker sent no reply", mid))
+
+    def _answer(self, entry: tuple, raw: bytes) -> bool:
+        """The common reply, a message to its requester alone (its meta frame is the one
+        worker.dispatch encodes for that): passed on without reading the meta frame's JSON.
+        False (nothing done) if the text is not UTF-8: the general path answers that."""
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            return False
+        client = entry[0]
+        if client.limit is not None:
+            client.limit.in_flight.release()
+        if len(entry) == 4:
+            self.requests.answered(entry[2], metrics.reply_outcome(raw), entry[3])
+        if self.hub.clients.get(client.id) is client:  # still connected
+            client.send(text)
+        return True
 
     def on_broker_lost(self, broker_id: str) -> None:
         log.warning("broker lost: closing every client with 1012",
@@ -210,7 +228,10 @@ class Service:
             client.send({"type": "pong", "ref": message["id"]})
             return
         rid = str(next(self._rids)).encode()
-        body = request_body(client.id, client.user, client.workbook, text.encode())
+        if not client.who:  # the meta frames are the same for every message of a client
+            client.who = request_body(client.id, client.user, client.workbook, b"")[0]
+            client.reply_to = dumps({"to": [{"client": client.id}]})
+        body = [client.who, text.encode()]
         try:
             sent = self.upstream.send(rid, body)
         except zmq.ZMQError:  # Again (the broker's queue is full) or a link closing
@@ -256,48 +277,20 @@ class Service:
             return error_message("internal", "unreadable reply")
         return reply
 
-    async def serve_client(self, ticket: tickets.Ticket) -> None:
-        ws = websocket._get_current_object()
-        client = Client(id=uuid.uuid4().hex, user=ticket.user, workbook=ticket.workbook,
-                        session=ticket.session, scope=ticket.scope,
-                        queue=asyncio.Queue(self.cfg.wssvc.client_queue),
-                        last_seen=time.monotonic(), plot_key=secrets.token_urlsafe(18),
-                        limit=self.limits.connection())
-        self.hub.add(client)
-        client.send({"type": "hello", "client": client.id, "workbook": ticket.workbook,
-                     "version": __version__, "plot_key": client.plot_key})
-        tasks = [asyncio.create_task(self._send_loop(ws, client)),
-                 asyncio.create_task(self._receive_loop(ws, client))]
-        try:
-            await asyncio.wait([*tasks, client.closed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            self.hub.remove(client)
-        for task in tasks:  # a loop that ended by itself: the peer left, or a bug of ours
-            if task.done() and not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                if not isinstance(exc, ConnectionError):
-                    log.error("websocket loop failed", exc_info=exc,
-                              extra={"client": client.id})
-                    client.close(CLOSE_INTERNAL, "server error, please reconnect")
-        if client.close_code is not None:
-            await ws.close(client.close_code, client.close_reason)
-
-    async def _send_loop(self, ws, client: Client) -> None:
-        while True:
-            await ws.send(await client.queue.get())
-            client.queue.task_done()
-
-    async def _receive_loop(self, ws, client: Client) -> None:
+    async def read(self, client: Client, conn: Connection) -> None:
+        """A client's messages, each checked then handled, until the peer leaves or too many
+        were bad (1008). Awaits only conn.next_text() and conn.drained() (asgi.py)."""
         bad = 0
+        queue = client.queue
         while True:
-            if client.queue.qsize() * 2 >= client.queue.maxsize:
+            if queue.qsize() * 2 >= queue.maxsize:
                 # answers wssvc makes itself (errors, pongs, rate_limited) wait to be sent
                 # before the next message is read: a fast sender is slowed down by TCP, not
                 # closed as a slow reader (4001)
-                await client.queue.join()
-            data = await ws.receive()
+                await conn.drained()
+            data = await conn.next_text()
+            if data is None:
+                return
             client.last_seen = time.monotonic()
             try:
                 message = self.check(data)
@@ -306,6 +299,7 @@ class Service:
                 self.requests.answered("unknown", exc.code)
                 client.send(error_message(exc.code, exc.text, exc.ref))
                 if bad >= self.cfg.wssvc.max_bad_messages:
+                    await conn.drained()  # the errors reach the browser before the close
                     client.close(CLOSE_POLICY, "too many bad messages")
                     return
                 continue
@@ -509,25 +503,6 @@ def create_app(service: Service) -> Quart:
                 "brokers": len(service.upstream.ready)}
         return jsonify(body), 200 if ready else 503
 
-    @app.websocket("/ws")
-    async def ws():
-        origin = websocket.headers.get("Origin", "")
-        if origin not in service.allowed_origins:
-            log.info("websocket refused: origin", extra={"origin": origin})
-            return "origin not allowed", 403
-        if not service.upstream.ready:
-            return "no broker available, ask main_server again", 503
-        try:
-            ticket = await tickets.redeem(service.db, service.ticket_keys,
-                                          websocket.args.get("ticket", ""), pool=service.pool)
-        except tickets.TicketError as exc:
-            metrics.ticket_refused(str(exc))
-            log.info("websocket refused: %s", exc)
-            return f"ticket refused: {exc}", 403
-        await websocket.accept()
-        await service.serve_client(ticket)
-        return None
-
     return app
 
 
@@ -575,8 +550,9 @@ async def _serve_http(cfg: Config, service: Service, halt: asyncio.Event, pool: 
     try:
         log.info("listening", extra={"host": cfg.wssvc.host, "port": cfg.wssvc.port,
                                      "pool": pool})
-        await serve_app(create_app(service), host=cfg.wssvc.host, port=cfg.wssvc.port,
-                        stop=http_stop, certfile=cfg.wssvc.certfile, keyfile=cfg.wssvc.keyfile,
+        await serve_app(Front(service, create_app(service)), host=cfg.wssvc.host,
+                        port=cfg.wssvc.port, stop=http_stop, certfile=cfg.wssvc.certfile,
+                        keyfile=cfg.wssvc.keyfile,
                         max_ws_message=cfg.wssvc.max_message_bytes * 4 + 4096,
                         ws_compression=cfg.wssvc.compression)
     finally:

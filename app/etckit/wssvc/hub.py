@@ -1,7 +1,8 @@
 """The clients connected to one wssvc, indexed for fan-out.
 
-Each client has a bounded outgoing queue. A delivery that finds it full closes that client
-(4001, "too slow"): a slow browser never makes the server's memory grow.
+Each client has a bounded outgoing queue (an Outbox: a list made when there is something to
+send, and the connection's writer task started only then). A delivery that finds it full
+closes that client (4001, "too slow"): a slow browser never makes the server's memory grow.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +22,54 @@ log = logging.getLogger(__name__)
 CLOSE_TOO_SLOW = 4001
 
 
-@dataclass(eq=False)
+class Outbox:
+    """A client's messages waiting to be sent, at most ``maxsize``: put_nowait raises
+    asyncio.QueueFull as asyncio.Queue does. Empty, it holds no list; ``on_put`` (the
+    connection's) runs after each put, to start the writer if none is running."""
+
+    __slots__ = ("items", "maxsize", "on_put")
+
+    def __init__(self, maxsize: int, on_put: Callable[[], None] | None = None) -> None:
+        self.items: list[str] | None = None
+        self.maxsize = maxsize
+        self.on_put = on_put
+
+    def qsize(self) -> int:
+        return len(self.items) if self.items else 0
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def put_nowait(self, text: str) -> None:
+        items = self.items
+        if items is None:
+            items = self.items = []
+        elif len(items) >= self.maxsize:
+            raise asyncio.QueueFull
+        items.append(text)
+        if self.on_put is not None:
+            self.on_put()
+
+    def take(self) -> list[str]:
+        """Everything waiting, oldest first; the outbox is empty after."""
+        items, self.items = self.items, None
+        return items or []
+
+    def get_nowait(self) -> str:
+        if not self.items:
+            raise asyncio.QueueEmpty
+        text = self.items.pop(0)
+        if not self.items:
+            self.items = None
+        return text
+
+
+@dataclass(eq=False, slots=True)
 class Client:
     id: str
     user: str
     workbook: str | None
-    queue: asyncio.Queue[str]
+    queue: asyncio.Queue[str] | Outbox
     close_code: int | None = None
     close_reason: str = ""
     # a future, not an Event: the connection handler waits on it directly, without a task
@@ -36,6 +80,8 @@ class Client:
     session: str = ""  # the login session (token_hash) its ticket named; see sessions.py
     scope: str = "write"  # "read": an API token's, READ_TYPES only (app.Service.handle)
     limit: ConnectionLimit | None = None  # its requests in flight and its token bucket
+    who: bytes = b""  # its REQUEST meta frame, encoded once (see Service.handle)
+    reply_to: bytes = b""  # a worker's reply meta frame addressed to it alone, likewise
 
     def addressed_by(self, to: dict[str, Any]) -> bool:
         """Whether a reply's recipient ``to`` (see Hub.recipients) includes this client."""

@@ -25,6 +25,8 @@ IN_FLIGHT_RETRY = 0.5
 class TokenBucket:
     """``rate`` tokens a second, at most ``burst`` saved up; a request takes one."""
 
+    __slots__ = ("rate", "burst", "clock", "tokens", "stamp")
+
     def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("a token bucket needs rate > 0 and burst >= 1")
@@ -62,6 +64,8 @@ class TokenBucket:
 class InFlight:
     """Requests sent on and not yet answered, at most ``limit``."""
 
+    __slots__ = ("limit", "count")
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.count = 0
@@ -90,6 +94,8 @@ class Rates:
 
 class ConnectionLimit:
     """One websocket's share: its requests in flight and its bucket."""
+
+    __slots__ = ("in_flight", "bucket")
 
     def __init__(self, rates: Rates, clock: Clock = time.monotonic) -> None:
         self.in_flight = InFlight(rates.max_in_flight)
@@ -122,15 +128,17 @@ class Limits:
     def admit(self, conn: ConnectionLimit | None, user: str, in_flight: bool = True) -> float:
         """0.0 if the request may go (counted in flight when ``in_flight``), else the seconds
         to wait before retrying. ``conn`` None: a request outside any websocket (a plot)."""
-        if in_flight and conn is not None and conn.in_flight.count >= conn.in_flight.limit:
+        user_bucket = self.users.get(user) or self.user(user)
+        if conn is None:
+            return user_bucket.take()
+        if in_flight and conn.in_flight.count >= conn.in_flight.limit:
             return IN_FLIGHT_RETRY
-        buckets = [self.user(user)] if conn is None else [conn.bucket, self.user(user)]
-        wait = max(bucket.wait() for bucket in buckets)
+        wait = max(conn.bucket.wait(), user_bucket.wait())  # no list, no generator: per message
         if wait > 0:
             return wait
-        for bucket in buckets:
-            bucket.take()
-        if in_flight and conn is not None:
+        conn.bucket.take()
+        user_bucket.take()
+        if in_flight:
             conn.in_flight.acquire()
         return 0.0
 

@@ -57,7 +57,8 @@ class BrokerLink:
                  liveness: int, on_reply: OnReply,
                  on_lost: Callable[[BrokerLink], None],
                  on_return: Callable[[BrokerLink, bytes, list[bytes]], None],
-                 security: LinkSecurity = PLAIN) -> None:
+                 security: LinkSecurity = PLAIN,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.id: str = broker["id"]
         self.endpoint: str = broker["endpoint"]
         self.interval = interval
@@ -65,6 +66,7 @@ class BrokerLink:
         self.on_reply = on_reply
         self.on_lost = on_lost
         self.on_return = on_return
+        self.on_change = on_change  # established, or workers became zero or not zero
         self.established = False
         self.workers = 0  # as the broker's last heartbeat said
         self.complain = Complaints(log)  # warnings about bad frames, rate-limited
@@ -92,6 +94,7 @@ class BrokerLink:
         if not self.established:
             self.established = True
             log.info("broker link established", extra={"broker": self.id})
+            self.on_change()
         try:
             self._dispatch(frames)
         except Exception:  # a bad reply must not stop this link's reader
@@ -105,16 +108,22 @@ class BrokerLink:
             self.on_reply(frames[2], frames[3:])
         elif frames[1] == HEARTBEAT and len(frames) == 3:
             try:
-                self.workers = int(frames[2])
+                self._set_workers(int(frames[2]))
             except ValueError:
                 self.complain("malformed heartbeat from a broker, ignored", broker=self.id)
         elif frames[1] == RETURN and len(frames) >= 4:
-            self.workers = 0  # it has none, whatever its last heartbeat said
+            self._set_workers(0)  # it has none, whatever its last heartbeat said
             self.on_return(self, frames[2], frames[3:])
         elif frames[1] == DISCONNECT and len(frames) == 2:
             self.said_goodbye.set()
         else:
             self.complain("unexpected frames from a broker, ignored", broker=self.id)
+
+    def _set_workers(self, workers: int) -> None:
+        staffed = self.workers > 0
+        self.workers = workers
+        if staffed != (workers > 0):
+            self.on_change()
 
     async def _run(self) -> None:
         """Heartbeat the broker; end when it is silent for the liveness window or says bye."""
@@ -174,6 +183,7 @@ class Upstream:
         self.links: dict[str, BrokerLink] = {}
         self.gone: set[str] = set()  # brokers lost: never reconnect to the same registration
         self._rr = itertools.count()
+        self._choices: list[BrokerLink] | None = None  # send()'s links, until a link changes
         self.returned: dict[bytes, int] = {}  # request id -> times a broker returned it
         self._task: asyncio.Task[None] | None = None
 
@@ -184,14 +194,19 @@ class Upstream:
     def send(self, rid: bytes, body: list[bytes]) -> str | None:
         """Send a request to an established broker, preferring those that have workers;
         returns its id, or None if there is none."""
-        ready = self.ready
-        if not ready:
+        choices = self._choices
+        if choices is None:  # recomputed only when a link changed, not per request
+            ready = self.ready
+            # none has a worker: the request waits in a broker's queue
+            choices = self._choices = [link for link in ready if link.workers > 0] or ready
+        if not choices:
             return None
-        staffed = [link for link in ready if link.workers > 0]
-        choices = staffed or ready  # none has a worker: the request waits in a broker's queue
-        link = self._pick(choices)
+        link = choices[0] if len(choices) == 1 else self._pick(choices)
         link.send(rid, body)
         return link.id
+
+    def _changed(self) -> None:
+        self._choices = None
 
     def _pick(self, links: list[BrokerLink]) -> BrokerLink:
         return links[next(self._rr) % len(links)]
@@ -227,7 +242,7 @@ class Upstream:
                 link = BrokerLink(self.ctx, broker, interval=self.interval,
                                   liveness=self.liveness, on_reply=self._reply,
                                   on_lost=self._lost, on_return=self._returned,
-                                  security=self.security)
+                                  security=self.security, on_change=self._changed)
             except NoBrokerKey:
                 log.warning("broker publishes no CURVE key: not connecting (is zmq.curve off"
                             " there?)", extra={"broker": broker["id"]})
@@ -238,6 +253,7 @@ class Upstream:
 
     def _lost(self, link: BrokerLink) -> None:
         self.links.pop(link.id, None)
+        self._changed()
         if link.established:  # never the same registration again; else retried while live
             self.gone.add(link.id)
             self.returned.clear()  # on_broker_lost drops every pending request

@@ -1,0 +1,104 @@
+"""The chain's per-message shortcuts give the same answers as the general paths: meta frames
+read once per client (broker, worker), a reply to its requester alone passed on without
+reading its meta frame (wssvc), the broker choice kept until a link changes (wssvc)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from etckit import config
+from etckit.messaging.frames import FrameError, RequestUsers
+from etckit.messaging.protocol import ProtocolError, reply_body
+from etckit.worker import dispatch
+from etckit.wssvc import app
+from etckit.wssvc.app import Service
+from etckit.wssvc.hub import Client
+from etckit.wssvc.upstream import Upstream
+
+
+def test_request_users_remembers_valid_frames_only():
+    users = RequestUsers(size=2)
+    good = b'{"client":"c","user":"u","workbook":null}'
+    assert users(good) == "u" and users(good) == "u" and list(users.known) == [good]
+    for bad in (b"[]", b'{"client":"c","user":""}', b"\xff"):
+        with pytest.raises(FrameError):
+            users(bad)
+        assert bad not in users.known
+    users(b'{"client":"d","user":"v"}')
+    users(b'{"client":"e","user":"w"}')  # full: forgotten, then kept
+    assert len(users.known) == 1
+
+
+def test_worker_meta_frames_are_read_once_and_checked_first():
+    dispatch._WHO.clear()
+    meta = b'{"client":"c","user":"u","workbook":"w"}'
+    assert dispatch._who(meta) == ("c", "u", "w")
+    assert dispatch._WHO[meta] == ("c", "u", "w")
+    for bad in (b'{"client":1,"user":"u"}', b'{"client":"c","user":"u","workbook":3}', b"{"):
+        with pytest.raises(ProtocolError):
+            dispatch._who(bad)
+        assert bad not in dispatch._WHO
+
+
+def _service() -> Service:
+    env = {"ETCKIT_AUTH__SESSION_SECRET": "s"}
+    return Service(config.load(environ=env), db=None, pool="p")
+
+
+async def test_a_reply_to_its_requester_takes_the_short_path_with_the_same_outcome(
+        monkeypatch):
+    service = _service()
+    try:
+        sent: list = []
+        service.upstream.send = lambda rid, body: sent.append((rid, body)) or "b1"
+        client = Client(id="c1", user="u", workbook="w", queue=asyncio.Queue(10),
+                        limit=service.limits.connection())
+        service.hub.add(client)
+        service.handle(client, {"id": 7, "type": "echo"}, '{"id":7,"type":"echo"}')
+        rid, body = sent[0]
+        assert json.loads(body[0]) == {"client": "c1", "user": "u", "workbook": "w"}
+        # the meta frame a worker writes for a reply to this client alone is the one expected
+        worker_meta = reply_body([{"to": {"client": "c1"}, "message": {}}])[0]
+        assert worker_meta == client.reply_to
+        before = dict(service.requests.counts.get("echo", {}))
+        with monkeypatch.context() as patch:  # the short path never reads the meta frame
+            patch.setattr(app, "_reply_meta", None)
+            service.on_reply(rid, [worker_meta, b'{"type":"echo","ref":7}'])
+        assert json.loads(client.queue.get_nowait()) == {"type": "echo", "ref": 7}
+        assert client.limit.in_flight.count == 0 and rid not in service.pending
+        assert service.requests.counts["echo"]["ok"] == before.get("ok", 0) + 1
+        # not UTF-8: the general path answers internal, as before
+        service.handle(client, {"id": 8, "type": "echo"}, '{"id":8,"type":"echo"}')
+        service.on_reply(sent[1][0], [worker_meta, b"\xff"])
+        reply = json.loads(client.queue.get_nowait())
+        assert reply["code"] == "internal" and reply["ref"] == 8
+        assert client.limit.in_flight.count == 0
+    finally:
+        service.upstream.ctx.term()
+
+
+def test_the_broker_choice_is_kept_until_a_link_changes():
+    up = Upstream(None, "p1", interval=1.0, liveness=3, registry_interval=1.0,
+                  registry_liveness=10.0, on_reply=lambda rid, body: None,
+                  on_broker_lost=lambda broker: None)
+    try:
+        got: list = []
+        link = lambda name, workers: SimpleNamespace(  # noqa: E731
+            id=name, established=True, workers=workers,
+            send=lambda rid, body, name=name: got.append(name))
+        up.links["a"] = link("a", 0)
+        assert up.send(b"1", []) == "a"  # no broker has workers: it waits in a's queue
+        up.links["b"] = link("b", 2)
+        assert up.send(b"2", []) == "a"  # the choice is kept ...
+        up._changed()  # ... until a link says it changed
+        assert {up.send(str(n).encode(), []) for n in range(4)} == {"b"}
+        up._lost(up.links.pop("b"))
+        assert up.send(b"9", []) == "a"
+        up._lost(up.links.pop("a"))
+        assert up.send(b"10", []) is None
+    finally:
+        up.ctx.term()
