@@ -47,10 +47,8 @@ async def copy_all(tx: Transaction, workbook: str, into: str,
                    new_id: Callable[[], str]) -> dict[str, str]:
     """Copy every spectrum of ``workbook`` into workbook ``into`` under new ids; returns
     old id -> new id (for the copied sources' ``spectrum_id``)."""
-    rows = await tx.fetchall("SELECT id, name, format, flux_unit, data FROM spectra"
-                             " WHERE workbook_id = :w ORDER BY created_at, id", {"w": workbook})
     ids = {}
-    for r in rows:
+    for r in await with_data(tx, workbook):
         ids[r["id"]] = new_id()
         await insert(tx, ids[r["id"]], into, r["name"], r["format"], r["flux_unit"],
                      json.loads(r["data"]))
@@ -85,3 +83,9 @@ async def inline(tx: Transaction, workbook: str, sources: dict[str, dict[str, An
         spec = s.get("spectrum")
         if isinstance(spec, dict) and spec.get("spectrum_id") in tables:
             s["spectrum"] = {**spec, "table": tables[spec["spectrum_id"]]}
+
+
+async def with_data(tx: Transaction, workbook: str) -> list[Row]:
+    """The workbook's spectra with their data (an export), oldest first."""
+    return await tx.fetchall("SELECT id, name, format, flux_unit, data FROM spectra"
+                             " WHERE workbook_id = :w ORDER BY created_at, id", {"w": workbook})
