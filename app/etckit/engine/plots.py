@@ -270,3 +270,57 @@ def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: di
         result = run(calc, scene, sources)
     return _draw(kind, result, calc, scene, sources)
 
+
+
+# --------------------------------------------------------------------------- compare
+# Not a per-calculation kind: the curves of several calculations in one figure (issue 16).
+
+
+def _compare_axes(curves: list[tuple[str, Any, tuple[float, float] | None]], title: str
+                  ) -> bytes:
+    """One line per (label, Curve, marked point or None), log-log, legend in order."""
+    fig, ax = _figure(_PLOT_BOX)
+    drawn = False
+    for i, (label, curve, point) in enumerate(curves):
+        x, y = np.asarray(curve.x.values, float), np.asarray(curve.y.values, float)
+        ok = (x > 0) & (y > 0)
+        ax.plot(x[ok], y[ok], color=f"C{i % 10}", lw=1.3, label=label[:40])
+        if point is not None and point[0] > 0 and point[1] > 0:
+            ax.plot([point[0]], [point[1]], "o", color=f"C{i % 10}", ms=4)
+        drawn = drawn or bool(ok.any())
+    first = curves[0][1]
+    unit = f" [{first.x.unit}]" if first.x.unit else ""
+    ax.set_xlabel(first.x.name.replace("_", " ") + unit)
+    ax.set_ylabel("S/N")
+    if drawn:
+        _plain_log(ax, "x")
+        _plain_log(ax, "y")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no S/N to compare", ha="center", transform=ax.transAxes)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def render_compare(limits: CostLimits, kind: str,
+                   entries: list[tuple[str, dict, Result]]) -> bytes:
+    """PNG of the ``kind`` curves (COMPARE_CURVES) of several calculations: ``entries`` are
+    (label, calculation dict, its Result with images); a sandbox function (``limits`` unused
+    since every result is already computed). A calculation without such a curve is a
+    ValidationError naming ``calculations.<i>``."""
+    from .products import COMPARE_CURVES, MAX_COMPARED, curves
+    from .validation import ValidationError, validate_calculation
+
+    if kind not in COMPARE_CURVES:
+        raise ValueError(f"unknown compare kind {kind!r}")
+    if not 1 <= len(entries) <= MAX_COMPARED:
+        raise ValidationError("calculations", f"must list 1 to {MAX_COMPARED} calculations")
+    lines = []
+    for i, (label, calc_dict, result) in enumerate(entries):
+        calc = validate_calculation(calc_dict)
+        found = [c for c in curves(result, calc) if c.name == COMPARE_CURVES[kind]]
+        if not found:
+            raise ValidationError(f"calculations.{i}", f"has no {kind} curve")
+        point = (result.total_exposure_time_s, result.snr) if result.snr is not None else None
+        lines.append((label, found[0], point if kind == "snr_vs_time" else None))
+    return _compare_axes(lines, f"{len(lines)} calculations: {kind.replace('_', ' ')}")

@@ -26,6 +26,9 @@ REQUEST_TYPES = frozenset({
     "spectrum.upload",
     "spectrum.list",
     "spectrum.delete",
+    # s12-astro (issue 16): batch expand and compare
+    "calculation.expand",
+    "plot.compare",
 })
 
 ID_MAX = 64

@@ -1,5 +1,13 @@
 """The worker's message handlers, registered by type when imported: diagnostics, the Workbook
-List, the contents of a workbook, uploaded spectra, results (downloads, plots), and
-export/import."""
+List, the contents of a workbook, uploaded spectra, results (downloads, plots),
+export/import, and batch expand/compare."""
 
-from . import contents, diagnostics, results, spectra, transfer, workbooks  # noqa: F401
+from . import (  # noqa: F401
+    batch,
+    contents,
+    diagnostics,
+    results,
+    spectra,
+    transfer,
+    workbooks,
+)
