@@ -35,4 +35,4 @@ ID_MAX = 64
 
 # The plots a calculation has (engine.plots.KINDS; a test checks that they agree): wssvc
 # refuses other kinds in plot URLs without importing the engine.
-PLOT_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map")
+PLOT_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map", "background")
