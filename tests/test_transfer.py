@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 
+import numpy as np
 import pytest
 
 from etckit import __version__
@@ -110,6 +111,21 @@ def _break(content: dict, how: str) -> dict:
         c["sources"] = {"a": 1}
     elif how == "uploaded":
         c["sources"][0]["data"]["spectrum"] = {"kind": "uploaded", "spectrum_id": "abc123"}
+    elif how.startswith("spectrum_"):
+        table = {"wave_um": [1.0, 2.0, 3.0, 2.5, 4.0], "fnu_jy": [1.0] * 5}
+        spectrum = {"id": "sp", "name": "sp", "format": "ascii", "flux_unit": "Jy",
+                    "data": table}
+        c["spectra"] = [spectrum]
+        if how == "spectrum_nan":
+            table["wave_um"][3] = 3.5
+            table["fnu_jy"][2] = "NaN"
+        elif how == "spectrum_short":
+            table["wave_um"][3] = 3.5
+            table["fnu_jy"].pop()
+        elif how == "spectrum_unit":
+            spectrum["flux_unit"] = "furlongs"
+        elif how == "spectrum_key":
+            table["junk"] = []
     return c
 
 
@@ -125,7 +141,12 @@ def _break(content: dict, how: str) -> dict:
     ("groups", "content.calculations.1.data.groups"),
     ("name", "content.calculations.1.name"),
     ("sources_type", "content.sources"),
-    ("uploaded", "content.sources.0.data.spectrum"),
+    ("uploaded", "content.sources.0.data.spectrum.spectrum_id"),
+    ("spectrum_order", "content.spectra.0.data.wave_um.3"),
+    ("spectrum_nan", "content.spectra.0.data.fnu_jy.2"),
+    ("spectrum_short", "content.spectra.0.data.fnu_jy"),
+    ("spectrum_unit", "content.spectra.0.flux_unit"),
+    ("spectrum_key", "content.spectra.0.data.junk"),
 ])
 async def test_a_faulty_file_is_refused_naming_its_path_and_stores_nothing(chain, how, field):
     lister, _, exported, _ = await _exported(chain, f"faulty-{how}")
@@ -136,6 +157,38 @@ async def test_a_faulty_file_is_refused_naming_its_path_and_stores_nothing(chain
     assert len((await lister.request("workbook.list"))["workbooks"]) == 1
     not_a_file = await lister.request("workbook.import", content="x")
     assert not_a_file["field"] == "content"
+
+
+FLAT = "".join(f"{w:.3f} {1 + 0.1 * w:.3f}\n" for w in np.linspace(0.5, 30.0, 200))
+
+
+async def test_uploaded_spectra_travel_in_the_file_and_give_the_same_results(chain):
+    lister, one, _, d = await _exported(chain, "spectra")
+    up = await one.request("spectrum.upload", name="rising", format="ascii", flux_unit="mJy",
+                           content=FLAT, timeout=60)
+    assert up["type"] == "spectrum.saved", up
+    used = {**d["source"], "spectrum": {"kind": "uploaded", "spectrum_id": up["item"]["id"]}}
+    source = (await one.request("source.add", name="U", data=used))["item"]
+    scene = (await one.request("scene.add", name="FU", data={"sources": [
+        {"source_id": source["id"]}]}))["item"]
+    calc = await one.request("calculation.add", name="CU", scene=scene["id"],
+                             data=d["calculation"], timeout=60)
+    assert calc["item"]["status"] == "ok", calc
+    content = (await one.request("workbook.export", timeout=20))["content"]
+    assert [s["id"] for s in content["spectra"]] == [up["item"]["id"]]
+    assert len(content["spectra"][0]["data"]["wave_um"]) == 200
+    imported = await lister.request("workbook.import", content=content, timeout=30)
+    assert imported["type"] == "workbook.created", imported
+    after = await _settled(chain, "spectra", imported["workbook"]["id"])
+    again = await chain.connect("spectra", workbook=imported["workbook"]["id"])
+    spectra = (await again.request("spectrum.list"))["spectra"]
+    assert [(s["name"], s["points"]) for s in spectra] == [("rising", 200)]
+    assert spectra[0]["id"] != up["item"]["id"]
+    new_source = next(s for s in after["sources"] if s["name"] == "U")
+    assert new_source["data"]["spectrum"]["spectrum_id"] == spectra[0]["id"]
+    new_calc = next(c for c in after["calculations"] if c["name"] == "CU")
+    assert new_calc["status"] == "ok", new_calc
+    assert new_calc["result"]["snr"] == pytest.approx(calc["item"]["result"]["snr"], rel=1e-9)
 
 
 async def test_imports_are_held_to_the_quotas_and_cost_limits(chain):

@@ -142,7 +142,7 @@ def test_normalizers_keep_only_known_fields_that_apply():
     assert out["groups"] == 10 and isinstance(out["groups"], int)
     assert out["strategy"] == {"kind": "snr"}
     imaging_keys = set(engine.validation.CALCULATION_KEYS) - set(
-        engine.validation.SPECTROSCOPY_KEYS)
+        engine.validation.SPECTROSCOPY_KEYS) - {"background"}  # when given
     assert set(out) == imaging_keys  # an imaging calculation keeps no spectroscopic field
     leftovers = dict(calc, disperser="G140M", reference_wavelength_um=1.4,
                      background_subtraction=False)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from . import background
 from . import detector as det
 from . import instruments as inst
 from . import physics as phys
@@ -60,6 +61,7 @@ class Result:
     flags: list[str] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    background: dict[str, Any] = field(default_factory=dict)  # the zodiacal light's day
     images: Any = field(default=None, repr=False, compare=False)
     # spectroscopic calculations only: the per-wavelength results (docs/engine.md)
     spectrum: dict[str, Any] | None = None
@@ -236,7 +238,7 @@ def build_images(
     rr = np.hypot(coords[None, :], coords[:, None])
     ap_sub = (rr <= calc.aperture_radius_arcsec).astype(float)
     ann_sub = ((rr >= calc.annulus_inner_arcsec) & (rr < calc.annulus_outer_arcsec)).astype(float)
-    bg = phys.background_rate_per_pixel(filt, p, calc.background_scale)
+    bg = phys.background_rate_per_pixel(filt, p, calc.background_scale, _zodi(calc, filt))
     return Images(
         pixel_arcsec=p,
         source=_block_sum(src_img, os),
@@ -413,6 +415,13 @@ def _diagnose(m: Measurement, sat: dict[str, Any], calc: Calculation, groups: in
         notes.flags.append("low_snr")
 
 
+def _zodi(calc: Calculation, filt: inst.Filter) -> Any:
+    """The zodiacal factors of a calculation's target and date (None: the benchmark)."""
+    if calc.background is None:
+        return None
+    return background.zodi_at_pivot(calc.background, filt.pivot_um)
+
+
 def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
     if calc.spectroscopic:  # slit spectroscopy (engine/spectroscopy.py)
         from .spectroscopy import run_spectroscopy
@@ -450,7 +459,9 @@ def run(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Result:
         aperture_source_fraction=frac,
         background_per_pixel_e_s=images.background,
         background_mjy_sr=float(phys.background_mjy_sr(np.array([filt.pivot_um]),
-                                                       calc.background_scale)[0]),
+                                                       calc.background_scale,
+                                                       _zodi(calc, filt))[0]),
+        background=_zodi(calc, filt).to_dict() if calc.background else {"kind": "benchmark"},
         saturation=sat,
         strategy=strategy,
         flags=flags, warnings=warnings, errors=errors,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -99,11 +100,12 @@ def electron_rate(fnu_jy: np.ndarray, wave_um: np.ndarray, filt: inst.Filter) ->
 # --------------------------------------------------------------------------- background
 
 
-def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
+def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0, zodi: Any = None) -> np.ndarray:
     """Benchmark background surface brightness [MJy/sr]: zodi scattered + zodi thermal (diluted
     blackbodies anchored at one wavelength each; from ~5 um on, the ETC benchmark's tabulated
     zodiacal emission + scattered zodi instead) + the NIRCam stray light (tabulated, <= 5 um) +
-    the observatory's thermal self-emission (the JWST background model's curve, >= 5 um)."""
+    the observatory's thermal self-emission (the JWST background model's curve, >= 5 um).
+    ``zodi`` (engine.background: a target and date) scales the two zodiacal parts."""
     b = inst.background_model()
     w = np.asarray(wave_um, dtype=float)
     scat = b.scattered_at_1um * planck_nu_shape(w, b.scattered_temp_k) / planck_nu_shape(
@@ -119,6 +121,8 @@ def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
         tab = np.exp(np.interp(lw_, zw, zv))
         scat = np.where(lw_ >= zw[0], 0.0, scat)
         therm = np.where(lw_ >= zw[0], tab, therm)
+    if zodi is not None:
+        scat, therm = scat * zodi.scattered, therm * zodi.thermal(w)
     sw = np.array([p[0] for p in b.stray_light])
     sv = np.log(np.array([p[1] for p in b.stray_light]))
     stray = np.where(w <= sw[-1], np.exp(np.interp(w, sw, sv)), 0.0)
@@ -129,11 +133,12 @@ def background_mjy_sr(wave_um: np.ndarray, scale: float = 1.0) -> np.ndarray:
     return scale * (scat + therm + stray + obs)
 
 
-def background_rate_per_pixel(filt: inst.Filter, pixel_arcsec: float, scale: float = 1.0) -> float:
+def background_rate_per_pixel(filt: inst.Filter, pixel_arcsec: float, scale: float = 1.0,
+                              zodi: Any = None) -> float:
     """Background electrons/s in one pixel."""
     w = band_grid(filt)
     omega_sr = (pixel_arcsec * ARCSEC_RAD) ** 2
-    fnu_jy = background_mjy_sr(w, scale) * 1e6 * omega_sr
+    fnu_jy = background_mjy_sr(w, scale, zodi) * 1e6 * omega_sr
     return electron_rate(fnu_jy, w, filt)
 
 

@@ -31,7 +31,7 @@ from .calculator import Result, measure, prepare, run
 from .cost import CostLimits
 from .validation import ValidationError
 
-IMAGING_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map")
+IMAGING_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map", "background")
 SPECTROSCOPY_KINDS = ("snr_vs_wavelength", "extracted_flux", "detector_2d", "snr_2d")
 KINDS = IMAGING_KINDS + SPECTROSCOPY_KINDS
 SIZE_IN = (4.8, 3.4)
@@ -376,8 +376,10 @@ def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: di
            spectra: dict | None = None) -> bytes:
     """PNG bytes of plot ``kind`` (one of KINDS). Pass ``result`` from ``calculate`` with the
     same inputs to skip recomputing it; ``limits`` as for ``calculate``."""
-    if kind not in _DRAW:
+    if kind not in KINDS:
         raise ValueError(f"unknown plot kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "background":  # needs the calculation only (drawn below, not a template)
+        return render_background(calculation_dict)
     calc, scene, sources = prepare(calculation_dict, scene_dict, sources_by_id, limits, spectra)
     if kind not in kinds_for(calc):
         what = "a spectroscopic" if calc.spectroscopic else "an imaging"
@@ -387,3 +389,129 @@ def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: di
         result = run(calc, scene, sources)
     return _draw(kind, result, calc, scene, sources)
 
+
+
+# --------------------------------------------------------------------------- compare
+# Not a per-calculation kind: the curves of several calculations in one figure (issue 16).
+
+
+def _compare_axes(curves: list[tuple[str, Any, tuple[float, float] | None]], title: str
+                  ) -> bytes:
+    """One line per (label, Curve, marked point or None), log-log, legend in order."""
+    fig, ax = _figure(_PLOT_BOX)
+    drawn = False
+    for i, (label, curve, point) in enumerate(curves):
+        x, y = np.asarray(curve.x.values, float), np.asarray(curve.y.values, float)
+        ok = (x > 0) & (y > 0)
+        ax.plot(x[ok], y[ok], color=f"C{i % 10}", lw=1.3, label=label[:40])
+        if point is not None and point[0] > 0 and point[1] > 0:
+            ax.plot([point[0]], [point[1]], "o", color=f"C{i % 10}", ms=4)
+        drawn = drawn or bool(ok.any())
+    first = curves[0][1]
+    unit = f" [{first.x.unit}]" if first.x.unit else ""
+    ax.set_xlabel(first.x.name.replace("_", " ") + unit)
+    ax.set_ylabel("S/N")
+    if drawn:
+        _plain_log(ax, "x")
+        _plain_log(ax, "y")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no S/N to compare", ha="center", transform=ax.transAxes)
+    ax.set_title(title, fontsize=9)
+    return _png(fig)
+
+
+def render_compare(limits: CostLimits, kind: str,
+                   entries: list[tuple[str, dict, Result]]) -> bytes:
+    """PNG of the ``kind`` curves (COMPARE_CURVES) of several calculations: ``entries`` are
+    (label, calculation dict, its Result with images); a sandbox function (``limits`` unused
+    since every result is already computed). A calculation without such a curve is a
+    ValidationError naming ``calculations.<i>``."""
+    from .products import COMPARE_CURVES, MAX_COMPARED, curves
+    from .validation import ValidationError, validate_calculation
+
+    if kind not in COMPARE_CURVES:
+        raise ValueError(f"unknown compare kind {kind!r}")
+    if not 1 <= len(entries) <= MAX_COMPARED:
+        raise ValidationError("calculations", f"must list 1 to {MAX_COMPARED} calculations")
+    lines = []
+    for i, (label, calc_dict, result) in enumerate(entries):
+        calc = validate_calculation(calc_dict)
+        found = [c for c in curves(result, calc) if c.name == COMPARE_CURVES[kind]]
+        if not found:
+            raise ValidationError(f"calculations.{i}", f"has no {kind} curve")
+        point = (result.total_exposure_time_s, result.snr) if result.snr is not None else None
+        lines.append((label, found[0], point if kind == "snr_vs_time" else None))
+    return _compare_axes(lines, f"{len(lines)} calculations: {kind.replace('_', ' ')}")
+
+
+# --------------------------------------------------------------------------- background
+# The background of a calculation: its spectrum by part, and its zodiacal light over the year
+# (the target's, with its observable days; the benchmark's line of sight without a target).
+
+_BG_SPECTRUM_BOX = (0.14, 0.14, 0.34, 0.76)
+_BG_YEAR_BOX = (0.64, 0.14, 0.34, 0.76)
+
+
+def _background_spectrum(ax: Axes, calc: Any, zodi: Any) -> None:
+    from .background import Scale
+
+    w = np.geomspace(0.6, 28.5, 300)
+    total = phys.background_mjy_sr(w, calc.background_scale, zodi)
+    zero = phys.background_mjy_sr(w, calc.background_scale, Scale(0.0, 0.0))
+    ax.plot(w, total, color="k", lw=1.2, label="total")
+    ax.plot(w, total - zero, color="C0", lw=1.0, label="zodiacal")
+    ax.plot(w, zero, color="C3", lw=1.0, label="thermal + stray")
+    filt = inst.mode(calc.instrument, calc.mode).filters[calc.filter]
+    ax.axvline(filt.pivot_um, color="0.5", lw=0.8, ls=":")
+    _plain_log(ax, "x")
+    _plain_log(ax, "y")
+    ax.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
+    ax.set_xlabel("wavelength [µm]", fontsize=8)
+    ax.set_ylabel("background [MJy/sr]", fontsize=8)
+    ax.legend(fontsize=6, loc="upper left")
+    ax.tick_params(labelsize=7)
+
+
+def _background_year(ax: Axes, calc: Any, pivot_um: float) -> None:
+    from . import background as bg
+
+    b = calc.background
+    ra, dec = (b.ra_deg, b.dec_deg) if b is not None else bg.BENCHMARK[:2]
+    parts = tuple(float(p[0]) for p in bg.benchmark_parts(np.array([pivot_um])))
+    days, z, ok = bg.over_year(ra, dec, pivot_um, parts)
+    doy = np.arange(1, len(days) + 1)
+    z = z * calc.background_scale
+    ax.plot(doy, np.where(ok, np.nan, z), color="0.7", lw=1.0, label="not observable")
+    ax.plot(doy, np.where(ok, z, np.nan), color="C0", lw=1.4, label="observable")
+    if b is not None:
+        chosen = bg.zodi_at_pivot(b, pivot_um).sight.date
+        k = next((i for i, d in enumerate(days) if d.isoformat()[5:] == chosen[5:]), None)
+        if k is not None:
+            ax.plot([doy[k]], [z[k]], "o", color="C1", ms=4, label=chosen)
+    ax.set_xlim(1, len(days))
+    _plain_log(ax, "y")
+    ax.set_xlabel(f"day of {bg.PERCENTILE_YEAR}", fontsize=8)
+    ax.set_ylabel(f"zodi at {pivot_um:.2g} µm [MJy/sr]", fontsize=8)
+    ax.legend(fontsize=6)
+    ax.tick_params(labelsize=7)
+
+
+def render_background(calculation_dict: dict) -> bytes:
+    """PNG: the calculation's background spectrum by part, and the zodiacal light at its
+    band's pivot over the year. Only the calculation is needed (ValidationError as usual)."""
+    from .background import zodi_at_pivot
+    from .validation import validate_calculation
+
+    calc = validate_calculation(calculation_dict)
+    pivot = inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um
+    zodi = zodi_at_pivot(calc.background, pivot) if calc.background is not None else None
+    fig = Figure(figsize=SIZE_IN, dpi=DPI)
+    FigureCanvasAgg(fig)
+    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi)
+    _background_year(fig.add_axes(_BG_YEAR_BOX), calc, pivot)
+    where = ("benchmark" if calc.background is None else
+             f"RA {calc.background.ra_deg:g} Dec {calc.background.dec_deg:g}, "
+             f"{zodi.sight.date}")
+    fig.suptitle(f"background: {where}", fontsize=8, y=0.985)
+    return _png(fig)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from . import background as bg
 from . import instruments as inst
+from .background import Background
 from .physics import FLUX_UNITS_JY, SpectrumSpec, lambda_over_d_arcsec
 from .sources import LAWS, Extinction, Line, fixed_r_v
 
@@ -111,6 +113,8 @@ class Calculation:
         if self.disperser is None:
             return self.filter
         return f"{self.disperser}/{self.filter}" if self.filter else self.disperser
+    background: Background | None = None  # a target and date (engine.background), else the
+    # benchmark
 
 
 # --------------------------------------------------------------------------- limits
@@ -144,9 +148,10 @@ PLACEMENT_KEYS = ("source_id", "offset_x_arcsec", "offset_y_arcsec")
 CALCULATION_KEYS = ("instrument", "mode", "filter", "readout_pattern", "groups", "integrations",
                     "exposures", "aperture_radius_arcsec", "annulus_inner_arcsec",
                     "annulus_outer_arcsec", "background_scale", "strategy", "disperser",
-                    "reference_wavelength_um", "background_subtraction")
+                    "reference_wavelength_um", "background_subtraction", "background")
 SPECTROSCOPY_KEYS = ("disperser", "reference_wavelength_um", "background_subtraction")
 STRATEGY_KEYS = ("kind", "target_snr")
+BACKGROUND_KEYS = ("ra_deg", "dec_deg", "date", "percentile")
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _SHOW_CHARS = 40
@@ -523,7 +528,33 @@ def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
                          f"{field}.strategy")
     bscale = _num(d, "background_scale", field, lo=0.0, hi=100.0, default=1.0)
     return Calculation(instrument, mode_name, filt, pattern, groups, integrations, exposures,
-                       r, ri, ro, strategy, bscale)
+                       r, ri, ro, strategy, bscale,
+                       _background(d.get("background"), f"{field}.background"))
+
+
+def _background(d: Any, field: str) -> Background | None:
+    """A target (RA/Dec J2000, degrees) and a date or a percentile; the date observable by
+    JWST (solar elongation 85-135 deg). None (or absent): the benchmark background."""
+    if d is None:
+        return None
+    d = _obj(d, field, BACKGROUND_KEYS)
+    ra = _num(d, "ra_deg", field, lo=0.0, hi=360.0, unit="deg")
+    dec = _num(d, "dec_deg", field, lo=-90.0, hi=90.0, unit="deg")
+    if (d.get("date") is None) == (d.get("percentile") is None):
+        raise ValidationError(f"{field}.date", "give either a date (YYYY-MM-DD) or a "
+                                               "percentile (low, medium, high), not both")
+    if d.get("percentile") is not None:
+        return Background(ra, dec, percentile=_choice(d, "percentile", field,
+                                                      tuple(bg.PERCENTILES)))
+    try:
+        bg.parse_date(d["date"])
+    except ValueError:
+        raise ValidationError(f"{field}.date", "must be a date YYYY-MM-DD between 1950 and "
+                                               f"2050, got {_show(d['date'])}") from None
+    why = bg.not_observable(ra, dec, d["date"])
+    if why:
+        raise ValidationError(f"{field}.date", why)
+    return Background(ra, dec, date=d["date"])
 
 
 def _imaging_leftovers(d: dict, field: str) -> None:
@@ -675,7 +706,10 @@ def normalize_calculation(d: Any, field: str = "data") -> dict[str, Any]:
     if calc.strategy.target_snr is not None:
         strategy["target_snr"] = calc.strategy.target_snr
     out = {k: getattr(calc, k) for k in CALCULATION_KEYS
-           if k != "strategy" and (calc.spectroscopic or k not in SPECTROSCOPY_KEYS)}
+           if k not in ("strategy", "background")
+           and (calc.spectroscopic or k not in SPECTROSCOPY_KEYS)}
+    if calc.background is not None:
+        out["background"] = {k: v for k, v in asdict(calc.background).items() if v is not None}
     if calc.spectroscopic and not calc.filter:
         out["filter"] = None
     nullable = ("aperture_radius_arcsec", "annulus_inner_arcsec", "annulus_outer_arcsec")

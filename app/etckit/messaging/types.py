@@ -26,6 +26,9 @@ REQUEST_TYPES = frozenset({
     "spectrum.upload",
     "spectrum.list",
     "spectrum.delete",
+    # batch expand and compare (issue 16)
+    "calculation.expand",
+    "plot.compare",
     # sharing and folders (s12-share; docs/workbooks.md)
     "workbook.share",
     "workbook.unshare",
@@ -43,13 +46,13 @@ READ_TYPES = frozenset({
     "ping", "pong", "echo", "test.sleep", "test.broadcast",
     "workbook.list", "workbook.open", "workbook.export", "workbook.shares",
     "source.history", "scene.history", "calculation.history",
-    "calculation.download", "plot.render", "spectrum.list",
+    "calculation.download", "plot.render", "plot.compare", "spectrum.list",
 })
 
 ID_MAX = 64
 
 # The plots a calculation has (engine.plots.KINDS; a test checks that they agree): wssvc
 # refuses other kinds in plot URLs without importing the engine.
-PLOT_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map",
+PLOT_KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map", "background",
               # spectroscopic calculations (issue 16)
               "snr_vs_wavelength", "extracted_flux", "detector_2d", "snr_2d")

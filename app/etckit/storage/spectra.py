@@ -114,3 +114,9 @@ async def inline(tx: Transaction, workbook: str, sources: dict[str, dict[str, An
         spec = s.get("spectrum")
         if isinstance(spec, dict) and spec.get("spectrum_id") in tables:
             s["spectrum"] = {**spec, "table": tables[spec["spectrum_id"]]}
+
+
+async def with_data(tx: Transaction, workbook: str) -> list[Row]:
+    """The workbook's spectra with their data (an export), oldest first."""
+    return await tx.fetchall("SELECT id, name, format, flux_unit, data FROM spectra"
+                             " WHERE workbook_id = :w ORDER BY created_at, id", {"w": workbook})

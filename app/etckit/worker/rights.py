@@ -22,6 +22,7 @@ _KINDS = ("source", "scene", "calculation")
 # what changes the workbook (its items, its results, its spectra)
 WRITE_TYPES = frozenset({
     "workbook.recalculate",
+    "calculation.expand",
     *(f"{kind}.{verb}" for kind in _KINDS for verb in ("add", "edit", "copy", "delete")),
     "spectrum.upload",
     "spectrum.delete",

@@ -3,6 +3,7 @@ revision (computed once, in the sandbox, when nothing holds it)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any
 
@@ -13,7 +14,7 @@ from ...storage import workbooks as wb
 from ..dispatch import Context, HandlerError, handler
 from .fields import ident, owned_item
 
-DOWNLOAD_FORMATS = ("json", "csv")
+DOWNLOAD_FORMATS = ("json", "csv", "fits")
 
 
 async def _current(ctx: Context, calc_id: str) -> tuple[dict[str, Any], tuple]:
@@ -44,15 +45,59 @@ async def download(ctx: Context, message: dict[str, Any]) -> None:
         raise HandlerError("invalid", f"format must be one of {', '.join(DOWNLOAD_FORMATS)}",
                            field="format")
     row, inputs = await _current(ctx, item)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["name"])[:60] or "calc"
+    if fmt == "fits":
+        await _download_fits(ctx, row, inputs, safe)
+        return
     fresh = (row["engine_version"], row["data_version"]) == versions()
     if fmt == "json" and row["status"] == "ok" and row["result"] and fresh:
         content = row["result"]  # the stored result of this very revision and engine
     else:
         result = await _result(ctx, row, inputs)
         content = result.to_json() if fmt == "json" else result.to_csv()
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["name"])[:60] or "calc"
     ctx.reply({"type": "calculation.download", "format": fmt, "filename": f"{safe}.{fmt}",
                "content": content})
+
+
+def _without_table(source: dict[str, Any]) -> dict[str, Any]:
+    """A source as stored: an uploaded spectrum's table (inlined for the engine) left out."""
+    spectrum = source.get("spectrum")
+    if isinstance(spectrum, dict) and "table" in spectrum:
+        return {**source, "spectrum": {k: v for k, v in spectrum.items() if k != "table"}}
+    return source
+
+
+def _fits_tarball(basename: str, row: dict[str, Any], inputs: tuple, result: engine.Result,
+                  max_bytes: int) -> bytes:
+    """The FITS download (engine.fits), off the event loop: astropy and numpy work."""
+    from ...engine import fits, products
+    from ...engine.validation import validate_calculation
+
+    calc = validate_calculation(inputs[0])
+    images, curves = products.products(result, calc)
+    stored = {"calculation": {"id": row["id"], "name": row["name"], "data": inputs[0]},
+              "scene": inputs[1],
+              "sources": {k: _without_table(v) for k, v in inputs[2].items()}}
+    engine_version, data_version = versions()
+    header = {"ORIGIN": "etckit", "ETCKVER": (engine_version[:60], "engine version"),
+              "ETCKDATA": (data_version[:16], "engine data version"),
+              "CALCID": (row["id"][:64], "calculation id"),
+              "CALCREV": (row["revision"], "calculation revision")}
+    return fits.tarball(basename, stored, result.to_dict(), images, curves, header, max_bytes)
+
+
+async def _download_fits(ctx: Context, row: dict[str, Any], inputs: tuple, safe: str) -> None:
+    from ...engine.fits import MAX_BYTES, TooLarge
+
+    result = await _result(ctx, row, inputs)
+    limit = min(MAX_BYTES, ctx.cfg.quotas.reply_max_bytes * 3 // 4 - 4096)
+    try:
+        data = await asyncio.to_thread(_fits_tarball, safe, row, inputs, result, limit)
+    except TooLarge as exc:
+        raise HandlerError("too_large", f"format: {exc}", field="format") from None
+    ctx.reply({"type": "calculation.download", "format": "fits",
+               "filename": f"{safe}.tar.gz",
+               "content_base64": base64.b64encode(data).decode()})
 
 
 @handler("plot.render")

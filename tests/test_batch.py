@@ -1,0 +1,147 @@
+"""Issue 16 through the real chain: the FITS download of a calculation, a batch expansion
+computed as follow-ups with progress broadcast, and a compare plot of several calculations
+(ids checked against the workbook and the user)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import tarfile
+
+import pytest
+from astropy.io import fits
+
+from tests.support.chain import Chain
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    c = Chain(tmp_path_factory.mktemp("batch"), wssvc__user_rate="1000",
+              wssvc__user_burst="1000", wssvc__connection_rate="1000",
+              wssvc__connection_burst="1000", quotas__items_per_workbook="12")
+    c.start_all(workers=1)
+    yield c
+    c.stop()
+
+
+async def _calculation(chain, user: str):
+    lister = await chain.connect(user)
+    made = (await lister.request("workbook.create", name="Batch"))["workbook"]["id"]
+    one = await chain.connect(user, workbook=made)
+    d = (await one.request("workbook.open", timeout=20))["defaults"]
+    source = (await one.request("source.add", name="star", data=d["source"]))["item"]
+    scene = (await one.request("scene.add", name="field", data={"sources": [
+        {"source_id": source["id"]}]}))["item"]
+    calc = await one.request("calculation.add", name="deep", scene=scene["id"],
+                             data=d["calculation"], timeout=60)
+    assert calc["item"]["status"] == "ok", calc
+    return one, made, calc["item"]
+
+
+async def test_the_fits_download_holds_the_result(chain):
+    one, _, calc = await _calculation(chain, "fits")
+    reply = await one.request("calculation.download", calculation=calc["id"], format="fits",
+                              timeout=60)
+    assert (reply["type"], reply["filename"]) == ("calculation.download", "deep.tar.gz"), reply
+    blob = base64.b64decode(reply["content_base64"])
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        names = tar.getnames()
+        images = tar.extractfile("deep/images.fits").read()
+        curves = tar.extractfile("deep/curves.fits").read()
+    assert "deep/input.json" in names and "deep/report.txt" in names
+    with fits.open(io.BytesIO(images)) as hdul:
+        assert hdul[0].header["CALCID"] == calc["id"]
+        assert hdul["SOURCE"].header["BUNIT"] == "electron / s"
+        assert hdul["APWEIGHT"].data.sum() == pytest.approx(calc["result"]["aperture_pixels"],
+                                                            rel=1e-5)
+    with fits.open(io.BytesIO(curves)) as hdul:
+        rows = hdul["SNR_TIME"].data
+        at = rows["integrations"] == calc["result"]["integrations"]
+        assert rows["snr"][at][0] == pytest.approx(calc["result"]["snr"], rel=1e-9)
+    bad = await one.request("calculation.download", calculation=calc["id"], format="zip")
+    assert (bad["code"], bad["field"]) == ("invalid", "format")
+
+
+async def _settled(one, ids: set[str], timeout: float = 120) -> dict[str, dict]:
+    """calculation.saved events until every id is computed: {id: item}."""
+    done: dict[str, dict] = {}
+    seen_pending = set()
+    async with asyncio.timeout(timeout):
+        while set(done) != ids:
+            message = await one.recv(timeout)
+            item = message.get("item") or {}
+            if message.get("type") != "calculation.saved" or item.get("id") not in ids:
+                continue
+            if item["status"] == "pending":
+                seen_pending.add(item["id"])
+            else:
+                done[item["id"]] = item
+    assert seen_pending == ids  # each shown pending first, then as its result arrives
+    return done
+
+
+async def test_expand_makes_calculations_computed_as_followups(chain):
+    one, _, calc = await _calculation(chain, "expand")
+    reply = await one.request("calculation.expand", calculation=calc["id"],
+                              parameter="groups", values=[3, 6, 9], timeout=30)
+    assert reply["type"] == "calculation.expanded", reply
+    done = await _settled(one, set(reply["calculations"]))
+    items = [done[i] for i in reply["calculations"]]
+    assert [i["name"] for i in items] == ["deep groups=3", "deep groups=6", "deep groups=9"]
+    assert [i["result"]["groups"] for i in items] == [3, 6, 9]
+    assert all(i["status"] == "ok" for i in items)
+    snr = [i["result"]["snr"] for i in items]
+    assert snr[0] < snr[1] < snr[2]
+    lw = await one.request("calculation.expand", calculation=calc["id"], parameter="filter",
+                           values=["F444W"], timeout=30)
+    item = (await _settled(one, set(lw["calculations"])))[lw["calculations"][0]]
+    assert (item["data"]["mode"], item["data"]["filter"]) == ("lw_imaging", "F444W")
+
+
+@pytest.mark.parametrize("fields, code, field", [
+    ({"parameter": "aperture"}, "invalid", "parameter"),
+    ({"values": []}, "invalid", "values"),
+    ({"values": [4, 4]}, "invalid", "values.1"),
+    ({"values": [4, "5"]}, "invalid", "values.1"),
+    ({"values": [4, 100000]}, "invalid", "values.1"),
+    ({"values": list(range(2, 14)), "parameter": "integrations"}, "quota", None),
+    ({"parameter": "filter", "values": ["F200W", "F9999W"]}, "invalid", "values.1"),
+])
+async def test_a_bad_expansion_is_refused_naming_the_value_and_adds_nothing(
+        chain, fields, code, field):
+    one, _, calc = await _calculation(chain, f"bad-{len(fields)}-{code}-{field}")
+    message = {"calculation": calc["id"], "parameter": "groups", **fields}
+    refused = await one.request("calculation.expand", timeout=30, **message)
+    assert refused["code"] == code, refused
+    if field:
+        assert refused["field"] == field and refused["message"].startswith(field)
+    else:
+        assert refused["limit"] == "quotas.items_per_workbook"
+    content = await one.request("workbook.open", timeout=20)
+    assert len(content["calculations"]) == 1
+
+
+async def test_compare_overplots_calculations_of_one_workbook(chain):
+    one, workbook, calc = await _calculation(chain, "compare")
+    copy = (await one.request("calculation.expand", calculation=calc["id"],
+                              parameter="exposures", values=[1], timeout=30))["calculations"]
+    await _settled(one, set(copy))
+    reply = await one.request("plot.compare", calculations=[calc["id"], *copy], timeout=60)
+    assert reply["type"] == "plot.compare", reply
+    png = base64.b64decode(reply["png"])
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    other, _, foreign = await _calculation(chain, "compare-other")
+    refused = await one.request("plot.compare", calculations=[calc["id"], foreign["id"]])
+    assert (refused["code"], refused["message"]) == ("not_found",
+                                                     f"no calculation {foreign['id']}")
+    _, _, mine_elsewhere = await _calculation(chain, "compare")
+    refused = await one.request("plot.compare", workbook=workbook,
+                                calculations=[mine_elsewhere["id"]])
+    assert refused["code"] == "not_found" and refused["field"] == "calculations.0"
+    for bad, field in ((["x"] * 9, "calculations"), ([calc["id"]] * 2, "calculations"),
+                       ("abc", "calculations")):
+        refused = await one.request("plot.compare", calculations=bad)
+        assert (refused["code"], refused["field"]) == ("invalid", field), refused
+    refused = await one.request("plot.compare", calculations=[calc["id"]], kind="pie")
+    assert (refused["code"], refused["field"]) == ("invalid", "kind")
