@@ -23,7 +23,7 @@ from etckit.worker.compute import Compute
 from etckit.worker.dispatch import handle
 from etckit.worker.rights import NO_WORKBOOK, REQUIRED
 
-CFG = load(None, environ={})
+CFG = load(None, environ={"ETCKIT_QUOTAS__WORKBOOKS_PER_USER": "1000"})  # a workbook per case
 USERS = {"owner": "o", "grant": "g", "write": "w", "read": "r", "none": "n"}
 SPECTRUM = "".join(f"{1 + i * 0.1:.1f} {1.0 + i * 0.01:.3f}\n" for i in range(20))
 
@@ -38,6 +38,9 @@ class InlineSandbox:
         return engine.calculate(calculation, scene, sources, limits=self.limits)
 
     async def render(self, kind, *inputs):
+        return b"\x89PNG\r\n\x1a\nfake"
+
+    async def run(self, func, *args):  # plot.compare's drawing: not what is tested here
         return b"\x89PNG\r\n\x1a\nfake"
 
 
@@ -132,6 +135,10 @@ def messages(f: dict) -> dict[str, dict]:
         "folder.move": {"workbook": book, "folder": None},
         "calculation.download": {"calculation": f["calc"]["id"], "format": "csv"},
         "plot.render": {"calculation": f["calc"]["id"], "kind": "snr_vs_time"},
+        "plot.compare": {"workbook": book, "calculations": [f["calc"]["id"]],
+                         "kind": "snr_vs_time"},
+        "calculation.expand": {"calculation": f["calc"]["id"], "parameter": "groups",
+                               "values": [5]},
         "calculation.recalculate": {"calculation": f["calc"]["id"],
                                     "revision": f["calc"]["revision"]},
         "spectrum.upload": {"workbook": book, "name": "U2", "format": "ascii",

@@ -529,7 +529,7 @@ def validate_calculation(d: Any, field: str = "calculation") -> Calculation:
     bscale = _num(d, "background_scale", field, lo=0.0, hi=100.0, default=1.0)
     return Calculation(instrument, mode_name, filt, pattern, groups, integrations, exposures,
                        r, ri, ro, strategy, bscale,
-                       _background(d.get("background"), f"{field}.background"))
+                       background=_background(d.get("background"), f"{field}.background"))
 
 
 def _background(d: Any, field: str) -> Background | None:
