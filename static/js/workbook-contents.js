@@ -12,6 +12,7 @@
 import { conflictPanel } from "/static/js/conflicts.js";
 import { SpectraPanel, sourceExtras } from "/static/js/source-extras.js";
 import { historyPanel } from "/static/js/history.js";
+import { BatchPanel, backgroundFields } from "/static/js/batch.js";
 
 const KINDS = ["source", "scene", "calculation"];
 const PLOTS = [
@@ -19,6 +20,7 @@ const PLOTS = [
   ["spectrum", "Source spectrum and filter throughput"],
   ["snr_map", "S/N map"],
   ["saturation_map", "Saturation map"],
+  ["background", "Background: spectrum and over the year"],
 ];
 // a spectroscopic calculation's plots (its result carries a "spectrum")
 const SPECTRO_PLOTS = [
@@ -87,6 +89,8 @@ export class WorkbookContents {
     }
     this.spectra = new SpectraPanel(this); // uploaded spectra (k16)
     this.container.querySelector("#sources").after(this.spectra.node);
+    this.batch = new BatchPanel(this); // expand and compare (issue 16)
+    this.container.querySelector("#calculations").after(this.batch.node);
     this.formHost = el("div", { id: "form-host" });
     this.plotHost = el("section", { id: "plots", className: "contents", hidden: true });
     this.container.prepend(this.status);
@@ -130,6 +134,7 @@ export class WorkbookContents {
   saved(kind, item) {
     this.items[kind].set(item.id, item);
     if (kind === "calculation") this.pending.delete(item.id);
+    if (kind === "calculation") this.batch.saved(item);
     this.drawAll();
     if (kind === "calculation" && this.selected === item.id) this.drawPlots();
   }
@@ -210,6 +215,7 @@ export class WorkbookContents {
   }
 
   drawCalculations() {
+    this.batch.draw();
     const rows = [...this.items.calculation.values()].map((c) => {
       const d = c.data;
       const r = c.result || {};
@@ -217,6 +223,7 @@ export class WorkbookContents {
       const sat = r.saturation ? `${fmt(100 * r.saturation.max_fill_fraction, 2)}% of full well` : "—";
       const state = busy || c.status === "pending" ? "recalculating…" : c.status === "ok" ? "" : (c.error || (r.errors || []).map((e) => e.message).join("; ") || c.status);
       return el("tr", { dataset: { id: c.id, status: busy ? "pending" : c.status }, className: this.selected === c.id ? "selected" : "" },
+        el("td", {}, this.batch.tick(c)),
         el("td", {}, el("a", { href: "#plots", onclick: (e) => { e.preventDefault(); this.select(c.id); } }, c.name)),
         el("td", {}, this.items.scene.get(c.scene)?.name ?? "?"),
         el("td", {}, `${d.instrument} ${d.mode} ${d.disperser ? `${d.disperser}${d.filter ? "/" + d.filter : ""}` : d.filter}`),
@@ -229,9 +236,10 @@ export class WorkbookContents {
           (r.warnings || []).map((w) => el("div", { className: "muted" }, w.message))),
         el("td", {}, this.actions("calculation", c),
           el("button", { type: "button", className: "secondary", onclick: () => this.download(c, "json") }, "JSON"),
-          el("button", { type: "button", className: "secondary", onclick: () => this.download(c, "csv") }, "CSV")));
+          el("button", { type: "button", className: "secondary", onclick: () => this.download(c, "csv") }, "CSV"),
+          el("button", { type: "button", className: "secondary", dataset: { action: "fits" }, onclick: () => this.download(c, "fits") }, "FITS")));
     });
-    this.table("calculation", ["Name", "Scene", "Mode", "Exposure", "S/N", "Time (s)", "Saturation", "Notes", ""], rows);
+    this.table("calculation", ["Compare", "Name", "Scene", "Mode", "Exposure", "S/N", "Time (s)", "Saturation", "Notes", ""], rows);
     const outdated = [...this.items.calculation.values()].filter((c) => c.outdated && !this.pending.has(c.id));
     if (outdated.length) {
       this.sections.calculation.prepend(el("p", { className: "warn", id: "outdated" },
@@ -278,8 +286,9 @@ export class WorkbookContents {
   async download(calc, format) {
     const reply = await this.run("calculation.download", { calculation: calc.id, format }, false);
     if (!reply) return;
-    const type = format === "json" ? "application/json" : "text/csv";
-    const url = URL.createObjectURL(new Blob([reply.content], { type }));
+    const type = format === "json" ? "application/json" : format === "fits" ? "application/gzip" : "text/csv";
+    const body = reply.content_base64 ? Uint8Array.from(atob(reply.content_base64), (ch) => ch.charCodeAt(0)) : reply.content;
+    const url = URL.createObjectURL(new Blob([body], { type }));
     const a = el("a", { href: url, download: reply.filename });
     document.body.append(a);
     a.click();
@@ -405,6 +414,7 @@ export class WorkbookContents {
       form.append(this.input(path, label, type, value, options, onChange));
     }
     if (kind === "source") form.append(...sourceExtras(this, data));
+    if (kind === "calculation") form.append(...backgroundFields(this, data));
     form.append(error, el("div", { className: "row" },
       el("button", { type: "submit", id: "form-save" }, item ? "Save" : "Add"),
       el("button", { type: "button", className: "secondary", onclick: () => this.formHost.replaceChildren() }, "Cancel")));
