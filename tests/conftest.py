@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import itertools
-import os
-import pwd
 import uuid
 
 import pytest
 
 from tests.support.pgserver import PgServer
-from tests.support.system import free_port, missing, postgres_bindir
+from tests.support.system import free_port, postgres_bindir_or_skip
 
 _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
 def pg_server():
-    bindir = postgres_bindir()
-    if bindir is None:
-        missing("PostgreSQL server", "postgresql")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            missing("the postgres system user", "postgresql")
+    bindir = postgres_bindir_or_skip()
     server = PgServer(bindir, free_port())
     server.start()
     yield server

@@ -5,27 +5,18 @@ the primary crashing mid-transaction and the standby promoted."""
 from __future__ import annotations
 
 import asyncio
-import os
-import pwd
 
 import psycopg
 import pytest
 
 from etckit.storage import StorageError, open_database
 from tests.support.pgserver import PgServer
-from tests.support.system import free_port, missing, postgres_bindir
+from tests.support.system import free_port, postgres_bindir_or_skip
 
 
 @pytest.fixture
 def pg_pair():
-    bindir = postgres_bindir()
-    if bindir is None:
-        missing("PostgreSQL server", "postgresql")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            missing("the postgres system user", "postgresql")
+    bindir = postgres_bindir_or_skip()
     primary, standby = PgServer(bindir, free_port()), PgServer(bindir, free_port())
     try:
         primary.start(durable=True)

@@ -36,3 +36,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def postgres_bindir_or_skip() -> Path:
+    """PostgreSQL's bin directory; skips (fails under CI=true) when the server or, as root,
+    the postgres user it must run as is missing."""
+    import os
+    import pwd
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        missing("PostgreSQL server", "postgresql")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            missing("the postgres system user", "postgresql")
+    return bindir

@@ -55,7 +55,10 @@ class DroppedGroups:
 
 
 @dataclass(frozen=True)
-class Mode:
+class DetectorMode:
+    """What imaging and spectroscopic modes share: the detector figures that
+    ``detector.make_exposure`` reads."""
+
     instrument: str
     name: str
     label: str
@@ -66,6 +69,10 @@ class Mode:
     full_well_e: float
     frame_time_s: float
     readout_family: str
+
+
+@dataclass(frozen=True)
+class Mode(DetectorMode):
     default_aperture: tuple[float | None, float | None, float | None]
     filters: dict[str, Filter]
     scatter_fraction: float = 0.0
@@ -229,20 +236,10 @@ class Configuration:
 
 
 @dataclass(frozen=True)
-class SpecMode:
-    """A slit spectroscopy mode: the detector figures (same names as ``Mode``, so that
-    ``detector.make_exposure`` takes either), the slit and the disperser/filter pairs."""
+class SpecMode(DetectorMode):
+    """A slit spectroscopy mode: the detector figures (``DetectorMode``), the slit and the
+    disperser/filter pairs."""
 
-    instrument: str
-    name: str
-    label: str
-    pixel_scale_arcsec: float
-    read_noise_e: float
-    dark_current_e_s: float
-    gain_e_adu: float
-    full_well_e: float
-    frame_time_s: float
-    readout_family: str
     slit_name: str
     slit_width_arcsec: float
     slit_length_arcsec: float
