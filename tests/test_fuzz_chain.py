@@ -34,7 +34,9 @@ DEPTH = 32  # wssvc.max_json_depth (default)
 TYPES = sorted((REQUEST_TYPES | LOCAL_TYPES) - {"pong"})  # a valid pong gets no reply
 FIELDS = ["name", "description", "workbook", "source", "scene", "calculation", "data", "kind",
           "format", "item", "seconds", "count", "size", "sources", "revision", "id", "type",
-          "source_id", "offset_x_arcsec", "filter", "instrument", "target_snr", "aperture"]
+          "source_id", "offset_x_arcsec", "filter", "instrument", "target_snr", "aperture",
+          "calculations", "parameter", "values", "folder", "user", "access", "content",
+          "flux_unit", "spectrum", "base_revision"]
 KINDS = ["workbook", "source", "scene", "calculation"]  # the order of _setup's ids, per user
 NASTY_STRINGS = ["\ud83d", "a\udc00b", "\udfff\ud800", "\x00", "\x1b[2J", "\u2028\u2029",
                  "😀", "\ufeff", "é" * 70, "", " ", "null", "NaN", "../../etc/passwd",
@@ -316,3 +318,47 @@ def _request_item(fuzzer: Fuzzer, who: int, request, ascii_only: bool) -> Sent:
         message = {"id": bad_id, **message}
     text = write(message, deep, ascii_only)
     return Sent(who, text, expected_ref(message, text, deep))
+
+
+# -- the sweep: every field of every request type, with each wrong JSON type ------------------
+
+SWEEP_FIELDS = FIELDS  # every key a handler reads (grep message.get / ident in worker/)
+WRONG = [[], {}, None, 1.5, -1, True, "x", ["x"], {"a": 1}]
+
+
+def _sweep_base(mtype: str, ids: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A message of ``mtype`` that names alice's real items (so that a wrong field is met past
+    the id checks); a delete names nothing, so that the sweep keeps its items."""
+    if mtype.endswith(".delete"):
+        return {"type": mtype}
+    kind = mtype.split(".")[0]
+    base = {"type": mtype, "workbook": ids[0], "source": ids[1], "scene": ids[2],
+            "calculation": ids[3], "calculations": [ids[3]], "name": "n"}
+    if kind in ("source", "calculation"):
+        base["data"] = copy.deepcopy(defaults[kind])
+    return base
+
+
+@pytest.mark.slow
+def test_every_field_of_every_type_with_a_wrong_type(tmp_path, loop):
+    """Deterministic where the fuzz above is random: each request type, each field any handler
+    reads, each wrong JSON type (a list where a string belongs once made `internal`)."""
+    chain = Chain(tmp_path, **SETTINGS, wssvc__client_queue="100000",
+                  quotas__items_per_workbook="12")  # few calculations to recompute
+    chain.start_all(workers=2)
+    try:
+        clients, ids, defaults = _run(loop, _setup(chain))
+        fuzzer = Fuzzer(chain, clients[1:2])  # alice's workbook socket
+        items = []
+        for mtype in sorted(REQUEST_TYPES - {"test.sleep", "test.broadcast"}):
+            base = _sweep_base(mtype, ids, defaults)
+            for field in SWEEP_FIELDS:
+                for value in WRONG:
+                    fuzzer.n += 1
+                    message = {**base, field: value, "id": f"s{fuzzer.n}"}
+                    items.append(Sent(0, json.dumps(message), message["id"]))
+        for start in range(0, len(items), BATCH):
+            _run(loop, fuzzer.batch(items[start:start + BATCH]))
+        assert not fuzzer.failures, "\n".join(fuzzer.failures[:20])
+    finally:
+        chain.stop()

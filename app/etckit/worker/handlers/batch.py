@@ -141,7 +141,7 @@ async def compare(ctx: Context, message: dict[str, Any]) -> None:
     """The curves of 1-8 calculations of one workbook in one PNG (base64)."""
     workbook = workbook_of(ctx, message)
     kind = message.get("kind", "snr_vs_time")
-    if kind not in COMPARE_CURVES:
+    if not isinstance(kind, str) or kind not in COMPARE_CURVES:  # a list is unhashable
         raise HandlerError("invalid", f"kind: must be one of {', '.join(COMPARE_CURVES)}",
                            field="kind")
     ids = message.get("calculations")
