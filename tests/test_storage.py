@@ -133,3 +133,42 @@ async def test_newer_schema_is_refused(db):
                      "VALUES (999, 'from the future', 0)")
     with pytest.raises(StorageError, match="newer than this etckit"):
         await upgrade(db)
+
+
+async def test_the_inputs_of_many_calculations_read_the_spectra_once(db, monkeypatch):
+    """A source edit checks every calculation that uses it: the workbook's sources and their
+    uploaded spectra are read once for all of them, not once per calculation (each read was
+    up to the user's whole spectrum quota, inside the edit's write transaction)."""
+    from etckit.storage import spectra
+    from etckit.storage import workbooks as wb
+
+    async with db.transaction() as tx:
+        await _user(tx, "u1")
+        await wb.insert_workbook(tx, {"id": "w1", "name": "W", "description": "",
+                                      "created_at": 1.0, "updated_at": 1.0}, "u1")
+        await spectra.insert(tx, "p1", "w1", "flat", "ascii", "mJy",
+                             {"wave_um": [1.0, 2.0], "flux": [3.0, 3.0]})
+        await wb.insert_item(tx, "source", "s1", "w1", "star",
+                             {"spectrum": {"kind": "uploaded", "spectrum_id": "p1"}})
+        for scene in ("f1", "f2"):
+            await wb.insert_item(tx, "scene", scene, "w1", scene,
+                                 {"sources": [{"source_id": "s1"}]})
+        for i in range(6):
+            await wb.insert_item(tx, "calculation", f"c{i}", "w1", f"c{i}", {"i": i},
+                                 scene="f1" if i % 2 else "f2")
+    reads = []
+    original = spectra.inline
+
+    async def counted(tx, workbook, sources):
+        reads.append(workbook)
+        await original(tx, workbook, sources)
+
+    monkeypatch.setattr(spectra, "inline", counted)
+    async with db.transaction() as tx:
+        calcs = await wb.dependents(tx, "source", await wb.item(tx, "source", "s1"))
+        found = await wb.inputs_of_all(tx, calcs)
+        one_by_one = [await wb.inputs(tx, c) for c in calcs]
+    assert reads == ["w1"] + ["w1"] * len(calcs)  # once for all, then once per single read
+    assert found == one_by_one and len(found) == 6
+    assert found[0][2]["s1"]["spectrum"]["table"]["wave_um"] == [1.0, 2.0]
+    assert sorted(f[0]["i"] for f in found) == list(range(6))

@@ -226,14 +226,34 @@ async def mark_pending(tx: Transaction, calculations: list[str]) -> None:
 
 async def inputs(tx: Transaction, calc: Row) -> tuple[dict, dict, dict[str, dict]] | None:
     """(calculation, scene, sources by id) as stored, or None if its scene is gone."""
-    scene = await tx.fetchone("SELECT data FROM scenes WHERE id = :id", {"id": calc["scene_id"]})
-    if scene is None:
-        return None
+    return (await inputs_of_all(tx, [calc]))[0]
+
+
+async def inputs_of_all(tx: Transaction, calcs: list[Row]
+                        ) -> list[tuple[dict, dict, dict[str, dict]] | None]:
+    """``inputs`` of calculations of one workbook: its sources and their uploaded spectra
+    are read once for all (a source edit checks every calculation that uses it), each scene
+    once. The scenes and sources are shared between the tuples: read them, do not change
+    them."""
+    if not calcs:
+        return []
+    workbook = calcs[0]["workbook_id"]
+    if any(c["workbook_id"] != workbook for c in calcs):
+        raise ValueError("inputs_of_all: calculations of several workbooks")
     sources = await tx.fetchall("SELECT id, name, data FROM sources WHERE workbook_id = :w",
-                                {"w": calc["workbook_id"]})
+                                {"w": workbook})
     by_id = {s["id"]: {**json.loads(s["data"]), "name": s["name"]} for s in sources}
-    await spectra.inline(tx, calc["workbook_id"], by_id)  # uploaded spectra (k16)
-    return json.loads(calc["data"]), json.loads(scene["data"]), by_id
+    await spectra.inline(tx, workbook, by_id)  # uploaded spectra (k16)
+    scenes: dict[str, dict | None] = {}
+    found = []
+    for calc in calcs:
+        if calc["scene_id"] not in scenes:
+            row = await tx.fetchone("SELECT data FROM scenes WHERE id = :id",
+                                    {"id": calc["scene_id"]})
+            scenes[calc["scene_id"]] = None if row is None else json.loads(row["data"])
+        scene = scenes[calc["scene_id"]]
+        found.append(None if scene is None else (json.loads(calc["data"]), scene, by_id))
+    return found
 
 
 async def store_result(tx: Transaction, calc: str, revision: int, status: str,

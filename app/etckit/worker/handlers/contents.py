@@ -118,15 +118,17 @@ async def _spectrum_of(tx, spectrum: str, workbook: str) -> None:
 async def _dependents_within_limits(tx, ctx: Context, kind: str, item: str, name_: str,
                                     stored: dict, deps: list[dict]) -> None:
     """An edited source or scene must leave every calculation that uses it within the cost
-    limits (checked with the new data, nothing computed)."""
-    for dep in deps:
-        inputs = await wb.inputs(tx, dep)
+    limits (checked with the new data, nothing computed). The workbook's sources and spectra
+    are read once, however many calculations there are."""
+    edited = {}
+    if kind == "source" and deps:
+        edited = {item: {**stored, "name": name_}}
+        await spectra.inline(tx, deps[0]["workbook_id"], edited)  # an uploaded table
+    for dep, inputs in zip(deps, await wb.inputs_of_all(tx, deps), strict=True):
         if inputs is None:
             continue
         calc, scene, sources = inputs
         if kind == "source":
-            edited = {item: {**stored, "name": name_}}
-            await spectra.inline(tx, dep["workbook_id"], edited)  # an uploaded spectrum's table
             sources = {**sources, **edited}
         else:
             scene = stored
