@@ -4,6 +4,7 @@ role (storage.grants.PRIVILEGES), and what it has no business doing is refused."
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import psycopg
@@ -280,7 +281,8 @@ async def test_api_tokens_under_the_roles_of_main_server_and_wssvc(roles):
     await _refused(wssvc.fetchall("SELECT user_id FROM api_tokens"))
     await _refused(wssvc.fetchall("SELECT scope FROM api_tokens"))
     await _refused(wssvc.execute("UPDATE api_tokens SET revoked_at = NULL"))
-    await _refused(main.execute("DELETE FROM api_tokens"))
+    await _refused(wssvc.execute("DELETE FROM api_tokens"))
     await _refused(roles["worker"].fetchall("SELECT token_hash FROM api_tokens"))
     assert await tokens.revoke(main, carol.id, made.id)
     assert await tokens.live_logins(wssvc, [login]) == set()
+    assert await tokens.sweep_dead(main, now=time.time() + tokens.KEEP_SECONDS + 1) == 1

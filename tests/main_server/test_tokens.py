@@ -213,3 +213,23 @@ async def test_tickets_per_token_are_rate_limited(make_app, db):
     assert body["error"] == "rate_limited" and 1 <= body["retry_after"] <= 60
     assert refused.headers["Retry-After"] == str(body["retry_after"])
     assert (await ticket(second["token"])).status_code == 200  # each token its own bucket
+
+
+async def test_dead_tokens_are_swept_after_the_keep_period(app, db):
+    """Expired or revoked tokens say so for KEEP_SECONDS, then their rows are deleted (they
+    grew without bound); live ones and recently dead ones stay."""
+    client = app.test_client()
+    await fake_login(client)
+    made = [(await make_token(client, name=f"t{i}"))[1]["item"]["id"] for i in range(4)]
+    now = time.time()
+    old = now - tokens.KEEP_SECONDS - 1
+    await db.execute("UPDATE api_tokens SET expires_at = :t WHERE id = :id",
+                     {"t": old, "id": made[0]})  # expired long ago
+    await db.execute("UPDATE api_tokens SET revoked_at = :t WHERE id = :id",
+                     {"t": old, "id": made[1]})  # revoked long ago
+    await db.execute("UPDATE api_tokens SET expires_at = :t WHERE id = :id",
+                     {"t": now - 60, "id": made[2]})  # expired a minute ago
+    assert await tokens.sweep_dead(db, now=now) == 2
+    left = {r["id"] for r in await db.fetchall("SELECT id FROM api_tokens")}
+    assert left == {made[2], made[3]}
+    assert await tokens.sweep_dead(db, now=now) == 0

@@ -58,6 +58,7 @@ class Token:
 
 
 _COLUMNS = "t.id, t.name, t.scope, t.created_at, t.expires_at, t.last_used_at"
+KEEP_SECONDS = 30 * 86400  # a dead token's row stays this long: its use says why it fails
 LOCK_BASE = 0x746F6B656E << 20  # "token": advisory locks of token creation, one per user
 
 
@@ -132,6 +133,15 @@ async def revoke(db: Database, user_id: str, token_id: str) -> bool:
         "UPDATE api_tokens SET revoked_at = :now WHERE id = :id AND user_id = :u"
         " AND revoked_at IS NULL", {"now": time.time(), "id": token_id, "u": user_id})
     return bool(done)
+
+
+async def sweep_dead(db: Database, now: float | None = None) -> int:
+    """Delete the rows of tokens expired or revoked over KEEP_SECONDS ago (run by
+    main_server's sweeper); until then their use is refused as expired or revoked rather
+    than unknown. The number deleted."""
+    old = (time.time() if now is None else now) - KEEP_SECONDS
+    return await db.execute("DELETE FROM api_tokens WHERE expires_at < :old"
+                            " OR revoked_at < :old", {"old": old})
 
 
 async def authenticate(db: Database, secret: str) -> tuple[sessions.User, Token, str]:

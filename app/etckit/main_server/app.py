@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 from quart import Quart, Response, request
 
 from ..auth import keys, sessions
+from ..auth import tokens as api_tokens
 from ..auth.oidc import OidcClient, SsoError
 from ..config import Config
 from ..http import serve_app
@@ -197,6 +198,9 @@ async def _sweeper(db: Database, interval: float) -> None:
             gone = await sessions.sweep_expired(db)
             if gone:
                 log.info("expired anonymous users removed", extra={"users": gone})
+            dead = await api_tokens.sweep_dead(db)
+            if dead:
+                log.info("dead API tokens removed", extra={"tokens": dead})
         except StorageError as exc:
             log.warning("sweep of expired users failed: %s", exc)
         await asyncio.sleep(interval)

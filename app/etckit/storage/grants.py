@@ -32,7 +32,7 @@ PRIVILEGES: dict[str, dict[str, tuple[str, ...]]] = {
     "main_server": {
         "users": _RW,                       # logins, logout, sweep of expired anonymous users
         "sessions": _RW,                    # create, check, revoke, sweep
-        "api_tokens": ("SELECT", "INSERT", "UPDATE"),  # create, list, use, revoke
+        "api_tokens": _RW,                  # create, list, use, revoke, sweep of dead rows
         "workbooks": ("SELECT (id, owner_id)",),  # may this user open that workbook?
         "workbook_shares": ("SELECT (workbook_id, user_id)",),  # ... or is it shared?
         "assignments": ("SELECT", "INSERT", "UPDATE"),  # INSERT ... ON CONFLICT DO UPDATE
