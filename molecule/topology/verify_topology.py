@@ -390,6 +390,22 @@ def start_internal2() -> None:
     on("internal2", "systemctl", "is-system-running", "--wait", check=False)
 
 
+def worker_counts(host: str, index: int) -> dict[str, float]:
+    """The transaction and plot counts on the /metrics of the host's worker instance number
+    ``index`` (0-based, in unit order; its port is 9311 + index, etckit_metrics.py)."""
+    url = f"http://{ADDRESSES[host]}:{9311 + index}/metrics"
+    text = on(host, "python3", "-c", "import sys, urllib.request; sys.stdout.write("
+              f"urllib.request.urlopen({url!r}, timeout=10).read().decode())")
+    counts = {"etckit_db_transaction_seconds_count": 0.0,
+              "etckit_worker_plot_seconds_count": 0.0}
+    for line in text.splitlines():
+        metric, _, value = line.partition(" ")
+        family = metric.split("{", 1)[0]
+        if family in counts:
+            counts[family] += float(value)
+    return counts
+
+
 async def step_grow(s: State) -> None:
     """Add internal2 as a worker host (site.yml --limit): used at once, nothing else restarts."""
     old_hosts = ["front1", "front2", "internal1"]
@@ -417,12 +433,16 @@ async def step_grow(s: State) -> None:
         calc = (await call(s, "calculation.copy", calculation=s.calc["id"]))["item"]
         assert calc["status"] == "ok", calc
         await s.browser.plot(s.conn, calc)
+        counted = worker_counts("internal2", new.index(f"etckit-worker@{pool}-1.service"))
+        assert counted["etckit_db_transaction_seconds_count"] >= 3, counted  # the renames
+        assert counted["etckit_worker_plot_seconds_count"] >= 1, counted
     finally:
         for host, unit in reversed(stopped):
             on(host, "systemctl", "start", unit)
     say(f"internal2 added with site.yml --limit: nothing else restarted ({len(before)} units "
         f"checked); with the other {pool} workers and internal1's {pool} broker stopped, "
-        "internal2's worker served edits, a calculation and its plot")
+        "internal2's worker served edits, a calculation and its plot, and its /metrics "
+        "counted them")
 
 
 def build_wheel(version: str) -> None:
