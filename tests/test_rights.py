@@ -132,6 +132,7 @@ def messages(f: dict) -> dict[str, dict]:
         "workbook.share": {"workbook": book, "user": "x", "access": "write"},
         "workbook.unshare": {"workbook": book, "user": "x"},
         "workbook.shares": {"workbook": book},
+        "workbook.leave": {"workbook": book},
         "folder.move": {"workbook": book, "folder": None},
         "calculation.download": {"calculation": f["calc"]["id"], "format": "csv"},
         "plot.render": {"calculation": f["calc"]["id"], "kind": "snr_vs_time"},
@@ -171,10 +172,14 @@ def test_every_message_type_has_a_rule_and_a_case():
                           "defaults": {"source": {}, "calculation": {}}}))
     assert every - set(NO_WORKBOOK) == cases, sorted((every - set(NO_WORKBOOK)) ^ cases)
     # the read right allows exactly the types that change nothing stored (plus copying a
-    # workbook into one's own, and placing it in one's own folder)
+    # workbook into one's own, placing it in one's own folder, and leaving a share)
     assert {t for t, r in REQUIRED.items() if r == "read"} == (
-        (set(READ_TYPES) & set(REQUEST_TYPES)) - set(NO_WORKBOOK)) | {"workbook.copy",
-                                                                       "folder.move"}
+        (set(READ_TYPES) & set(REQUEST_TYPES)) - set(NO_WORKBOOK)) | {
+            "workbook.copy", "folder.move", "workbook.leave"}
+
+
+# an allowed right that is still refused, with the code: the owner cannot leave its own
+REFUSED_ANYWAY = {("workbook.leave", "owner"): "invalid"}
 
 
 async def test_every_right_against_every_message_type(db, users):
@@ -193,6 +198,8 @@ async def test_every_right_against_every_message_type(db, users):
                 assert reply["message"].startswith("no "), (where, reply)
             elif not allowed:
                 assert reply["type"] == "error" and reply["code"] == "forbidden", (where, reply)
+            elif where in REFUSED_ANYWAY:
+                assert reply["code"] == REFUSED_ANYWAY[where], (where, reply)
             else:
                 assert reply is None or reply["type"] != "error", (where, reply)
     # the refusals changed nothing: the shared workbook is as it was made
@@ -288,3 +295,26 @@ async def test_folders_are_per_user(db, users):
     assert (await ok(db, o, {"type": "workbook.list"}))["folders"] == []
     empty = await send(db, o, {"type": "folder.create", "name": " "})
     assert empty["code"] == "invalid" and empty["field"] == "name"
+
+
+async def test_a_recipient_leaves_a_share(db, users):
+    """workbook.leave: the share and the leaver's folder placing go, the workbook leaves
+    their list and is not_found to them after; the shares they granted onward stay; the
+    owner cannot leave their own workbook."""
+    f = await workbook(db, users)
+    book, g = f["book"], users["g"]
+    box = (await ok(db, g, {"type": "folder.create", "name": "Box"}))["folder"]
+    await ok(db, g, {"type": "folder.move", "workbook": book, "folder": box["id"]})
+    left = await ok(db, g, {"type": "workbook.leave", "workbook": book})
+    assert left == {"type": "workbook.left", "workbook": book, "ref": 1}
+    assert [w["id"] for w in (await ok(db, g, {"type": "workbook.list"}))["workbooks"]] == []
+    again = await send(db, g, {"type": "workbook.open", "workbook": book})
+    assert again["code"] == "not_found"
+    assert (await send(db, g, {"type": "workbook.leave", "workbook": book}))["code"] == \
+        "not_found"
+    box_now = await ok(db, g, {"type": "folder.delete", "folder": box["id"]})  # now empty
+    assert box_now["type"] != "error"
+    shared = await ok(db, users["o"], {"type": "workbook.shares", "workbook": book})
+    assert sorted(s["name"] for s in shared["shares"]) == ["r", "w", "x"]  # x, by g, stays
+    own = await send(db, users["o"], {"type": "workbook.leave", "workbook": book})
+    assert own["code"] == "invalid" and own["field"] == "workbook"

@@ -97,12 +97,11 @@ function row(wb) {
       textContent: "Share", onclick: () => openShare(wb) }));
   }
   if (!wb.shared) {
-    const del = document.createElement("button");
-    del.type = "button";
-    del.className = "danger delete-workbook";
-    del.textContent = "Delete";
-    del.addEventListener("click", () => confirmDelete(wb));
-    actions.append(" ", del);
+    actions.append(" ", el("button", { type: "button", className: "danger delete-workbook",
+      textContent: "Delete", onclick: () => confirmDelete(wb) }));
+  } else {
+    actions.append(" ", el("button", { type: "button", className: "secondary leave-workbook",
+      textContent: "Leave", onclick: () => confirmLeave(wb) }));
   }
   tr.append(name, description, updated, actions);
   return tr;
@@ -207,23 +206,30 @@ $("import-file").addEventListener("change", async (event) => {
   }
 });
 
-function confirmDelete(wb) {
-  const dialog = $("confirm-delete");
-  $("confirm-delete-name").textContent = wb.name;
+// Asks in the dialog `id` (its <strong data-name> shows the workbook's name); on its
+// "yes" value sends `type` for the workbook and takes it off the list.
+function confirmThen(id, wb, type, failed) {
+  const dialog = $(id);
+  dialog.querySelector("[data-name]").textContent = wb.name;
   dialog.onclose = async () => {
-    if (dialog.returnValue !== "delete") return;
+    if (dialog.returnValue !== "yes") return;
     showError("");
     try {
-      await conn.request("workbook.delete", { workbook: wb.id });
+      await conn.request(type, { workbook: wb.id });
       workbooks.delete(wb.id);
       render();
     } catch (err) {
-      showError(`"${wb.name}" was not deleted: ${err.message}`);
+      showError(`"${wb.name}" ${failed}: ${err.message}`);
     }
   };
   dialog.returnValue = "";
   dialog.showModal();
 }
+
+const confirmDelete = (wb) => confirmThen("confirm-delete", wb, "workbook.delete",
+  "was not deleted");
+const confirmLeave = (wb) => confirmThen("confirm-leave", wb, "workbook.leave",
+  "is still shared with you");
 
 $("folder-form").addEventListener("submit", (event) => {
   event.preventDefault();

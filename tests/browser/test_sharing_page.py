@@ -1,6 +1,7 @@
 """Sharing and folders in the browser (issue 17, items 1 and 2): the owner shares a workbook,
 the other user sees it marked in their list and sees the owner's edit appear live; a read-only
 user gets the page without edit controls; revoking sends that user back to the list (4004);
+a recipient leaves a share;
 folders are created, filled, refused deletion while full, emptied and deleted."""
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ def test_share_edit_live_read_only_and_revoke(browser, context, system):
         carol.wait_for_url(system.url + "/workbooks", timeout=30000)
         carol.wait_for_selector("body[data-ready=true]")
         assert carol.locator("tr", has_text="Team plan").count() == 0
+
+        # bob leaves the share himself: out of his list, and out of alice's share list
+        open_list(bob, system.url)
+        assert alice.locator("tr", has_text="Team plan").locator(".leave-workbook").count() == 0
+        bob.locator("tr", has_text="Team plan").locator("button.leave-workbook").click()
+        bob.locator("#confirm-leave-yes").click()
+        bob.locator("tr", has_text="Team plan").wait_for(state="detached")
+        bob.reload()
+        bob.wait_for_selector("body[data-ready=true]")
+        assert bob.locator("tr", has_text="Team plan").count() == 0
+        alice.locator("#share-close").click()
+        alice.locator("tr", has_text="Team plan").locator("button.share-workbook").click()
+        alice.locator("#share-list li", has_text="bob-s").wait_for(state="detached")
     finally:
         bob_context.close()
         carol_context.close()

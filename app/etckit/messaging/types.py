@@ -33,6 +33,7 @@ REQUEST_TYPES = frozenset({
     "workbook.share",
     "workbook.unshare",
     "workbook.shares",
+    "workbook.leave",
     "folder.create",
     "folder.rename",
     "folder.delete",

@@ -31,7 +31,7 @@ WRITE_TYPES = frozenset({
 OWNER_TYPES = frozenset({"workbook.rename", "workbook.delete"})
 GRANT_TYPES = frozenset({"workbook.share", "workbook.unshare"})
 # change only the sender's own data, reading the workbook they name
-READ_TO_OWN = frozenset({"workbook.copy", "folder.move"})
+READ_TO_OWN = frozenset({"workbook.copy", "folder.move", "workbook.leave"})
 # touch no workbook but the sender's own (or none at all)
 NO_WORKBOOK = frozenset({"echo", "test.sleep", "test.broadcast", "workbook.list",
                          "workbook.create", "workbook.import", "folder.create",

@@ -110,6 +110,22 @@ async def unshare(ctx: Context, message: dict[str, Any]) -> None:
     ctx.to_user({"type": "workbook.deleted", "workbook": workbook}, user=target)
 
 
+@handler("workbook.leave")
+async def leave(ctx: Context, message: dict[str, Any]) -> None:
+    """A recipient gives up their share of someone else's workbook (any right may; the
+    shares they granted onward stay, as when a granter is revoked). Their other sockets drop
+    it from the list; an open workbook socket of theirs is closed 4004 by wssvc's poll."""
+    workbook = ident(message, "workbook")
+    async with ctx.db.transaction() as tx:
+        row = await owned_workbook(tx, ctx, workbook)
+        if row["access"] == "owner":
+            raise HandlerError("invalid", "workbook: you own it; delete it instead of leaving",
+                               field="workbook")
+        await shares.unshare(tx, workbook, ctx.user)
+    ctx.reply({"type": "workbook.left", "workbook": workbook})
+    ctx.to_user({"type": "workbook.deleted", "workbook": workbook}, except_sender=True)
+
+
 @handler("workbook.shares")
 async def list_shares(ctx: Context, message: dict[str, Any]) -> None:
     workbook = ident(message, "workbook")
