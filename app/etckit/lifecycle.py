@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
 import sys
@@ -16,6 +17,7 @@ from .storage import StorageError
 log = logging.getLogger("etckit")
 
 Program = Callable[[Config, asyncio.Event], Awaitable[int | None]]
+PR_SET_DUMPABLE = 4  # prctl(2)
 
 
 class Fatal(Exception):
@@ -25,6 +27,9 @@ class Fatal(Exception):
 def run_program(name: str, program: Program, cfg: Config) -> int:
     """Run an async program until it returns or SIGTERM/SIGINT asks it to stop."""
     logsetup.setup(name, cfg.log.level)
+    if not forbid_inspection():
+        log.warning("cannot make this process non-dumpable: other processes of its user can"
+                    " read its memory and environment")
 
     try:  # the one start path: every program's /metrics starts here (metrics.port > 0)
         exporter = metrics.serve(cfg, name)
@@ -60,6 +65,17 @@ def run_program(name: str, program: Program, cfg: Config) -> int:
     log.info("stopped", extra={"exit_status": code})
     sys.stdout.flush()
     return code
+
+
+def forbid_inspection() -> bool:
+    """Make this process non-dumpable (prctl PR_SET_DUMPABLE 0): another process of the same
+    user, e.g. a compromised wssvc next to main_server, can then neither read its memory,
+    environment (its database password) and file descriptors through /proc nor ptrace it;
+    root still can. No core dumps either. True when done, or where there is no prctl."""
+    if not sys.platform.startswith("linux"):
+        return True
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
 
 
 async def wait_first(*events: asyncio.Event) -> None:

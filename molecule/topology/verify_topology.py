@@ -383,6 +383,7 @@ def start_internal2() -> None:
     subprocess.run(["podman", "run", "--detach", "--name", "internal2", "--hostname", "internal2",
                     "--systemd=always", "--network", "etckit-mol-topology",
                     "--ip", ADDRESSES["internal2"], "--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN",
+                    "--cap-add=SYS_PTRACE",
                     "--ulimit=nofile=16384:16384", "--ulimit=nproc=4096:4096",
                     f"--network-alias=internal2.{DOMAIN}", "--label", "owner=molecule",
                     "localhost/etckit-molecule-bookworm:latest", "/sbin/init"],

@@ -8,7 +8,10 @@ import asyncio
 import os
 import resource
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +42,30 @@ def hog_time(limits, seconds):
 def child_facts(limits):
     return (resource.getrlimit(resource.RLIMIT_AS)[0], os.environ.get("OPENBLAS_NUM_THREADS"),
             os.getpid(), limits)
+
+
+def child_environment(limits):
+    with open("/proc/self/environ", "rb") as f:  # the block the process was started with
+        initial = f.read()
+    return sorted(k for k in os.environ if k.startswith("ETCKIT_")), b"s3cret-pw" in initial
+
+
+CHILD_ENVIRONMENT = """
+import asyncio, os
+os.environ["ETCKIT_DATABASE__PASSWORD"] = "s3cret-pw"
+from etckit.worker.sandbox import Sandbox
+from tests.engine.test_sandbox import child_environment
+
+async def main():
+    box = Sandbox()
+    try:
+        print(await box.run(child_environment))
+    finally:
+        await box.close()
+    print(os.environ["ETCKIT_DATABASE__PASSWORD"])
+
+asyncio.run(main())
+"""
 
 
 def crash(limits):
@@ -131,6 +158,16 @@ async def test_a_cancelled_request_does_not_leave_a_busy_child_behind(sandbox):
         await task
     assert sandbox.restarts == 1
     assert await sandbox.run(hog_time, 0) == "done"
+
+
+def test_the_child_holds_none_of_the_workers_settings():
+    """The child parses hostile input: it gets no ETCKIT_ variable (the worker's database
+    password is one), neither in its environment nor in the block it started with; the
+    worker keeps its own. A fresh process, so that the forkserver starts here."""
+    done = subprocess.run([sys.executable, "-c", CHILD_ENVIRONMENT], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:2] == ["([], False)", "s3cret-pw"], done.stdout
 
 
 def test_from_config_maps_the_calculation_section():

@@ -21,13 +21,14 @@ Usage (one request at a time per sandbox; concurrent callers wait their turn)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import resource
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .. import engine
@@ -96,11 +97,24 @@ def _child_main(conn: Any, memory_bytes: int, limits: engine.CostLimits) -> None
 # --------------------------------------------------------------------------- the parent
 
 
+@contextlib.contextmanager
+def _without_settings() -> Iterator[None]:
+    """os.environ without the ETCKIT_ settings while a child starts (put back after): the
+    child, where hostile input is parsed, reads no configuration and holds no secret."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("ETCKIT_")}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 class _Child:
     """One child process and the parent's end of its pipe (blocking calls: run in a thread)."""
 
     def __init__(self, memory_mb: int, limits: engine.CostLimits) -> None:
-        with _START_LOCK:  # the forkserver inherits this environment when it first starts
+        # the forkserver inherits this environment when it first starts: the thread limits,
+        # and none of the worker's settings (its database password among them)
+        with _START_LOCK, _without_settings():
             os.environ.update(CHILD_ENV)
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(PRELOAD)
