@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint kitlint pytest molecule molecule-if-usable wheel bench clean venv-test
+.PHONY: run test lint kitlint pytest molecule molecule-if-usable wheel fuzz bench clean venv-test
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test: lint kitlint pytest molecule-if-usable
 wheel: $(VENV)/.created
 	$(PIP) install build
 	$(PY) -m build --wheel --outdir dist .
+
+# Exploratory fuzzing of the whole chain: new random messages each run (the suite replays
+# fixed seeds). FUZZ_MESSAGES=50000 make fuzz for a longer one.
+fuzz: venv-test
+	FUZZ_RANDOM=1 $(VENV)/bin/pytest -q tests/test_fuzz_chain.py -k hostile
 
 bench: venv-test
 	$(PY) bench/chain.py
