@@ -453,7 +453,7 @@ _BG_SPECTRUM_BOX = (0.14, 0.14, 0.34, 0.76)
 _BG_YEAR_BOX = (0.64, 0.14, 0.34, 0.76)
 
 
-def _background_spectrum(ax: Axes, calc: Any, zodi: Any) -> None:
+def _background_spectrum(ax: Axes, calc: Any, zodi: Any, pivot_um: float) -> None:
     from .background import Scale
 
     w = np.geomspace(0.6, 28.5, 300)
@@ -462,8 +462,7 @@ def _background_spectrum(ax: Axes, calc: Any, zodi: Any) -> None:
     ax.plot(w, total, color="k", lw=1.2, label="total")
     ax.plot(w, total - zero, color="C0", lw=1.0, label="zodiacal")
     ax.plot(w, zero, color="C3", lw=1.0, label="thermal + stray")
-    filt = inst.mode(calc.instrument, calc.mode).filters[calc.filter]
-    ax.axvline(filt.pivot_um, color="0.5", lw=0.8, ls=":")
+    ax.axvline(pivot_um, color="0.5", lw=0.8, ls=":")
     _plain_log(ax, "x")
     _plain_log(ax, "y")
     ax.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
@@ -499,16 +498,18 @@ def _background_year(ax: Axes, calc: Any, pivot_um: float) -> None:
 
 def render_background(calculation_dict: dict) -> bytes:
     """PNG: the calculation's background spectrum by part, and the zodiacal light at its
-    band's pivot over the year. Only the calculation is needed (ValidationError as usual)."""
+    band's pivot (a spectroscopic calculation: its reference wavelength) over the year. Only
+    the calculation is needed (ValidationError as usual)."""
     from .background import zodi_at_pivot
     from .validation import validate_calculation
 
     calc = validate_calculation(calculation_dict)
-    pivot = inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um
+    pivot = (float(calc.reference_wavelength_um) if calc.spectroscopic
+             else inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um)
     zodi = zodi_at_pivot(calc.background, pivot) if calc.background is not None else None
     fig = Figure(figsize=SIZE_IN, dpi=DPI)
     FigureCanvasAgg(fig)
-    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi)
+    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi, pivot)
     _background_year(fig.add_axes(_BG_YEAR_BOX), calc, pivot)
     where = ("benchmark" if calc.background is None else
              f"RA {calc.background.ra_deg:g} Dec {calc.background.dec_deg:g}, "
