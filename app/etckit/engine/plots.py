@@ -427,10 +427,10 @@ def render_compare(limits: CostLimits, kind: str,
     (label, calculation dict, its Result with images); a sandbox function (``limits`` unused
     since every result is already computed). A calculation without such a curve is a
     ValidationError naming ``calculations.<i>``."""
-    from .products import COMPARE_CURVES, MAX_COMPARED, curves
+    from .products import COMPARE_CURVES, MAX_COMPARED, compare_point, curves
     from .validation import ValidationError, validate_calculation
 
-    if kind not in COMPARE_CURVES:
+    if not isinstance(kind, str) or kind not in COMPARE_CURVES:
         raise ValueError(f"unknown compare kind {kind!r}")
     if not 1 <= len(entries) <= MAX_COMPARED:
         raise ValidationError("calculations", f"must list 1 to {MAX_COMPARED} calculations")
@@ -439,9 +439,11 @@ def render_compare(limits: CostLimits, kind: str,
         calc = validate_calculation(calc_dict)
         found = [c for c in curves(result, calc) if c.name == COMPARE_CURVES[kind]]
         if not found:
-            raise ValidationError(f"calculations.{i}", f"has no {kind} curve")
-        point = (result.total_exposure_time_s, result.snr) if result.snr is not None else None
-        lines.append((label, found[0], point if kind == "snr_vs_time" else None))
+            what, other = (("a spectroscopic", "snr_vs_wavelength") if calc.spectroscopic
+                           else ("an imaging", "snr_vs_time"))
+            raise ValidationError(f"calculations.{i}", f"is {what} calculation: it has no "
+                                  f"{kind} curve (compare it with {other})")
+        lines.append((label, found[0], compare_point(kind, result)))
     return _compare_axes(lines, f"{len(lines)} calculations: {kind.replace('_', ' ')}")
 
 

@@ -6,7 +6,9 @@ mode), each validated and within the cost limits, all within the quota, in one t
 and before anything is computed; they are stored pending and computed as follow-ups in the
 user's turn (the broker's fair queue), each broadcast as ``calculation.saved`` when done, so
 the page shows them arriving. ``plot.compare`` draws the curves of several calculations of
-one workbook (S/N against time) in one PNG, in the sandbox.
+one workbook in one PNG, in the sandbox: S/N against time (imaging) or against wavelength
+(spectroscopy, kind ``snr_vs_wavelength``); a calculation of the other kind is ``invalid``
+naming ``calculations.<i>``.
 """
 
 from __future__ import annotations
