@@ -121,7 +121,7 @@ def trace_images(result: Result) -> list[Image]:
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(np.isfinite(ex.var_pix), trace.source / np.sqrt(ex.var_pix), 0.0)
     total = trace.total
-    axis = {"CTYPE1": ("PIXEL", "spectral pixel (wavelengths: curves.fits SPECTRUM)"),
+    axis = {"CTYPE1": ("PIXEL", "spectral pixel: see SPECTRUM wavelength"),
             "CUNIT1": "pixel", "CRPIX1": 1.0, "CRVAL1": 0.0, "CDELT1": 1.0,
             "WAVEMIN": (float(trace.edges_um[0]), "[um] blue edge of column 0"),
             "WAVEMAX": (float(trace.edges_um[-1]), "[um] red edge of the last column")}
