@@ -219,3 +219,22 @@ async def test_the_fits_download_of_a_spectroscopic_calculation(chain):
         ap = hdul["APWEIGHT"].data[:, j]
         assert float(ap.sum()) == pytest.approx(result["aperture_pixels"], rel=1e-5)
         assert math.isfinite(float(snr.data.max())) and snr.data.max() > 0
+
+
+async def test_expanding_a_spectroscopic_calculation(chain):
+    """Over groups it makes spectroscopic calculations; over a filter its disperser does not
+    take is invalid naming the value (it was internal: the filter was looked up in every mode
+    of the instrument, the slit modes too)."""
+    one, _, image = await _calculation(chain, "expand-spectra")
+    calc = await _spectroscopic(one, image, "slit")
+    reply = await one.request("calculation.expand", calculation=calc["id"],
+                              parameter="groups", values=[8], timeout=30)
+    assert reply["type"] == "calculation.expanded", reply
+    item = (await _settled(one, set(reply["calculations"])))[reply["calculations"][0]]
+    assert (item["status"], item["data"]["disperser"], item["result"]["groups"]) == (
+        "ok", "G140M", 8), item
+    for values in (["F170LP"], ["F9999W"], ["F770W"]):
+        refused = await one.request("calculation.expand", calculation=calc["id"],
+                                    parameter="filter", values=values, timeout=30)
+        assert (refused["code"], refused["field"]) == ("invalid", "values.0"), refused
+        assert "data.filter" in refused["message"]

@@ -51,15 +51,17 @@ def _values(message: dict[str, Any], parameter: str) -> list[Any]:
 
 
 def _with(data: dict[str, Any], parameter: str, value: Any) -> dict[str, Any]:
-    """The calculation's data with one value changed; a filter of another mode of the same
-    instrument brings its mode along."""
+    """The calculation's data with one value changed; a filter of another imaging mode of the
+    same instrument brings its mode along (a spectroscopic calculation keeps its mode: its
+    filter is checked against its disperser)."""
     out = {**data, parameter: value}
     instrument = data.get("instrument")
     if parameter == "filter" and instrument in inst.instruments():
+        imaging = [m for m in inst.modes(instrument) if not inst.is_spectroscopic(instrument, m)]
         current = data.get("mode")
-        if current in inst.modes(instrument) and value in inst.mode(instrument, current).filters:
+        if current not in imaging or value in inst.mode(instrument, current).filters:
             return out
-        for mode in inst.modes(instrument):
+        for mode in imaging:
             if value in inst.mode(instrument, mode).filters:
                 return {**out, "mode": mode}
     return out
