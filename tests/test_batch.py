@@ -1,12 +1,15 @@
-"""Issue 16 through the real chain: the FITS download of a calculation, a batch expansion
-computed as follow-ups with progress broadcast, and a compare plot of several calculations
-(ids checked against the workbook and the user)."""
+"""Issue 16 through the real chain: the FITS download of a calculation (imaging and
+spectroscopic), a batch expansion computed as follow-ups with progress broadcast, and a compare
+plot of several calculations (S/N against time or wavelength; ids checked against the workbook
+and the user, imaging and spectroscopy not mixed)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
+import json
+import math
 import tarfile
 
 import pytest
@@ -145,3 +148,93 @@ async def test_compare_overplots_calculations_of_one_workbook(chain):
         assert (refused["code"], refused["field"]) == ("invalid", field), refused
     refused = await one.request("plot.compare", calculations=[calc["id"]], kind="pie")
     assert (refused["code"], refused["field"]) == ("invalid", "kind")
+
+
+SPECTRO = {"instrument": "nirspec", "mode": "fixed_slit", "disperser": "G140M",
+           "filter": "F100LP", "readout_pattern": "NRSIRS2", "groups": 14, "integrations": 1,
+           "exposures": 10, "reference_wavelength_um": 1.4}
+
+
+async def _spectroscopic(one, imaging: dict, name: str, **change) -> dict:
+    """A NIRSpec fixed-slit calculation on the scene of ``imaging``."""
+    reply = await one.request("calculation.add", name=name, scene=imaging["scene"],
+                              data={**SPECTRO, **change}, timeout=60)
+    assert reply["type"] == "calculation.saved" and reply["item"]["status"] == "ok", reply
+    return reply["item"]
+
+
+async def test_compare_overplots_spectra_and_refuses_mixing_with_imaging(chain):
+    one, _, image = await _calculation(chain, "compare-spectra")
+    g140 = await _spectroscopic(one, image, "g140m")
+    g235 = await _spectroscopic(one, image, "g235m", disperser="G235M", filter="F170LP",
+                                reference_wavelength_um=2.2)
+    reply = await one.request("plot.compare", calculations=[g140["id"], g235["id"]],
+                              kind="snr_vs_wavelength", timeout=60)
+    assert (reply["type"], reply["kind"]) == ("plot.compare", "snr_vs_wavelength"), reply
+    png = base64.b64decode(reply["png"])
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    for kind, ids, wrong in (("snr_vs_wavelength", [g140["id"], image["id"]], "imaging"),
+                             ("snr_vs_time", [image["id"], g235["id"]], "spectroscopic")):
+        refused = await one.request("plot.compare", calculations=ids, kind=kind, timeout=60)
+        assert (refused["code"], refused["field"]) == ("invalid", "calculations.1"), refused
+        assert f"is an {wrong}" in refused["message"] or f"is a {wrong}" in refused["message"]
+    for kind in (["snr_vs_wavelength"], {"a": 1}, 7, None, "snr_vs_frequency"):
+        refused = await one.request("plot.compare", calculations=[g140["id"]], kind=kind)
+        assert (refused["code"], refused["field"]) == ("invalid", "kind"), (kind, refused)
+
+
+async def test_the_fits_download_of_a_spectroscopic_calculation(chain):
+    one, _, image = await _calculation(chain, "fits-spectra")
+    calc = await _spectroscopic(one, image, "slit")
+    reply = await one.request("calculation.download", calculation=calc["id"], format="fits",
+                              timeout=60)
+    assert reply.get("filename") == "slit.tar.gz", reply
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(reply["content_base64"])),
+                      mode="r:gz") as tar:
+        files = {n.split("/", 1)[1]: tar.extractfile(n).read() for n in tar.getnames()}
+    assert json.loads(files["input.json"])["calculation"]["data"]["disperser"] == "G140M"
+    assert "spectrum.snr = " in files["report.txt"].decode()
+    as_json = await one.request("calculation.download", calculation=calc["id"], format="json",
+                                timeout=60)
+    result = json.loads(as_json["content"])  # the messages carry no per-pixel lists
+    spec, j = result["spectrum"], result["spectrum"]["reference_pixel"]
+    with fits.open(io.BytesIO(files["curves.fits"])) as hdul:
+        table = hdul["SPECTRUM"]
+        units = {table.columns[k].name: table.columns[k].unit for k in range(len(table.columns))}
+        rows = table.data
+        assert len(rows) == len(spec["wavelength_um"])
+        assert rows["wavelength"][j] == pytest.approx(spec["wavelength_um"][j], rel=1e-6)
+        assert rows["snr"][j] == pytest.approx(result["snr"], rel=1e-9)
+        assert rows["flux"][j] == pytest.approx(spec["flux_e_s"][j], rel=1e-3)
+        assert rows["noise"][j] == pytest.approx(spec["noise_e_s"][j], rel=1e-3)
+    assert {k: units[k] for k in ("wavelength", "snr", "flux", "noise", "source_fnu")} == {
+        "wavelength": "um", "snr": None, "flux": "electron / s", "noise": "electron / s",
+        "source_fnu": "mJy"}
+    with fits.open(io.BytesIO(files["images.fits"])) as hdul:
+        assert hdul[0].header["CALCID"] == calc["id"]
+        total, snr = hdul["TOTAL"], hdul["SNR"]
+        assert total.header["BUNIT"] == "electron / s" and total.header["CTYPE1"] == "PIXEL"
+        assert total.data.shape[1] == len(spec["wavelength_um"]) == snr.data.shape[1]
+        assert total.header["WAVEMIN"] < spec["wavelength_um"][0]
+        ap = hdul["APWEIGHT"].data[:, j]
+        assert float(ap.sum()) == pytest.approx(result["aperture_pixels"], rel=1e-5)
+        assert math.isfinite(float(snr.data.max())) and snr.data.max() > 0
+
+
+async def test_expanding_a_spectroscopic_calculation(chain):
+    """Over groups it makes spectroscopic calculations; over a filter its disperser does not
+    take is invalid naming the value (it was internal: the filter was looked up in every mode
+    of the instrument, the slit modes too)."""
+    one, _, image = await _calculation(chain, "expand-spectra")
+    calc = await _spectroscopic(one, image, "slit")
+    reply = await one.request("calculation.expand", calculation=calc["id"],
+                              parameter="groups", values=[8], timeout=30)
+    assert reply["type"] == "calculation.expanded", reply
+    item = (await _settled(one, set(reply["calculations"])))[reply["calculations"][0]]
+    assert (item["status"], item["data"]["disperser"], item["result"]["groups"]) == (
+        "ok", "G140M", 8), item
+    for values in (["F170LP"], ["F9999W"], ["F770W"]):
+        refused = await one.request("calculation.expand", calculation=calc["id"],
+                                    parameter="filter", values=values, timeout=30)
+        assert (refused["code"], refused["field"]) == ("invalid", "values.0"), refused
+        assert "data.filter" in refused["message"]

@@ -5,6 +5,7 @@
 //   import { BatchPanel, backgroundFields } from "/static/js/batch.js";
 //   const batch = new BatchPanel(contents);       // contents: the WorkbookContents
 //   batch.tick(calc)                               // the row's "compare" checkbox
+//                                                  // (spectroscopic ticks: S/N vs wavelength)
 //   batch.saved(calc)                              // on every calculation.saved: progress
 //   form.append(...backgroundFields(contents, data));  // in the calculation form
 //
@@ -99,12 +100,17 @@ export class BatchPanel {
   async compare() {
     this.error.hidden = true;
     const ids = [...this.ticked].filter((id) => this.contents.items.calculation.has(id));
+    // spectroscopic calculations (a disperser) overplot S/N against wavelength, imaging ones
+    // S/N against time; a mixed choice is refused by the server naming calculations.<i>
+    const spectra = ids.length > 0 && ids.every((id) => this.contents.items.calculation.get(id)?.data?.disperser);
+    const kind = spectra ? "snr_vs_wavelength" : "snr_vs_time";
     try {
       const reply = await this.contents.conn.request("plot.compare", { workbook: this.contents.workbookId,
-        calculations: ids, kind: "snr_vs_time" });
+        calculations: ids, kind });
       const names = ids.map((id) => this.contents.items.calculation.get(id)?.name ?? id);
       this.plot.replaceChildren(el("img", { id: "compare-plot", src: `data:image/png;base64,${reply.png}`,
-        alt: "S/N against time of the ticked calculations" }), el("figcaption", {}, names.join(" · ")));
+        alt: `S/N against ${spectra ? "wavelength" : "time"} of the ticked calculations` }),
+      el("figcaption", {}, names.join(" · ")));
       this.plot.hidden = false;
     } catch (err) {
       this.fail(err.message, err.reply?.field);

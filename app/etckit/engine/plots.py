@@ -427,10 +427,10 @@ def render_compare(limits: CostLimits, kind: str,
     (label, calculation dict, its Result with images); a sandbox function (``limits`` unused
     since every result is already computed). A calculation without such a curve is a
     ValidationError naming ``calculations.<i>``."""
-    from .products import COMPARE_CURVES, MAX_COMPARED, curves
+    from .products import COMPARE_CURVES, MAX_COMPARED, compare_point, curves
     from .validation import ValidationError, validate_calculation
 
-    if kind not in COMPARE_CURVES:
+    if not isinstance(kind, str) or kind not in COMPARE_CURVES:
         raise ValueError(f"unknown compare kind {kind!r}")
     if not 1 <= len(entries) <= MAX_COMPARED:
         raise ValidationError("calculations", f"must list 1 to {MAX_COMPARED} calculations")
@@ -439,9 +439,11 @@ def render_compare(limits: CostLimits, kind: str,
         calc = validate_calculation(calc_dict)
         found = [c for c in curves(result, calc) if c.name == COMPARE_CURVES[kind]]
         if not found:
-            raise ValidationError(f"calculations.{i}", f"has no {kind} curve")
-        point = (result.total_exposure_time_s, result.snr) if result.snr is not None else None
-        lines.append((label, found[0], point if kind == "snr_vs_time" else None))
+            what, other = (("a spectroscopic", "snr_vs_wavelength") if calc.spectroscopic
+                           else ("an imaging", "snr_vs_time"))
+            raise ValidationError(f"calculations.{i}", f"is {what} calculation: it has no "
+                                  f"{kind} curve (compare it with {other})")
+        lines.append((label, found[0], compare_point(kind, result)))
     return _compare_axes(lines, f"{len(lines)} calculations: {kind.replace('_', ' ')}")
 
 
@@ -453,7 +455,7 @@ _BG_SPECTRUM_BOX = (0.14, 0.14, 0.34, 0.76)
 _BG_YEAR_BOX = (0.64, 0.14, 0.34, 0.76)
 
 
-def _background_spectrum(ax: Axes, calc: Any, zodi: Any) -> None:
+def _background_spectrum(ax: Axes, calc: Any, zodi: Any, pivot_um: float) -> None:
     from .background import Scale
 
     w = np.geomspace(0.6, 28.5, 300)
@@ -462,8 +464,7 @@ def _background_spectrum(ax: Axes, calc: Any, zodi: Any) -> None:
     ax.plot(w, total, color="k", lw=1.2, label="total")
     ax.plot(w, total - zero, color="C0", lw=1.0, label="zodiacal")
     ax.plot(w, zero, color="C3", lw=1.0, label="thermal + stray")
-    filt = inst.mode(calc.instrument, calc.mode).filters[calc.filter]
-    ax.axvline(filt.pivot_um, color="0.5", lw=0.8, ls=":")
+    ax.axvline(pivot_um, color="0.5", lw=0.8, ls=":")
     _plain_log(ax, "x")
     _plain_log(ax, "y")
     ax.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
@@ -499,16 +500,18 @@ def _background_year(ax: Axes, calc: Any, pivot_um: float) -> None:
 
 def render_background(calculation_dict: dict) -> bytes:
     """PNG: the calculation's background spectrum by part, and the zodiacal light at its
-    band's pivot over the year. Only the calculation is needed (ValidationError as usual)."""
+    band's pivot (a spectroscopic calculation: its reference wavelength) over the year. Only
+    the calculation is needed (ValidationError as usual)."""
     from .background import zodi_at_pivot
     from .validation import validate_calculation
 
     calc = validate_calculation(calculation_dict)
-    pivot = inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um
+    pivot = (float(calc.reference_wavelength_um) if calc.spectroscopic
+             else inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um)
     zodi = zodi_at_pivot(calc.background, pivot) if calc.background is not None else None
     fig = Figure(figsize=SIZE_IN, dpi=DPI)
     FigureCanvasAgg(fig)
-    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi)
+    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi, pivot)
     _background_year(fig.add_axes(_BG_YEAR_BOX), calc, pivot)
     where = ("benchmark" if calc.background is None else
              f"RA {calc.background.ra_deg:g} Dec {calc.background.dec_deg:g}, "

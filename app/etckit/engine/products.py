@@ -19,7 +19,8 @@ from . import instruments as inst
 from .calculator import Result, measure
 from .cost import CostLimits
 
-COMPARE_CURVES = {"snr_vs_time": "SNR_TIME"}  # a compare plot's kind -> the Curve it draws
+# a compare plot's kind -> the Curve it draws (imaging: SNR_TIME; spectroscopic: SPECTRUM)
+COMPARE_CURVES = {"snr_vs_time": "SNR_TIME", "snr_vs_wavelength": "SPECTRUM"}
 MAX_COMPARED = 8
 
 
@@ -94,16 +95,73 @@ def detector_images(result: Result) -> list[Image]:
     ]
 
 
+def spectrum_table(result: Result) -> Curve:
+    """The 1-D spectrum per spectral pixel at full precision (the JSON result keeps four
+    figures): wavelength, S/N (NaN where the aperture saturates), extracted flux and noise,
+    the source's f_nu, the sky in the aperture, resolving power, dispersion, saturation."""
+    trace, ex = result.images["trace"], result.images["extraction"]
+    spec = result.spectrum
+    return Curve("SPECTRUM", Column("wavelength", trace.wave_um, "um"), Column("snr", ex.snr),
+                 (Column("flux", ex.signal, "electron / s"),
+                  Column("noise", ex.noise, "electron / s"),
+                  Column("source_fnu", trace.source_fnu_jy * 1e3, "mJy"),
+                  Column("background", (trace.ap_weight[:, None] * trace.sky).sum(axis=0),
+                         "electron / s"),
+                  Column("resolving_power", np.asarray(spec["resolving_power"], float)),
+                  Column("dispersion", np.diff(trace.edges_um), "um / pix"),
+                  Column("saturated_pixels", np.asarray(ex.full_sat, dtype=np.int32))),
+                 title=f"{result.instrument.upper()} {result.filter} {spec['slit']}")
+
+
+def trace_images(result: Result) -> list[Image]:
+    """The 2-D spectral trace: rows along the slit (arcsec), one column per spectral pixel
+    (their wavelengths: the SPECTRUM table's ``wavelength``, also WAVEMIN/WAVEMAX)."""
+    trace, exp, ex = (result.images[k] for k in ("trace", "exposure", "extraction"))
+    mode = inst.spec_mode(result.instrument, result.mode)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = np.where(np.isfinite(ex.var_pix), trace.source / np.sqrt(ex.var_pix), 0.0)
+    total = trace.total
+    axis = {"CTYPE1": ("PIXEL", "spectral pixel: see SPECTRUM wavelength"),
+            "CUNIT1": "pixel", "CRPIX1": 1.0, "CRVAL1": 0.0, "CDELT1": 1.0,
+            "WAVEMIN": (float(trace.edges_um[0]), "[um] blue edge of column 0"),
+            "WAVEMAX": (float(trace.edges_um[-1]), "[um] red edge of the last column")}
+    p = mode.pixel_scale_arcsec
+    return [
+        Image("SOURCE", trace.source, "electron / s", p, "source rate per pixel", axis),
+        Image("TOTAL", total, "electron / s", p, "source + sky + dark per pixel", axis),
+        Image("SNR", snr, "", p, "S/N per pixel of the whole exposure", axis),
+        Image("FILL", total * exp.integration_time_s / mode.full_well_e, "", p,
+              "fraction of full well at the end of an integration",
+              {**axis, "FULLWELL": (mode.full_well_e, "[electron] full well")}),
+        Image("APWEIGHT", np.broadcast_to(trace.ap_weight[:, None], total.shape), "", p,
+              "fraction of each row in the extraction aperture", axis),
+    ]
+
+
 def products(result: Result, calculation: Any) -> tuple[list[Image], list[Curve]]:
-    """(images, curves) of a result with its images (``result.images`` set)."""
+    """(images, curves) of a result with its images (``result.images`` set): imaging, the
+    detector stamps and S/N against time; spectroscopy, the 2-D trace and the spectrum."""
     if result.images is None:
         return [], []
+    if result.spectrum is not None:
+        return trace_images(result), [spectrum_table(result)]
     return detector_images(result), [snr_vs_time(result, calculation)]
 
 
 def curves(result: Result, calculation: Any) -> list[Curve]:
-    """The curves a compare plot overplots (S/N against time for imaging)."""
+    """The curves a compare plot overplots (S/N against time for imaging, against
+    wavelength for spectroscopy)."""
     return products(result, calculation)[1]
+
+
+def compare_point(kind: str, result: Result) -> tuple[float, float] | None:
+    """The calculated setup's point on its compare curve (its exposure time, or its
+    reference wavelength, and its S/N), None without an S/N."""
+    if result.snr is None:
+        return None
+    if kind == "snr_vs_wavelength":
+        return result.spectrum["reference_wavelength_um"], result.snr
+    return result.total_exposure_time_s, result.snr
 
 
 def compare_in_child(limits: CostLimits, kind: str, entries: list) -> bytes:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import background as bgm
 from . import detector as det
 from . import instruments as inst
 from . import physics as phys
@@ -210,6 +211,14 @@ def _row_weights(geo: Geometry, lo: float, hi: float) -> np.ndarray:
     return both / geo.pixel
 
 
+def zodi_of(calc: Calculation) -> bgm.Zodi | None:
+    """The zodiacal factors of the calculation's target and date or percentile (the
+    percentile's day ranked at the reference wavelength), None for the benchmark."""
+    if calc.background is None:
+        return None
+    return bgm.zodi_at_pivot(calc.background, float(calc.reference_wavelength_um))
+
+
 def build_trace(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> Trace:
     mode = inst.spec_mode(calc.instrument, calc.mode)
     config = mode.configurations[calc.configuration]
@@ -230,7 +239,8 @@ def build_trace(calc: Calculation, scene: Scene, sources: dict[str, Source]) -> 
         image += rates * through_slit(src, (p.offset_x_arcsec, p.offset_y_arcsec), geo,
                                       centres, nodes)
     omega_sr = mode.slit_width_arcsec * geo.pixel * phys.ARCSEC_RAD**2
-    sky_jy = phys.background_mjy_sr(centres, calc.background_scale) * 1e6 * omega_sr
+    sky_jy = (phys.background_mjy_sr(centres, calc.background_scale, zodi_of(calc)) * 1e6
+              * omega_sr)
     sky = (inst.telescope().area_cm2 * phys.PHOTONS_PER_JY_DLNL * sky_jy * pce(config, centres)
            * np.diff(edges) / centres)
     bg = (_row_weights(geo, calc.annulus_inner_arcsec, calc.annulus_outer_arcsec)
@@ -372,6 +382,7 @@ def run_spectroscopy(calc: Calculation, scene: Scene, sources: dict[str, Source]
     _diagnose(m, sat, calc, groups, notes)
     spectrum = _spectrum_dict(trace, ex, mode, config, calc, j)
     sky_j = float(trace.sky[trace.sky.shape[0] // 2, j])
+    zodi = zodi_of(calc)
     a_ap = float(trace.ap_weight.sum())
     return Result(
         snr=m.snr, extracted_source_rate_e_s=m.signal,
@@ -389,7 +400,8 @@ def run_spectroscopy(calc: Calculation, scene: Scene, sources: dict[str, Source]
                                        / trace.total_rate[j]) if trace.total_rate[j] > 0 else 0.0,
         background_per_pixel_e_s=sky_j,
         background_mjy_sr=float(phys.background_mjy_sr(
-            np.array([calc.reference_wavelength_um]), calc.background_scale)[0]),
+            np.array([calc.reference_wavelength_um]), calc.background_scale, zodi)[0]),
+        background=zodi.to_dict() if zodi is not None else {"kind": "benchmark"},
         saturation=sat, strategy=strategy, flags=notes.flags, warnings=notes.warnings,
         errors=notes.errors, spectrum=spectrum,
         images={"trace": trace, "exposure": exp, "extraction": ex},

@@ -630,7 +630,8 @@ def _spectroscopic_calculation(d: dict, field: str, mode: inst.SpecMode) -> Calc
     return Calculation(mode.instrument, mode.name, config.filter or "", pattern, groups,
                        integrations, exposures, r, ri, ro, strategy, bscale,
                        disperser=config.disperser, reference_wavelength_um=ref,
-                       background_subtraction=subtract)
+                       background_subtraction=subtract,
+                       background=_background(d.get("background"), f"{field}.background"))
 
 
 def validate_sources(scene: Scene, sources_by_id: Any,

@@ -6,7 +6,9 @@ mode), each validated and within the cost limits, all within the quota, in one t
 and before anything is computed; they are stored pending and computed as follow-ups in the
 user's turn (the broker's fair queue), each broadcast as ``calculation.saved`` when done, so
 the page shows them arriving. ``plot.compare`` draws the curves of several calculations of
-one workbook (S/N against time) in one PNG, in the sandbox.
+one workbook in one PNG, in the sandbox: S/N against time (imaging) or against wavelength
+(spectroscopy, kind ``snr_vs_wavelength``); a calculation of the other kind is ``invalid``
+naming ``calculations.<i>``.
 """
 
 from __future__ import annotations
@@ -49,15 +51,17 @@ def _values(message: dict[str, Any], parameter: str) -> list[Any]:
 
 
 def _with(data: dict[str, Any], parameter: str, value: Any) -> dict[str, Any]:
-    """The calculation's data with one value changed; a filter of another mode of the same
-    instrument brings its mode along."""
+    """The calculation's data with one value changed; a filter of another imaging mode of the
+    same instrument brings its mode along (a spectroscopic calculation keeps its mode: its
+    filter is checked against its disperser)."""
     out = {**data, parameter: value}
     instrument = data.get("instrument")
     if parameter == "filter" and instrument in inst.instruments():
+        imaging = [m for m in inst.modes(instrument) if not inst.is_spectroscopic(instrument, m)]
         current = data.get("mode")
-        if current in inst.modes(instrument) and value in inst.mode(instrument, current).filters:
+        if current not in imaging or value in inst.mode(instrument, current).filters:
             return out
-        for mode in inst.modes(instrument):
+        for mode in imaging:
             if value in inst.mode(instrument, mode).filters:
                 return {**out, "mode": mode}
     return out
