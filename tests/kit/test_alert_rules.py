@@ -187,3 +187,25 @@ def _wait_for(read, done, tries: int = 300):
             return value
         time.sleep(0.1)
     return value
+
+
+def _documented_alerts() -> dict[str, list[str]]:
+    """docs/operations.md's alert table (Monitoring): alert -> its cells."""
+    text = (REPO / "docs" / "operations.md").read_text()
+    table = text[text.index("| alert | condition (default threshold) | for | what to do |"):]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("| `"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_the_operations_doc_lists_every_alert_with_its_for(rules_file):
+    rules = rules_of(rules_file)
+    documented = _documented_alerts()
+    assert sorted(documented) == sorted(rules)
+    for alert, rule in rules.items():
+        assert documented[alert][2] == rule.get("for", "at once"), alert
+        assert documented[alert][3], f"{alert}: what to do is missing"
