@@ -68,7 +68,7 @@ async def measure(lister, client, calc: dict, samples: int) -> dict[str, list[fl
                                      base_revision=base, timeout=120)
         times["calculation.edit"].append(time.perf_counter() - t0)
         assert reply["type"] == "calculation.saved", reply
-        base = reply["item"]["item_revision"]
+        base = calc["item_revision"] = reply["item"]["item_revision"]  # the next run's base
         await asyncio.sleep(PACE)  # a person's pace, under wssvc's per-socket rate
     return times
 

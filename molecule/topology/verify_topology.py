@@ -437,13 +437,87 @@ async def step_grow(s: State) -> None:
         counted = worker_counts("internal2", new.index(f"etckit-worker@{pool}-1.service"))
         assert counted["etckit_db_transaction_seconds_count"] >= 3, counted  # the renames
         assert counted["etckit_worker_plot_seconds_count"] >= 1, counted
+        # Prometheus found the new host by itself (site.yml --limit wrote its targets) and
+        # counts what its workers served.
+        await asyncio.to_thread(wait_until, "Prometheus scrapes internal2, every target up",
+                                lambda: every_target_up(["internal2"]), 60, 2)
+        query = "query=sum(etckit_db_transaction_seconds_count%7Bhost%3D%22internal2%22%7D)"
+        await asyncio.to_thread(
+            wait_until, "Prometheus counts internal2's worker transactions",
+            lambda: sum(float(r["value"][1]) for r in prometheus(query)["result"]) >= 3, 30, 2)
     finally:
         for host, unit in reversed(stopped):
             on(host, "systemctl", "start", unit)
     say(f"internal2 added with site.yml --limit: nothing else restarted ({len(before)} units "
         f"checked); with the other {pool} workers and internal1's {pool} broker stopped, "
         "internal2's worker served edits, a calculation and its plot, and its /metrics "
-        "counted them")
+        "counted them, as did Prometheus, which scraped the new host by itself")
+
+
+def prometheus(path: str) -> Any:
+    """The data of a Prometheus API call (internal1's; only the monitoring host reaches it)."""
+    url = f"http://{ADDRESSES['internal1']}:9090/api/v1/{path}"
+    text = on("internal1", "python3", "-c", "import sys, urllib.request; sys.stdout.write("
+              f"urllib.request.urlopen({url!r}, timeout=10).read().decode())")
+    return json.loads(text)["data"]
+
+
+def targets_by_host() -> dict[str, list[tuple[str, str]]]:
+    """Prometheus' active targets: host -> [(job, health)]."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for t in prometheus("targets?state=active")["activeTargets"]:
+        found.setdefault(t["labels"]["host"], []).append((t["labels"]["job"], t["health"]))
+    return found
+
+
+def every_target_up(hosts: list[str]) -> bool:
+    """Each host is scraped: its node exporter and one target per etckit program, all up."""
+    try:
+        found = targets_by_host()
+    except subprocess.CalledProcessError:  # Prometheus not answering (yet)
+        return False
+    for host in hosts:
+        jobs = found.get(host, [])
+        programs = [j for j, _ in jobs if j.startswith("etckit_")]
+        if ("node", "up") not in jobs or len(programs) != len(etckit_units(host)):
+            return False
+        if any(health != "up" for _, health in jobs):
+            return False
+    return True
+
+
+def firing(alert: str) -> list[dict[str, str]]:
+    return [a["labels"] for a in prometheus("alerts")["alerts"]
+            if a["labels"]["alertname"] == alert and a["state"] == "firing"]
+
+
+async def step_monitoring(s: State) -> None:
+    """Prometheus scrapes every host and program; a pool without workers fires its alert."""
+    hosts = ["lb1", "front1", "front2", "internal1"]
+    await asyncio.to_thread(wait_until, "Prometheus finds every target of every host up",
+                            lambda: every_target_up(hosts), 90, 3)
+    # The pool the client does not use: its workers stop, the alert fires, they start again.
+    pool = "front2" if s.conn.front == "front1" else "front1"
+    stopped = [(pool, f"etckit-worker@{pool}-1.service"),
+               ("internal1", f"etckit-worker@{pool}-1.service")]
+    assert not firing("EtckitPoolWithoutWorkers"), firing("EtckitPoolWithoutWorkers")
+    started = time.monotonic()
+    try:
+        for host, unit in stopped:
+            on(host, "systemctl", "stop", unit)
+        await asyncio.to_thread(wait_until, f"EtckitPoolWithoutWorkers fires for pool {pool}",
+                                lambda: [a["pool"] for a in firing("EtckitPoolWithoutWorkers")]
+                                == [pool], 120, 2)
+        fired = time.monotonic() - started
+    finally:
+        for host, unit in stopped:
+            on(host, "systemctl", "start", unit)
+    started = time.monotonic()
+    await asyncio.to_thread(wait_until, "EtckitPoolWithoutWorkers clears",
+                            lambda: not firing("EtckitPoolWithoutWorkers"), 120, 2)
+    say(f"Prometheus on internal1: every target of {len(hosts)} hosts up; with pool {pool}'s "
+        f"workers stopped EtckitPoolWithoutWorkers fired after {fired:.0f}s (for: 20s, "
+        f"scrape 5s), and cleared {time.monotonic() - started:.0f}s after they started")
 
 
 def build_wheel(version: str) -> None:
@@ -558,6 +632,7 @@ STEPS = {
     "client": step_client,
     "kill-worker": step_kill_worker,
     "stop-wssvc": step_stop_wssvc,
+    "monitoring": step_monitoring,
     "grow": step_grow,
     "rolling-upgrade": step_rolling_upgrade,
     "idempotent": step_idempotent,

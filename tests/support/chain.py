@@ -56,10 +56,13 @@ class Chain:
     def env(self, **extra: str) -> dict[str, str]:
         return env_with(**{**self.settings, **extra})
 
-    def start(self, program: str, **extra: str) -> Proc:
+    def start(self, program: str, wrap: list[str] = (), **extra: str) -> Proc:
+        """Start an etckit program; `wrap` is a command that execs the rest (e.g. one that
+        puts itself in a cgroup first)."""
         self._n += 1
         extra = {"zmq__key_name": f"{program}-{self._n}", **extra}  # a keypair per instance
-        proc = Proc(f"{program}-{self._n}", etckit_argv(program), self.env(**extra), self.tmp)
+        proc = Proc(f"{program}-{self._n}", [*wrap, *etckit_argv(program)],
+                    self.env(**extra), self.tmp)
         self.procs.append(proc)
         return proc
 
