@@ -5,7 +5,8 @@
 //   import { BatchPanel, backgroundFields } from "/static/js/batch.js";
 //   const batch = new BatchPanel(contents);       // contents: the WorkbookContents
 //   batch.tick(calc)                               // the row's "compare" checkbox
-//                                                  // (spectroscopic ticks: S/N vs wavelength)
+//   #compare-kind: what the compare overplots: by the ticked calculations (spectroscopic:
+//   S/N against wavelength, imaging: S/N against time), or either chosen explicitly
 //   batch.saved(calc)                              // on every calculation.saved: progress
 //   form.append(...backgroundFields(contents, data));  // in the calculation form
 //
@@ -17,6 +18,8 @@ import { el } from "/static/js/workbook-contents.js";
 const PARAMETERS = [["groups", "groups"], ["integrations", "integrations"],
   ["exposures", "exposures"], ["filter", "filters"]];
 const MAX_COMPARED = 8;
+const COMPARE_KINDS = [["auto", "by the ticked calculations"], ["snr_vs_time", "S/N against time"],
+  ["snr_vs_wavelength", "S/N against wavelength"]];
 
 export class BatchPanel {
   constructor(contents) {
@@ -32,6 +35,8 @@ export class BatchPanel {
     this.progress = el("p", { className: "muted", id: "expand-progress", role: "status" });
     this.error = el("p", { className: "error", role: "alert", hidden: true, id: "batch-error" });
     this.plot = el("figure", { id: "compare-figure", hidden: true });
+    this.kind = el("select", { id: "compare-kind", dataset: { field: "kind" } },
+      COMPARE_KINDS.map(([v, text]) => el("option", { value: v }, text)));
     this.node = el("section", { className: "contents", id: "batch" },
       el("h2", {}, "Expand and compare"),
       el("div", { className: "row" },
@@ -40,8 +45,9 @@ export class BatchPanel {
         el("label", { className: "field" }, el("span", {}, "Values (comma separated)"), this.values),
         el("button", { type: "button", id: "expand", onclick: () => this.expand() }, "Expand")),
       this.progress,
-      el("p", {}, el("button", { type: "button", id: "compare", onclick: () => this.compare() },
-        "Compare ticked calculations"), " ", el("span", { className: "muted" },
+      el("div", { className: "row" }, el("label", { className: "field" }, el("span", {}, "Overplot"), this.kind),
+        el("button", { type: "button", id: "compare", onclick: () => this.compare() },
+        "Compare ticked calculations"), el("span", { className: "muted" },
         `tick up to ${MAX_COMPARED} in the Calculations table`)),
       this.error, this.plot);
   }
@@ -59,16 +65,24 @@ export class BatchPanel {
     return box;
   }
 
-  fail(message, field) {
+  clearErrors() {
+    this.error.hidden = true;
+    document.querySelectorAll("#batch .invalid, input[data-compare].invalid").forEach((n) => n.classList.remove("invalid"));
+  }
+
+  fail(message, field, ids = []) {
+    this.clearErrors();
     this.error.textContent = message;
     this.error.hidden = false;
-    this.node.querySelectorAll(".invalid").forEach((n) => n.classList.remove("invalid"));
-    const key = (field || "").split(".")[0];
+    const [key, index] = (field || "").split(".");
     this.node.querySelector(`[data-field="${CSS.escape(key)}"]`)?.classList.add("invalid");
+    // calculations.<i>: the i-th ticked calculation's checkbox
+    const id = key === "calculations" && index !== undefined ? ids[Number(index)] : null;
+    if (id) document.querySelector(`input[data-compare="${CSS.escape(id)}"]`)?.classList.add("invalid");
   }
 
   async expand() {
-    this.error.hidden = true;
+    this.clearErrors();
     const parameter = this.parameter.value;
     const values = this.values.value.split(",").map((v) => v.trim()).filter(Boolean)
       .map((v) => (parameter === "filter" || !/^-?\d+$/.test(v) ? v : Number(v)));
@@ -98,22 +112,25 @@ export class BatchPanel {
   }
 
   async compare() {
-    this.error.hidden = true;
+    this.clearErrors();
     const ids = [...this.ticked].filter((id) => this.contents.items.calculation.has(id));
     // spectroscopic calculations (a disperser) overplot S/N against wavelength, imaging ones
     // S/N against time; a mixed choice is refused by the server naming calculations.<i>
     const spectra = ids.length > 0 && ids.every((id) => this.contents.items.calculation.get(id)?.data?.disperser);
-    const kind = spectra ? "snr_vs_wavelength" : "snr_vs_time";
+    const chosen = this.kind.value;
+    const kind = chosen === "auto" ? (spectra ? "snr_vs_wavelength" : "snr_vs_time") : chosen;
     try {
       const reply = await this.contents.conn.request("plot.compare", { workbook: this.contents.workbookId,
         calculations: ids, kind });
-      const names = ids.map((id) => this.contents.items.calculation.get(id)?.name ?? id);
+      const names = reply.calculations.map((id) => this.contents.items.calculation.get(id)?.name ?? id);
       this.plot.replaceChildren(el("img", { id: "compare-plot", src: `data:image/png;base64,${reply.png}`,
-        alt: `S/N against ${spectra ? "wavelength" : "time"} of the ticked calculations` }),
-      el("figcaption", {}, names.join(" · ")));
+        dataset: { kind: reply.kind, curves: String(names.length) },
+        alt: `S/N against ${reply.kind === "snr_vs_wavelength" ? "wavelength" : "time"} of the ticked calculations` }),
+      el("figcaption", {}, ...names.map((name, i) => [i ? " · " : "", el("span", { className: "curve" }, name)]).flat()));
       this.plot.hidden = false;
     } catch (err) {
-      this.fail(err.message, err.reply?.field);
+      this.plot.hidden = true;
+      this.fail(err.message, err.reply?.field, ids);
     }
   }
 }

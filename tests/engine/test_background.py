@@ -55,11 +55,13 @@ def _hand_cloud(lon: float, lat: float, sun_lon: float, sun_dist: float) -> tupl
     def at(s: float) -> tuple[float, float, float]:
         x, y, z = ox + s * ux, oy + s * uy, s * uz
         r = math.sqrt(x * x + y * y + z * z)
-        height = x * math.sin(i) * math.sin(node) - y * math.sin(i) * math.cos(node) \
-            + z * math.cos(i)
-        zeta = abs(height) / r
+        xc, yc, zc = x - 0.0119, y - 0.00548, z + 0.00215  # about the cloud's centre
+        rc = math.sqrt(xc * xc + yc * yc + zc * zc)
+        height = xc * math.sin(i) * math.sin(node) - yc * math.sin(i) * math.cos(node) \
+            + zc * math.cos(i)
+        zeta = abs(height) / rc
         g = zeta ** 2 / (2 * 0.189) if zeta < 0.189 else zeta - 0.189 / 2
-        dens = r ** -1.34 * math.exp(-4.14 * g ** 0.942) if r <= 5.2 else 0.0
+        dens = rc ** -1.34 * math.exp(-4.14 * g ** 0.942) if r <= 5.2 else 0.0
         theta = math.acos(max(-1.0, min(1.0, -(x * ux + y * uy + z * uz) / r)))
         return dens, r, theta
 
@@ -73,6 +75,44 @@ def _hand_cloud(lon: float, lat: float, sun_lon: float, sun_dist: float) -> tupl
         return dens / (12.0 ** 3 * math.expm1(14387.7688 / (12.0 * temp)))
 
     return (quad(scattered, 0, 6.3, limit=200)[0], quad(thermal, 0, 6.3, limit=200)[0])
+
+
+def test_the_smooth_clouds_coefficients_are_kelsall_1998s():
+    """Each figure of the smooth cloud against Kelsall et al. 1998 Table 1 / Table 2 (1.25 um
+    phase function), as the DIRBE model files give them (docs/engine.md lists the sources)."""
+    assert (bg.ALPHA, bg.BETA, bg.GAMMA, bg.MU) == (1.34, 4.14, 0.942, 0.189)
+    assert (bg.INCLINATION_DEG, bg.NODE_DEG) == (2.03, 77.7)
+    assert bg.CLOUD_OFFSET_AU == (0.0119, 0.00548, -0.00215)
+    assert (bg.T0_K, bg.DELTA, bg.R_MAX_AU) == (286.0, 0.467, 5.2)
+    assert bg.PHASE_C == (-0.942, 0.121, -0.165)
+
+
+def test_the_cloud_density_about_its_offset_centre_matches_a_hand_calculation():
+    """Density (units of n0) at two heliocentric points, by hand (Kelsall 1998 eqs. 2-6):
+
+    sin i = sin 2.03 deg = 0.0354228, cos i = 0.9993724; sin Om = sin 77.7 deg = 0.9770456,
+    cos Om = 0.2130304.
+
+    (1, 0, 0) AU, in the plane near the Earth: X' = (1 - 0.0119, 0 - 0.00548, 0 + 0.00215)
+    = (0.9881, -0.00548, 0.00215); R_c = sqrt(0.9881^2 + 0.00548^2 + 0.00215^2) = 0.9881175.
+    Z_c = X' sin Om sin i - Y' cos Om sin i + Z' cos i = 0.0341978 + 0.0000414 + 0.0021487
+    = 0.0363878; zeta = Z_c / R_c = 0.0368254 < mu, so g = zeta^2 / (2 mu) = 0.00358759;
+    g^0.942 = 0.00497307; exp(-4.14 x 0.00497307) = 0.979622; R_c^-1.34 = 1.016147;
+    n = 1.016147 x 0.979622 = 0.995440. (Without the offset: R = 1, zeta = sin Om sin i =
+    0.0346107, n = 0.981850: the check tells the two apart.)
+
+    (0, 0, 1) AU, above the Sun: X' = (-0.0119, -0.00548, 1.00215), R_c = 1.0022356,
+    Z_c = -0.0004119 + 0.0000414 + 1.0015211 = 1.0011506; zeta = 0.9989174 >= mu, so
+    g = zeta - mu / 2 = 0.9044174; g^0.942 = 0.9097027; exp(-4.14 x 0.9097027) = 0.0231405;
+    R_c^-1.34 = 0.9970121; n = 0.0230714.
+
+    Phase function at 90 deg: -0.942 + 0.121 x 1.5707963 + exp(-0.165 x 1.5707963) =
+    -0.942 + 0.1900663 + 0.7716831 = 0.0197494."""
+    n = bg.cloud_density(np.array([1.0, 0.0]), np.array([0.0, 0.0]), np.array([0.0, 1.0]))
+    assert n[0] == pytest.approx(0.995440, rel=2e-6)
+    assert n[1] == pytest.approx(0.0230714, rel=5e-6)
+    assert float(bg.phase_function(np.array(math.pi / 2))) == pytest.approx(0.0197494, rel=1e-5)
+    assert float(bg.cloud_density(np.array(5.3), np.array(0.0), np.array(0.0))) == 0.0
 
 
 def test_a_background_for_a_known_target_and_date_matches_a_hand_calculation():

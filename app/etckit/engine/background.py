@@ -8,9 +8,10 @@ emission by the ratio of the thermal intensity at each wavelength. The thermal a
 light of the observatory are unchanged.
 
 The cloud is the smooth cloud of the DIRBE zodiacal model (Kelsall et al. 1998, ApJ 508, 44,
-Table 1: a fan-shaped density n = R^-alpha exp(-beta g^gamma) about a plane inclined 2.03 deg
-with its ascending node at 77.7 deg, temperature 286 K R^-0.467, cut at 5.2 AU; the bands and
-the circumsolar ring, a few per cent, are left out), integrated along the line of sight from
+Table 1: a fan-shaped density n = R_c^-alpha exp(-beta g^gamma) about a plane inclined 2.03 deg
+with its ascending node at 77.7 deg and a centre offset from the Sun by (0.0119, 0.00548,
+-0.00215) AU, temperature 286 K R^-0.467, cut at 5.2 AU; the bands and the circumsolar ring,
+a few per cent, are left out), integrated along the line of sight from
 L2 (1.01 x the Sun-Earth distance); its scattered light uses the model's phase function. Only
 the model's *shape* is used: its absolute level is the benchmark's.
 
@@ -41,9 +42,11 @@ L2_FACTOR = 1.01  # Sun-L2 / Sun-Earth distance
 # position, RA 17h26m44s Dec -73d19m56s, on 2019-06-19)
 BENCHMARK = (261.68333, -73.33222, "2019-06-19")
 
-# Kelsall et al. 1998, Table 1 (smooth cloud) and Table 2 (phase function at 1.25 um)
+# Kelsall et al. 1998, Table 1 (smooth cloud) and Table 2 (phase function at 1.25 um); the
+# source of each figure is listed in docs/engine.md ("Backgrounds for a target and date")
 ALPHA, BETA, GAMMA, MU = 1.34, 4.14, 0.942, 0.189
 INCLINATION_DEG, NODE_DEG = 2.03, 77.7
+CLOUD_OFFSET_AU = (0.0119, 0.00548, -0.00215)  # the cloud's centre, heliocentric ecliptic
 T0_K, DELTA = 286.0, 0.467
 R_MAX_AU = 5.2
 PHASE_C = (-0.942, 0.121, -0.165)
@@ -163,6 +166,25 @@ def _planck_nu(wave_um: np.ndarray, temp_k: np.ndarray) -> np.ndarray:
     return np.where(x < 700, 1.0 / (wave_um ** 3 * np.expm1(np.minimum(x, 700))), 0.0)
 
 
+def cloud_density(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> np.ndarray:
+    """The smooth cloud's density (units of n0) at heliocentric ecliptic positions [AU]:
+    Kelsall et al. 1998 eqs. 2-6, about the cloud's offset centre, zero beyond R_MAX_AU."""
+    xc, yc, zc = px - CLOUD_OFFSET_AU[0], py - CLOUD_OFFSET_AU[1], pz - CLOUD_OFFSET_AU[2]
+    rc = np.sqrt(xc * xc + yc * yc + zc * zc)
+    i, node = np.radians(INCLINATION_DEG), np.radians(NODE_DEG)
+    z = xc * np.sin(i) * np.sin(node) - yc * np.sin(i) * np.cos(node) + zc * np.cos(i)
+    zeta = np.abs(z) / rc
+    g = np.where(zeta < MU, zeta ** 2 / (2 * MU), zeta - MU / 2)
+    r = np.sqrt(px * px + py * py + pz * pz)
+    return np.where(r <= R_MAX_AU, rc ** -ALPHA * np.exp(-BETA * g ** GAMMA), 0.0)
+
+
+def phase_function(theta_rad: np.ndarray) -> np.ndarray:
+    """Kelsall et al. 1998 eq. 10 without its normalization (which cancels in the ratios):
+    C0 + C1 theta + exp(C2 theta), theta the scattering angle (0: forward)."""
+    return PHASE_C[0] + PHASE_C[1] * theta_rad + np.exp(PHASE_C[2] * theta_rad)
+
+
 def cloud_intensity(lon_deg: float, lat_deg: float, sun_lon_deg: np.ndarray,
                     sun_dist_au: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(scattered, thermal at THERMAL_WAVES) line-of-sight integrals of the smooth cloud,
@@ -176,14 +198,9 @@ def cloud_intensity(lon_deg: float, lat_deg: float, sun_lon_deg: np.ndarray,
     py = -r_obs * np.sin(sl) + _STEPS * u[1]
     pz = np.zeros_like(sl) + _STEPS * u[2]
     r = np.sqrt(px * px + py * py + pz * pz)
-    i, node = np.radians(INCLINATION_DEG), np.radians(NODE_DEG)
-    z = px * np.sin(i) * np.sin(node) - py * np.sin(i) * np.cos(node) + pz * np.cos(i)
-    zeta = np.abs(z) / r
-    g = np.where(zeta < MU, zeta ** 2 / (2 * MU), zeta - MU / 2)
-    dens = np.where(r <= R_MAX_AU, r ** -ALPHA * np.exp(-BETA * g ** GAMMA), 0.0)
+    dens = cloud_density(px, py, pz)
     cos_theta = -(px * u[0] + py * u[1] + pz * u[2]) / r  # sunlight out, scattered to us
-    theta = np.arccos(np.clip(cos_theta, -1.0, 1.0))
-    phase = PHASE_C[0] + PHASE_C[1] * theta + np.exp(PHASE_C[2] * theta)
+    phase = phase_function(np.arccos(np.clip(cos_theta, -1.0, 1.0)))
     scattered = np.trapezoid(dens * phase / r ** 2, _STEPS, axis=-1)
     temp = T0_K * r ** -DELTA
     planck = _planck_nu(THERMAL_WAVES[None, :, None], temp[:, None, :])
