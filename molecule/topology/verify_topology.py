@@ -441,7 +441,7 @@ async def step_grow(s: State) -> None:
         # counts what its workers served.
         await asyncio.to_thread(wait_until, "Prometheus scrapes internal2, every target up",
                                 lambda: every_target_up(["internal2"]), 60, 2)
-        query = "query=sum(etckit_db_transaction_seconds_count%7Bhost%3D%22internal2%22%7D)"
+        query = "query?query=sum(etckit_db_transaction_seconds_count%7Bhost%3D%22internal2%22%7D)"
         await asyncio.to_thread(
             wait_until, "Prometheus counts internal2's worker transactions",
             lambda: sum(float(r["value"][1]) for r in prometheus(query)["result"]) >= 3, 30, 2)
