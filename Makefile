@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test lint kitlint pytest molecule molecule-if-usable wheel fuzz bench clean venv-test
+.PHONY: run test lint kitlint pytest molecule molecule-if-usable drills wheel fuzz bench clean venv-test
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ molecule: venv-test
 
 molecule-if-usable: venv-test
 	VENV=$(VENV) tests/molecule/run
+
+# The operations drills (docs/operations.md "Drills"): 20-30 minutes on the 2-core test machine,
+# more than CI's budget leaves, so not part of `make test`; run them before every release.
+drills: venv-test
+	MOLECULE_REQUIRED=1 VENV=$(VENV) tests/molecule/run drills
 
 test: lint kitlint pytest molecule-if-usable
 
