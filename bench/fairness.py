@@ -9,19 +9,28 @@ normal user, measures the round trip of `workbook.list` and of one small calcula
 each (answered or refused, she sends again at once) plus a stream of source edits that
 recalculate her calculations, while Bob measures again. Prints p50 and p99 alone and under
 the flood, and the ratios; the target (issue 11) is p99 under the flood <= 3x p99 alone.
+
+Mallory's flood runs in a process of its own (as it would on her own machine): in Bob's event
+loop, its thousands of answers a second would delay Bob's reads in the bench itself, and the
+figure would measure the load generator rather than the service.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
+import itertools
 import json
+import multiprocessing
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+import websockets
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -75,11 +84,14 @@ async def measure(lister, client, calc: dict, samples: int) -> dict[str, list[fl
 
 async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipeline: int,
                 stop: asyncio.Event, outcomes: Counter) -> None:
-    clients = [await chain.connect("mallory", workbook=wb) for _ in range(sockets)]
+    """Mallory's sockets, each keeping `pipeline` requests in flight whatever the answer;
+    when wssvc closes one (1008: she ignored retry_after), she opens another at once, with a
+    ticket made here (in production a new ticket costs a trip to main_server, which HAProxy
+    limits per address: this is the attacker's best case)."""
+    base = [src["item_revision"]]  # the source's latest revision heard of
 
-    async def run(n: int, client) -> None:
+    async def one_socket(n: int, client) -> None:
         inflight = asyncio.Semaphore(pipeline)
-        seq = 0
 
         async def reader() -> None:
             while True:
@@ -87,19 +99,24 @@ async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipe
                 if message.get("type") == "ping":
                     await client.send({"type": "pong", "id": "p", "ref": message["id"]})
                     continue
-                if isinstance(message.get("item"), dict) and message["item"].get("id") == src["id"]:
-                    base[0] = max(base[0], message["item"]["item_revision"])  # saved, conflict
+                item = message.get("item")
+                if isinstance(item, dict) and item.get("id") == src["id"]:
+                    base[0] = max(base[0], item["item_revision"])  # saved, conflict
                 if message.get("ref") is not None:
                     outcomes[message.get("code") or message.get("type")] += 1
                     inflight.release()
 
-        base = [src["item_revision"]]  # the source's latest revision heard of
         task = asyncio.create_task(reader())
         edit = copy.deepcopy(src["data"])
         try:
-            while not stop.is_set():
-                await inflight.acquire()
-                seq += 1
+            for seq in itertools.count(1):
+                if stop.is_set() or task.done():
+                    return
+                acquired = asyncio.ensure_future(inflight.acquire())
+                await asyncio.wait({acquired, task}, return_when=asyncio.FIRST_COMPLETED)
+                if not acquired.done():
+                    acquired.cancel()
+                    return
                 if seq % 10 == 0:  # edits recalculate the calculation that uses the source
                     edit["normalization"]["value"] = 100.0 + seq
                     message = {"id": f"m{n}-{seq}", "type": "source.edit",
@@ -108,12 +125,39 @@ async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipe
                     message = {"id": f"m{n}-{seq}", "type": "calculation.download",
                                "calculation": calc["id"], "format": "json"}
                 await client.send(message)
+        except websockets.ConnectionClosed:
+            return
         finally:
             task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            with contextlib.suppress(Exception):
+                await client.close()
 
-    await asyncio.gather(*(run(n, c) for n, c in enumerate(clients)))
-    for c in clients:
-        await c.close()
+    async def run(n: int) -> None:
+        while not stop.is_set():
+            await one_socket(n, await chain.connect("mallory", workbook=wb))
+            if not stop.is_set():
+                outcomes["socket closed by wssvc, opened again"] += 1
+
+    await asyncio.gather(*(run(n) for n in range(sockets)))
+
+
+def flood_process(chain: Chain, target: tuple, sockets: int, pipeline: int, stop, results) -> None:
+    """A forked child: floods until `stop` (a multiprocessing Event) is set, then puts the
+    outcomes it counted on `results`."""
+    async def run() -> None:
+        stop_flood, outcomes = asyncio.Event(), Counter()
+        calc, src, wb = target
+        task = asyncio.create_task(flood(chain, calc, src, wb, sockets, pipeline, stop_flood,
+                                         outcomes))
+        told = asyncio.ensure_future(asyncio.to_thread(stop.wait))
+        await asyncio.wait({task, told}, return_when=asyncio.FIRST_COMPLETED)
+        stop_flood.set()
+        await asyncio.wait_for(task, 60)
+        results.put(dict(outcomes))
+
+    asyncio.run(run())
 
 
 def report(alone: dict, flooded: dict, outcomes: Counter) -> None:
@@ -141,14 +185,16 @@ async def main(args: argparse.Namespace) -> None:
             _, _, m_wb, m_src, m_calc = await build(chain, "mallory", sources=3)
             await measure(b_lister, b_client, b_calc, 10)  # warm up
             alone = await measure(b_lister, b_client, b_calc, args.samples)
-            stop, outcomes = asyncio.Event(), Counter()
-            flooding = asyncio.create_task(flood(chain, m_calc, m_src, m_wb,
-                                                 args.flood_sockets, args.pipeline, stop,
-                                                 outcomes))
-            await asyncio.sleep(1.0)  # let the flood fill every queue
+            fork = multiprocessing.get_context("fork")  # inherits the chain and sessions
+            stop, results = fork.Event(), fork.Queue()
+            flooding = fork.Process(target=flood_process, args=(
+                chain, (m_calc, m_src, m_wb), args.flood_sockets, args.pipeline, stop, results))
+            flooding.start()
+            await asyncio.sleep(2.0)  # her sockets open and the flood fills every queue
             flooded = await measure(b_lister, b_client, b_calc, args.samples)
             stop.set()
-            await asyncio.wait_for(flooding, 60)
+            outcomes = Counter(await asyncio.to_thread(results.get, timeout=90))
+            flooding.join(30)
             report(alone, flooded, outcomes)
         finally:
             chain.stop()

@@ -238,6 +238,29 @@ async def test_rate_limited_requests_say_when_to_retry():
         service.upstream.ctx.term()
 
 
+async def test_a_socket_that_ignores_retry_after_is_closed_with_1008():
+    service = _service(connection_burst="2", connection_rate="0.01", max_refusals="3")
+    try:
+        def client() -> Client:
+            return Client(id="c", user="u", workbook=None, queue=asyncio.Queue(20),
+                          limit=service.limits.connection())
+
+        patient = client()
+        for n in range(5):  # two served, three refused: within max_refusals
+            service.handle(patient, {"id": n, "type": "ping"}, "")
+        assert not patient.closed.done()
+        flooder = client()
+        service.limits.users.clear()
+        for n in range(6):  # two served, three refused, and a fourth refusal: closed
+            service.handle(flooder, {"id": n, "type": "ping"}, "")
+        replies = [json.loads(flooder.queue.get_nowait()) for _ in range(6)]
+        assert [r.get("code") for r in replies] == [None, None] + ["rate_limited"] * 4
+        assert flooder.closed.done() and flooder.close_code == 1008
+        assert "retry_after" in flooder.close_reason
+    finally:
+        service.upstream.ctx.term()
+
+
 def test_plot_kinds_agree_with_the_engine():
     from etckit.engine.plots import KINDS
     from etckit.messaging.types import PLOT_KINDS

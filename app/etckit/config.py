@@ -133,6 +133,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
                                "requests a second one websocket may send, sustained"),
         "connection_burst": Key(int, 30, _range(1, 1000000),
                                 "requests one websocket may send at once"),
+        "max_refusals": Key(int, 100, _range(1, 1000000),
+                            "rate_limited answers one websocket may get at once (refilled at "
+                            "connection_rate) before it is closed with 1008: a client that "
+                            "ignores retry_after"),
         "user_rate": Key(float, 20.0, _range(0.01, 1e6),
                          "requests and plots a second per user (all its websockets)"),
         "user_burst": Key(int, 60, _range(1, 1000000),

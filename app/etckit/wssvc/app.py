@@ -89,7 +89,7 @@ class Service:
         self.plots = PlotCache(cfg.wssvc.plot_cache_bytes)
         w = cfg.wssvc
         self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
-                                   w.user_rate, w.user_burst))
+                                   w.user_rate, w.user_burst, w.max_refusals))
         self._rids = itertools.count(1)
         self.requests = metrics.REQUEST_COUNTS  # etckit_requests_total, the latency histogram
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
@@ -217,6 +217,10 @@ class Service:
         if wait:
             self.requests.answered(mtype, "rate_limited")
             client.send(rate_limited(wait, message["id"]))
+            if client.limit is not None and client.limit.ignores_refusals():
+                # a flood that ignores retry_after: each refusal still costs wssvc a parse
+                # and a reply, so the socket goes (1008); a new one needs a new ticket
+                client.close(CLOSE_POLICY, "kept sending while told to wait (retry_after)")
             return
         if refused:
             self.requests.answered(mtype, "forbidden")

@@ -83,23 +83,32 @@ class InFlight:
 
 @dataclass(frozen=True)
 class Rates:
-    """The settings (wssvc.max_in_flight, connection_rate/burst, user_rate/burst)."""
+    """The settings (wssvc.max_in_flight, connection_rate/burst, user_rate/burst,
+    max_refusals)."""
 
     max_in_flight: int
     connection_rate: float
     connection_burst: int
     user_rate: float
     user_burst: int
+    max_refusals: int = 100
 
 
 class ConnectionLimit:
-    """One websocket's share: its requests in flight and its bucket."""
+    """One websocket's share: its requests in flight, its bucket, and the refusals it may be
+    sent (a bucket too: a client that keeps sending while told to wait empties it)."""
 
-    __slots__ = ("in_flight", "bucket")
+    __slots__ = ("in_flight", "bucket", "refusals")
 
     def __init__(self, rates: Rates, clock: Clock = time.monotonic) -> None:
         self.in_flight = InFlight(rates.max_in_flight)
         self.bucket = TokenBucket(rates.connection_rate, rates.connection_burst, clock)
+        self.refusals = TokenBucket(rates.connection_rate, rates.max_refusals, clock)
+
+    def ignores_refusals(self) -> bool:
+        """Count one more `rate_limited` answer; True when the refusals bucket was empty:
+        the client keeps sending faster than it is told it may."""
+        return self.refusals.take() > 0
 
 
 class Limits:
