@@ -18,7 +18,7 @@ from etckit.config import load
 from etckit.messaging.protocol import dumps
 from etckit.messaging.types import READ_TYPES, REQUEST_TYPES
 from etckit.storage import shares
-from etckit.worker import INTERNAL_TYPES
+from etckit.worker import HANDLERS, INTERNAL_TYPES
 from etckit.worker.compute import Compute
 from etckit.worker.dispatch import handle
 from etckit.worker.rights import NO_WORKBOOK, REQUIRED
@@ -176,6 +176,15 @@ def test_every_message_type_has_a_rule_and_a_case():
     assert {t for t, r in REQUIRED.items() if r == "read"} == (
         (set(READ_TYPES) & set(REQUEST_TYPES)) - set(NO_WORKBOOK)) | {
             "workbook.copy", "folder.move", "workbook.leave"}
+
+
+def test_every_registered_handler_has_a_rights_rule():
+    """What the worker really dispatches (every @handler registered when the worker starts),
+    not the lists of types: a handler registered under a type without a rule fails here."""
+    assert HANDLERS, "no handlers registered"
+    assert set(HANDLERS) <= set(REQUIRED), sorted(set(HANDLERS) - set(REQUIRED))
+    # and each rule is a right (or None: touches no workbook but the sender's own)
+    assert {r for r in REQUIRED.values() if r is not None} <= set(shares.RIGHTS) - {"none"}
 
 
 # an allowed right that is still refused, with the code: the owner cannot leave its own
