@@ -8,6 +8,7 @@ type cannot ship without a rule and a test of it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -18,6 +19,8 @@ from etckit.config import load
 from etckit.messaging.protocol import dumps
 from etckit.messaging.types import READ_TYPES, REQUEST_TYPES
 from etckit.storage import shares
+from etckit.storage import spectra as stored_spectra
+from etckit.storage import workbooks as stored_workbooks
 from etckit.worker import HANDLERS, INTERNAL_TYPES
 from etckit.worker.compute import Compute
 from etckit.worker.dispatch import handle
@@ -53,10 +56,11 @@ def services() -> Compute:
 SERVICES = services()
 
 
-async def send(db, user: str, message: dict, workbook: str | None = None) -> dict | None:
+async def send(db, user: str, message: dict, workbook: str | None = None, cfg=CFG
+               ) -> dict | None:
     """The reply to the sender (None when the handler sent none, as a follow-up may)."""
     who = dumps({"client": f"c-{user}", "user": user, "workbook": workbook})
-    reply, _ = await handle(db, CFG, [who, dumps({"id": 1, **message})], services=SERVICES)
+    reply, _ = await handle(db, cfg, [who, dumps({"id": 1, **message})], services=SERVICES)
     recipients = json.loads(reply[0])["to"]
     for i, to in enumerate(recipients):
         if to.get("client") == f"c-{user}":
@@ -327,3 +331,58 @@ async def test_a_recipient_leaves_a_share(db, users):
     assert sorted(s["name"] for s in shared["shares"]) == ["r", "w", "x"]  # x, by g, stays
     own = await send(db, users["o"], {"type": "workbook.leave", "workbook": book})
     assert own["code"] == "invalid" and own["field"] == "workbook"
+
+
+def _slow_count(monkeypatch, module, name: str) -> None:
+    """Let a quota's count be read, then hold the transaction a moment before it writes: two
+    requests at once both count before either inserts, unless the check serializes them."""
+    real = getattr(module, name)
+
+    async def counted_then_slow(*args, **kwargs):
+        value = await real(*args, **kwargs)
+        await asyncio.sleep(0.3)
+        return value
+
+    monkeypatch.setattr(module, name, counted_then_slow)
+
+
+@pytest.mark.parametrize("quota", ["workbooks_per_user", "spectrum_points_per_user",
+                                   "items_per_workbook"])
+async def test_requests_at_once_cannot_pass_a_quota_together(db, users, monkeypatch, quota):
+    """Two requests of one user at once (two workers), each fitting the quota alone and not
+    both: exactly one is stored, the other is refused `quota` (on PostgreSQL the count and
+    the insert of each ran side by side, and both were stored)."""
+    o = users["o"]
+    points = SPECTRUM.count("\n")
+    cfg = load(None, environ={"ETCKIT_QUOTAS__WORKBOOKS_PER_USER": "3",
+                              "ETCKIT_QUOTAS__ITEMS_PER_WORKBOOK": "2",
+                              "ETCKIT_QUOTAS__SPECTRUM_POINTS_PER_USER": str(points * 3)})
+    books = [(await ok(db, o, {"type": "workbook.create", "name": f"B{i}"}))["workbook"]["id"]
+             for i in range(2)]
+    source = engine.defaults()["source"]
+    if quota == "workbooks_per_user":  # 2 of 3: room for one more
+        _slow_count(monkeypatch, stored_workbooks, "count_for")
+        make = [{"type": "workbook.create", "name": f"N{i}"} for i in range(2)]
+    elif quota == "spectrum_points_per_user":  # 2 tables of 3 held: room for one more
+        for book in books:
+            await ok(db, o, {"type": "spectrum.upload", "workbook": book, "name": "U",
+                             "format": "ascii", "flux_unit": "Jy", "content": SPECTRUM})
+        _slow_count(monkeypatch, stored_spectra, "points_of_owner")
+        make = [{"type": "spectrum.upload", "workbook": book, "name": "U2", "format": "ascii",
+                 "flux_unit": "Jy", "content": SPECTRUM} for book in books]
+    else:  # one source of 2: room for one more
+        await ok(db, o, {"type": "source.add", "workbook": books[0], "name": "S",
+                         "data": source})
+        _slow_count(monkeypatch, stored_workbooks, "count_items")
+        make = [{"type": "source.add", "workbook": books[0], "name": f"S{i}", "data": source}
+                for i in range(2)]
+    replies = await asyncio.gather(*(send(db, o, m, cfg=cfg) for m in make))
+    codes = sorted(r.get("code", "ok") for r in replies)
+    assert codes == ["ok", "quota"], replies
+    assert [r["limit"] for r in replies if r.get("code")] == [f"quotas.{quota}"]
+    held = {"workbooks_per_user": "SELECT COUNT(*) FROM workbooks",
+            "spectrum_points_per_user": "SELECT SUM(points) FROM spectra",
+            "items_per_workbook": "SELECT COUNT(*) FROM sources"}[quota]
+    assert await db.fetchval(held) == {"workbooks_per_user": 3,
+                                       "spectrum_points_per_user": points * 3,
+                                       "items_per_workbook": 2}[quota]

@@ -25,7 +25,7 @@ from ...storage import workbooks as wb
 from ..compute import check_cost
 from ..dispatch import Context, HandlerError, handler
 from .contents import _recalculate_later
-from .fields import ident, owned_item, owned_workbook, quota, workbook_of
+from .fields import hold_quota, ident, owned_item, owned_workbook, quota, workbook_of
 from .results import _result
 
 EXPAND_PARAMETERS = ("groups", "integrations", "exposures", "filter")
@@ -115,6 +115,7 @@ async def expand(ctx: Context, message: dict[str, Any]) -> None:
     made = []
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
+        await hold_quota(tx, "items", workbook)
         await _room_for(ctx, tx, workbook, len(planned))  # again: others may have added
         for label, stored in planned:
             new = uuid.uuid4().hex

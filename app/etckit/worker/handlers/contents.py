@@ -33,6 +33,7 @@ from .fields import (
     conflict,
     copy_name,
     data,
+    hold_quota,
     ident,
     name,
     owned_item,
@@ -63,6 +64,7 @@ def _announce(ctx: Context, type_: str, workbook: str, item: Any) -> None:
 
 async def _room(tx, ctx: Context, kind: str, workbook: str) -> None:
     limit = ctx.cfg.quotas.items_per_workbook
+    await hold_quota(tx, "items", workbook)
     if await wb.count_items(tx, kind, workbook) >= limit:
         raise quota("items_per_workbook", limit, f"this workbook has as many {kind}s as allowed")
 

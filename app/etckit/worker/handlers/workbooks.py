@@ -18,6 +18,7 @@ from .fields import (
     base_revision,
     conflict,
     copy_name,
+    hold_quota,
     ident,
     name,
     owned_workbook,
@@ -55,6 +56,7 @@ async def _tell_sharers(ctx: Context, tx, workbook: str, event: dict[str, Any]) 
 
 async def room_for_one_more(tx, ctx: Context) -> None:
     limit = ctx.cfg.quotas.workbooks_per_user
+    await hold_quota(tx, "user", ctx.user)
     if await wb.count_for(tx, ctx.user) >= limit:
         raise quota("workbooks_per_user", limit, "you have as many workbooks as allowed")
 
