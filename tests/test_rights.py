@@ -347,7 +347,7 @@ def _slow_count(monkeypatch, module, name: str) -> None:
 
 
 @pytest.mark.parametrize("quota", ["workbooks_per_user", "spectrum_points_per_user",
-                                   "items_per_workbook"])
+                                   "items_per_workbook", "folders_per_user"])
 async def test_requests_at_once_cannot_pass_a_quota_together(db, users, monkeypatch, quota):
     """Two requests of one user at once (two workers), each fitting the quota alone and not
     both: exactly one is stored, the other is refused `quota` (on PostgreSQL the count and
@@ -370,6 +370,13 @@ async def test_requests_at_once_cannot_pass_a_quota_together(db, users, monkeypa
         _slow_count(monkeypatch, stored_spectra, "points_of_owner")
         make = [{"type": "spectrum.upload", "workbook": book, "name": "U2", "format": "ascii",
                  "flux_unit": "Jy", "content": SPECTRUM} for book in books]
+    elif quota == "folders_per_user":  # one folder of 2: room for one more
+        from etckit.worker.handlers import sharing
+
+        monkeypatch.setattr(sharing, "FOLDERS_MAX", 2)
+        await ok(db, o, {"type": "folder.create", "name": "F"})
+        _slow_count(monkeypatch, shares, "count_folders")
+        make = [{"type": "folder.create", "name": f"F{i}"} for i in range(2)]
     else:  # one source of 2: room for one more
         await ok(db, o, {"type": "source.add", "workbook": books[0], "name": "S",
                          "data": source})
@@ -379,10 +386,12 @@ async def test_requests_at_once_cannot_pass_a_quota_together(db, users, monkeypa
     replies = await asyncio.gather(*(send(db, o, m, cfg=cfg) for m in make))
     codes = sorted(r.get("code", "ok") for r in replies)
     assert codes == ["ok", "quota"], replies
-    assert [r["limit"] for r in replies if r.get("code")] == [f"quotas.{quota}"]
+    limit = quota if quota == "folders_per_user" else f"quotas.{quota}"
+    assert [r["limit"] for r in replies if r.get("code")] == [limit]
     held = {"workbooks_per_user": "SELECT COUNT(*) FROM workbooks",
             "spectrum_points_per_user": "SELECT SUM(points) FROM spectra",
-            "items_per_workbook": "SELECT COUNT(*) FROM sources"}[quota]
+            "items_per_workbook": "SELECT COUNT(*) FROM sources",
+            "folders_per_user": "SELECT COUNT(*) FROM folders"}[quota]
     assert await db.fetchval(held) == {"workbooks_per_user": 3,
                                        "spectrum_points_per_user": points * 3,
-                                       "items_per_workbook": 2}[quota]
+                                       "items_per_workbook": 2, "folders_per_user": 2}[quota]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ...storage import shares
 from ..dispatch import Context, HandlerError, handler
-from .fields import ident, name, owned_workbook, text
+from .fields import hold_quota, ident, name, owned_workbook, text
 
 FOLDERS_MAX = 100  # folders per user (quota `folders_per_user`)
 WHO_MAX = 254  # the longest name or e-mail a share may name
@@ -160,6 +160,7 @@ async def create_folder(ctx: Context, message: dict[str, Any]) -> None:
     row = {"id": uuid.uuid4().hex, "name": name(ctx, message.get("name")),
            "created_at": time.time()}
     async with ctx.db.transaction() as tx:
+        await hold_quota(tx, "user", ctx.user)
         if await shares.count_folders(tx, ctx.user) >= FOLDERS_MAX:
             raise HandlerError("quota", f"you have as many folders as allowed: the limit is"
                                f" {FOLDERS_MAX}", limit="folders_per_user", value=FOLDERS_MAX)
