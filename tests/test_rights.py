@@ -395,3 +395,31 @@ async def test_requests_at_once_cannot_pass_a_quota_together(db, users, monkeypa
     assert await db.fetchval(held) == {"workbooks_per_user": 3,
                                        "spectrum_points_per_user": points * 3,
                                        "items_per_workbook": 2, "folders_per_user": 2}[quota]
+
+
+async def test_a_name_that_looks_like_an_e_mail_cannot_catch_a_share(db, users):
+    """An SSO name is whatever the user typed at the provider; only a verified e-mail is
+    vouched for. A user who calls themselves by someone else's address gets neither a share
+    meant for that address (before its owner ever logged in) nor the power to block one
+    (after: "2 users are called ...")."""
+    o = users["o"]
+    book = (await ok(db, o, {"type": "workbook.create", "name": "Private"}))["workbook"]["id"]
+    await sessions.upsert_user(db, issuer="https://sso.example.org", subject="m-1",
+                               kind="sso", display_name="carol@example.org",
+                               email="mallory@example.org")
+    mallory = await db.fetchval("SELECT id FROM users WHERE subject = 'm-1'")
+    early = await send(db, o, {"type": "workbook.share", "workbook": book,
+                               "user": "carol@example.org", "access": "read"})
+    assert (early["code"], early["message"]) == ("not_found", "no user carol@example.org")
+    assert (await send(db, mallory, {"type": "workbook.open", "workbook": book}))["code"] == \
+        "not_found"
+    await sessions.upsert_user(db, issuer="https://sso.example.org", subject="c-1",
+                               kind="sso", display_name="Carol", email="carol@example.org")
+    shared = await ok(db, o, {"type": "workbook.share", "workbook": book,
+                              "user": "carol@example.org", "access": "read"})
+    assert shared["share"]["email"] == "carol@example.org"
+    # names without an @ still name users (one of them, or refused when several share it)
+    named = await ok(db, o, {"type": "workbook.share", "workbook": book, "user": "Carol",
+                             "access": "write"})
+    assert named["share"]["email"] == "carol@example.org"
+    assert named["share"]["access"] == "write"

@@ -42,9 +42,12 @@ async def right_on(tx: Transaction, user: str, workbook: str) -> tuple[str, Row 
 
 
 async def find_user(tx: Transaction, who: str) -> list[Row]:
-    """The users a name or e-mail names (SSO e-mail or name; a fake login's name)."""
+    """The users a name or e-mail names (SSO e-mail or name; a fake login's name). Text with
+    an ``@`` names an e-mail only (or a fake login): an SSO name is whatever its user typed at
+    the provider, so a name that looks like someone's address must not catch their share."""
+    names = "" if "@" in who else " OR display_name = :w"
     return await tx.fetchall(
-        "SELECT id, kind, display_name, email FROM users WHERE email = :w OR display_name = :w"
+        f"SELECT id, kind, display_name, email FROM users WHERE email = :w{names}"
         " OR (kind = 'fake' AND subject = :w) ORDER BY id", {"w": who})
 
 
