@@ -296,3 +296,25 @@ async def test_a_refused_import_leaves_no_row_behind(db, users):  # noqa: F811
     refused = await send(db, n, {"type": "workbook.import", "content": content}, cfg=tight)
     assert (refused["code"], refused["limit"]) == ("quota", "quotas.workbooks_per_user")
     assert await _rows(db) == before
+
+
+async def test_an_integer_beyond_a_double_is_refused_naming_it(db, users):  # noqa: F811
+    """wssvc refuses integers of 309+ digits; a worker given one anyway (in a spectrum's
+    table, or a source's inline table) answers `invalid` naming it, not `internal`."""
+    from tests.test_rights import ok, send, workbook
+
+    theirs = await workbook(db, users)
+    content = (await ok(db, users["o"], {"type": "workbook.export",
+                                         "workbook": theirs["book"]}))["content"]
+    huge = 10 ** 400
+    c = copy.deepcopy(content)
+    c["spectra"][0]["data"]["wave_um"][3] = huge
+    refused = await send(db, users["n"], {"type": "workbook.import", "content": c})
+    assert (refused["code"], refused["field"]) == ("invalid", "content.spectra.0.data.wave_um.3")
+    c = copy.deepcopy(content)
+    c["sources"][0]["data"]["spectrum"] = {"kind": "uploaded",
+                                           "spectrum_id": c["spectra"][0]["id"],
+                                           "table": {"wave_um": [1, 2], "fnu_jy": [1, huge]}}
+    refused = await send(db, users["n"], {"type": "workbook.import", "content": c})
+    assert (refused["code"], refused["field"]) == \
+        ("invalid", "content.sources.0.data.spectrum.table.fnu_jy"), refused
