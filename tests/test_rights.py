@@ -24,7 +24,7 @@ from etckit.storage import workbooks as stored_workbooks
 from etckit.worker import HANDLERS, INTERNAL_TYPES
 from etckit.worker.compute import Compute
 from etckit.worker.dispatch import handle
-from etckit.worker.rights import NO_WORKBOOK, REQUIRED
+from etckit.worker.rights import FOLLOW_UPS, NO_WORKBOOK, REQUIRED
 
 CFG = load(None, environ={"ETCKIT_QUOTAS__WORKBOOKS_PER_USER": "1000"})  # a workbook per case
 USERS = {"owner": "o", "grant": "g", "write": "w", "read": "r", "none": "n"}
@@ -189,6 +189,8 @@ def test_every_registered_handler_has_a_rights_rule():
     assert set(HANDLERS) <= set(REQUIRED), sorted(set(HANDLERS) - set(REQUIRED))
     # and each rule is a right (or None: touches no workbook but the sender's own)
     assert {r for r in REQUIRED.values() if r is not None} <= set(shares.RIGHTS) - {"none"}
+    # unchecked follow-ups are the worker's own types only, never one a browser may send
+    assert FOLLOW_UPS == INTERNAL_TYPES and not FOLLOW_UPS & REQUEST_TYPES
 
 
 # an allowed right that is still refused, with the code: the owner cannot leave its own
@@ -423,3 +425,21 @@ async def test_a_name_that_looks_like_an_e_mail_cannot_catch_a_share(db, users):
                              "access": "write"})
     assert named["share"]["email"] == "carol@example.org"
     assert named["share"]["access"] == "write"
+
+
+async def test_a_writer_who_leaves_strands_no_calculation_their_edit_made_pending(db, users):
+    """A source edit makes its calculations pending and asks for each to be recalculated as
+    a follow-up in the editor's name; the editor leaving (or being revoked, as an owner
+    would a vandal) before the follow-up runs must not leave them pending for good (nothing
+    else recomputes a pending calculation: workbook.recalculate takes outdated ones)."""
+    f = await workbook(db, users)
+    w = users["w"]
+    edit = {"id": 1, "type": "source.edit", "source": f["source"]["id"], "name": "Edited",
+            "base_revision": f["source"]["item_revision"]}
+    who = dumps({"client": "c-w", "user": w, "workbook": None})
+    _, followups = await handle(db, CFG, [who, dumps(edit)], services=SERVICES)
+    assert len(followups) == 1
+    await ok(db, w, {"type": "workbook.leave", "workbook": f["book"]})
+    await handle(db, CFG, followups[0], services=SERVICES)
+    opened = await ok(db, users["o"], {"type": "workbook.open", "workbook": f["book"]})
+    assert [c["status"] for c in opened["calculations"]] == ["ok"]

@@ -163,12 +163,13 @@ async def recalculate(ctx: Context, calc_id: str) -> dict[str, Any] | None:
 @handler("calculation.recalculate")
 async def recalculate_followup(ctx: Context, message: dict[str, Any]) -> None:
     """A follow-up (never a browser's message: wssvc does not accept the type): recalculate
-    one calculation a source or scene edit made pending, and broadcast it."""
+    one calculation a source or scene edit made pending, and broadcast it. The edit checked
+    the editor's right (worker/rights.FOLLOW_UPS): no check again here."""
     calc_id = ident(message, "calculation")
     async with ctx.db.read() as tx:
-        row = await owned_item(tx, ctx, "calculation", calc_id)
-    if row["revision"] != message.get("revision"):
-        return  # a newer edit asked for it again
+        row = await wb.item(tx, "calculation", calc_id)
+    if row is None or row["revision"] != message.get("revision"):
+        return  # deleted since, or a newer edit asked for it again
     stored = await recalculate(ctx, calc_id)
     if stored is not None:
         ctx.to_workbook(stored["workbook_id"], {
