@@ -443,3 +443,33 @@ async def test_a_writer_who_leaves_strands_no_calculation_their_edit_made_pendin
     await handle(db, CFG, followups[0], services=SERVICES)
     opened = await ok(db, users["o"], {"type": "workbook.open", "workbook": f["book"]})
     assert [c["status"] for c in opened["calculations"]] == ["ok"]
+
+
+@pytest.mark.parametrize("what", ["share", "folder"])
+async def test_the_same_share_or_placing_twice_at_once_is_no_internal_error(
+        db, users, monkeypatch, what):
+    """Two workbook.share of one user, or two folder.move of one workbook, at once: each
+    ends in one row, and neither answers `internal` (on PostgreSQL each found no row, both
+    inserted, and the second hit the primary key)."""
+    o = users["o"]
+    book = (await ok(db, o, {"type": "workbook.create", "name": "Twice"}))["workbook"]["id"]
+    if what == "share":
+        _slow_count(monkeypatch, shares, "share_of")
+        make = [{"type": "workbook.share", "workbook": book, "user": "r", "access": access}
+                for access in ("read", "write")]
+        table = "workbook_shares"
+    else:
+        boxes = [(await ok(db, o, {"type": "folder.create", "name": f"Box{i}"}))["folder"]["id"]
+                 for i in range(2)]
+        real = shares.place
+
+        async def placed_then_slow(*args):  # the first holds its row uncommitted a moment
+            await real(*args)
+            await asyncio.sleep(0.3)
+
+        monkeypatch.setattr(shares, "place", placed_then_slow)
+        make = [{"type": "folder.move", "workbook": book, "folder": box} for box in boxes]
+        table = "folder_entries"
+    replies = await asyncio.gather(*(send(db, o, m) for m in make))
+    assert all(r["type"] != "error" for r in replies), replies
+    assert await db.fetchval(f"SELECT COUNT(*) FROM {table}") == 1
