@@ -473,3 +473,35 @@ async def test_the_same_share_or_placing_twice_at_once_is_no_internal_error(
     replies = await asyncio.gather(*(send(db, o, m) for m in make))
     assert all(r["type"] != "error" for r in replies), replies
     assert await db.fetchval(f"SELECT COUNT(*) FROM {table}") == 1
+
+
+@pytest.mark.parametrize("kind", ["calculation", "scene"])
+async def test_an_item_and_what_it_uses_are_not_added_and_deleted_at_once(
+        db, users, monkeypatch, kind):
+    """A calculation added on a scene (or a scene placing a source) while that scene (or
+    source) is deleted: one of the two is refused (`in_use`, or `invalid` naming it), never
+    `internal` and never an item left using one that is gone (on PostgreSQL the delete saw
+    no user yet and went ahead: the calculation then hit the scene's foreign key, the scene
+    was stored placing a deleted source)."""
+    f = await workbook(db, users)
+    o, book = users["o"], f["book"]
+    if kind == "calculation":
+        _slow_count(monkeypatch, stored_workbooks, "scene_workbook")
+        add = {"type": "calculation.add", "workbook": book, "name": "On spare",
+               "scene": f["spare_scene"]["id"], "data": f["defaults"]["calculation"]}
+        delete = {"type": "scene.delete", "scene": f["spare_scene"]["id"]}
+    else:
+        _slow_count(monkeypatch, stored_workbooks, "source_ids")
+        add = {"type": "scene.add", "workbook": book, "name": "On spare", "data": {
+            "sources": [{"source_id": f["spare"]["id"]}]}}
+        delete = {"type": "source.delete", "source": f["spare"]["id"]}
+    added, deleted = await asyncio.gather(send(db, o, add), send(db, o, delete))
+    outcome = (added.get("code", "ok"), deleted.get("code", "ok"))
+    assert outcome in (("ok", "in_use"), ("invalid", "ok")), (added, deleted)
+    opened = await ok(db, o, {"type": "workbook.open", "workbook": book})
+    scenes = {s["id"] for s in opened["scenes"]}
+    sources = {s["id"] for s in opened["sources"]}
+    assert all(c["scene"] in scenes for c in opened["calculations"])
+    assert all(p["source_id"] in sources for s in opened["scenes"]
+               for p in s["data"]["sources"])
+

@@ -90,6 +90,13 @@ async def hold_quota(tx, counter: str, of: str) -> None:
     await tx.lock(int.from_bytes(key, "big", signed=True))
 
 
+async def hold_items(tx, workbook: str) -> None:
+    """Serialize what counts a workbook's items or checks the references between them (a
+    scene placing a source, a calculation naming a scene) against their deletion, until the
+    transaction ends: the ``items`` lock of hold_quota."""
+    await hold_quota(tx, "items", workbook)
+
+
 def quota(key: str, value: int, what: str) -> HandlerError:
     return HandlerError("quota", f"{what}: the limit is {value} (quotas.{key})",
                         limit=f"quotas.{key}", value=value)
