@@ -505,3 +505,38 @@ async def test_an_item_and_what_it_uses_are_not_added_and_deleted_at_once(
     assert all(p["source_id"] in sources for s in opened["scenes"]
                for p in s["data"]["sources"])
 
+
+async def test_an_expansion_whose_calculation_goes_meanwhile_is_not_found(
+        db, db_url, users, monkeypatch):
+    """calculation.expand reads the calculation, checks every value (no transaction held),
+    then writes: if the calculation and its scene were deleted in between, it answers
+    `not_found` (it hit the scene's foreign key: `internal`)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("one process's SQLite transactions wait for each other: the deletes"
+                    " could not run during the expansion's read (two workers could)")
+    f = await workbook(db, users)
+    o, book = users["o"], f["book"]
+    calc = (await ok(db, o, {"type": "calculation.add", "workbook": book, "name": "Spare",
+                             "scene": f["spare_scene"]["id"],
+                             "data": f["defaults"]["calculation"]}))["item"]
+    deleted = asyncio.Event()
+    real = stored_workbooks.count_items
+
+    async def count_then_wait(*args):  # the expansion's first look: then both are deleted
+        value = await real(*args)
+        if not deleted.is_set():
+            await deleted.wait()
+        return value
+
+    async def delete_both():
+        await asyncio.sleep(0)
+        await ok(db, o, {"type": "calculation.delete", "calculation": calc["id"]})
+        await ok(db, o, {"type": "scene.delete", "scene": f["spare_scene"]["id"]})
+        deleted.set()
+
+    monkeypatch.setattr(stored_workbooks, "count_items", count_then_wait)
+    expanded, _ = await asyncio.gather(
+        send(db, o, {"type": "calculation.expand", "calculation": calc["id"],
+                     "parameter": "groups", "values": [4, 6]}), delete_both())
+    assert (expanded["code"], expanded["message"]) == ("not_found",
+                                                       f"no calculation {calc['id']}")
