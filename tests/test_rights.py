@@ -540,3 +540,21 @@ async def test_an_expansion_whose_calculation_goes_meanwhile_is_not_found(
                      "parameter": "groups", "values": [4, 6]}), delete_both())
     assert (expanded["code"], expanded["message"]) == ("not_found",
                                                        f"no calculation {calc['id']}")
+
+
+async def test_an_item_added_while_its_workbook_is_deleted_is_no_internal_error(
+        db, users, monkeypatch):
+    """source.add and workbook.delete at once: the add lands before the delete (and goes
+    with the workbook) or is refused not_found; never `internal` (on PostgreSQL the delete
+    went ahead and the add hit the workbook's foreign key)."""
+    o = users["o"]
+    book = (await ok(db, o, {"type": "workbook.create", "name": "Going"}))["workbook"]["id"]
+    _slow_count(monkeypatch, stored_workbooks, "count_items")
+    added, deleted = await asyncio.gather(
+        send(db, o, {"type": "source.add", "workbook": book, "name": "S",
+                     "data": engine.defaults()["source"]}),
+        send(db, o, {"type": "workbook.delete", "workbook": book}))
+    assert deleted["type"] == "workbook.deleted", deleted
+    assert added["type"] == "source.saved" or (added["code"], added["message"]) == (
+        "not_found", f"no workbook {book}"), added
+    assert await db.fetchval("SELECT COUNT(*) FROM sources") == 0

@@ -18,6 +18,7 @@ from .fields import (
     base_revision,
     conflict,
     copy_name,
+    hold_items,
     hold_quota,
     ident,
     name,
@@ -109,6 +110,7 @@ async def delete_workbook(ctx: Context, message: dict[str, Any]) -> None:
     workbook = ident(message, "workbook")
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
+        await hold_items(tx, workbook)  # an item being added lands first, and goes with it
         event = {"type": "workbook.deleted", "workbook": workbook}
         await _tell_sharers(ctx, tx, workbook, event)
         await wb.delete_workbook(tx, workbook)
