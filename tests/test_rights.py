@@ -558,3 +558,25 @@ async def test_an_item_added_while_its_workbook_is_deleted_is_no_internal_error(
     assert added["type"] == "source.saved" or (added["code"], added["message"]) == (
         "not_found", f"no workbook {book}"), added
     assert await db.fetchval("SELECT COUNT(*) FROM sources") == 0
+
+
+@pytest.mark.parametrize("race", ["share", "move"])
+async def test_a_share_or_placing_whose_workbook_goes_at_once(
+        db, users, monkeypatch, race):
+    """workbook.share or folder.move while the workbook is deleted: the share or placing
+    lands first and goes with it, or is refused `not_found`; never
+    `internal` (on PostgreSQL the delete went ahead between the check and the insert, which
+    hit the foreign key)."""
+    o = users["o"]
+    book = (await ok(db, o, {"type": "workbook.create", "name": "Going"}))["workbook"]["id"]
+    box = (await ok(db, o, {"type": "folder.create", "name": "Box"}))["folder"]["id"]
+    if race == "share":
+        _slow_count(monkeypatch, shares, "share_of")
+        first = {"type": "workbook.share", "workbook": book, "user": "r", "access": "read"}
+    else:
+        _slow_count(monkeypatch, shares, "folder")
+        first = {"type": "folder.move", "workbook": book, "folder": box}
+    gone = {"type": "workbook.delete", "workbook": book}
+    done, deleted = await asyncio.gather(send(db, o, first), send(db, o, gone))
+    assert done.get("code") in (None, "not_found"), done
+    assert deleted["type"] == "workbook.deleted", deleted
