@@ -1,7 +1,8 @@
 """Shared workbooks through real processes: live edits reach every user, a read share is
-refused `forbidden`, concurrent edits end in one success and one `conflict`, a revoked share's
-socket is closed with 4004, and with two wssvc in one pool main_server sends every socket of a
-workbook to the same wssvc (rendezvous hashing), again after that wssvc is lost."""
+refused `forbidden`, concurrent edits end in one success and one `conflict`, a revoked (or
+left) share's socket is closed with 4004, and with two wssvc in one pool main_server sends
+every socket of a workbook to the same wssvc (rendezvous hashing), again after that wssvc is
+lost."""
 
 from __future__ import annotations
 
@@ -131,6 +132,33 @@ async def _revoke_closes(chain: Chain) -> None:
     assert (await erin_list.request("echo", data=1))["data"] == 1
     assert (await frank.request("workbook.open"))["type"] == "workbook.content"
     for c in (erin_list, frank, alice):
+        await c.close()
+
+
+async def test_leaving_a_share_ends_what_an_old_socket_may_do(chain):
+    """workbook.leave from the list: the leaver's socket still open on the workbook can do
+    nothing more with it (each message is checked again: `not_found`) and is closed 4004 by
+    wssvc's poll; the list socket stays open."""
+    book, source = await _shared(chain, gina="write")
+    gina = await chain.connect("gina", workbook=book)
+    gina_list = await chain.connect("gina")
+    assert (await gina.request("workbook.open"))["workbook"]["access"] == "write"
+    left = await gina_list.request("workbook.leave", workbook=book)
+    assert left["type"] == "workbook.left", left
+    deadline = time.monotonic() + INTERVAL + QUERY_SLACK
+    try:
+        edit = await gina.request("source.edit", source=source["id"], name="Left",
+                                  base_revision=source["item_revision"])
+        assert (edit["code"], edit["message"]) == ("not_found", f"no source {source['id']}")
+    except websockets.ConnectionClosed:
+        pass  # the poll was quicker than the edit
+    assert await closed_with(gina, deadline) == CLOSE_ACCESS_REVOKED
+    assert (await gina_list.request("echo", data=1))["data"] == 1
+    alice = await chain.connect("alice")
+    opened = await alice.request("workbook.open", workbook=book)
+    assert [s["name"] for s in opened["sources"]] == ["Galaxy"]
+    assert (await alice.request("workbook.shares", workbook=book))["shares"] == []
+    for c in (gina_list, alice):
         await c.close()
 
 

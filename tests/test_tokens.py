@@ -52,6 +52,27 @@ async def test_live_logins_answers_for_sessions_and_tokens_together(db):
     assert not await tokens.revoke(db, user.id, token.id)  # once
 
 
+async def test_a_token_lives_no_longer_than_its_user(db):
+    """A deleted user's tokens go with it (ON DELETE CASCADE): refused as unknown, their
+    sockets no longer live. A token of an anonymous user (create() makes none, but a row
+    could come from elsewhere) is refused like one of an account that has ended."""
+    user = await sessions.upsert_user(db, issuer="test", subject="gone", kind="fake")
+    secret, _ = await tokens.create(db, user, name="t", scope="write", lifetime=3600, limit=5)
+    login = tokens.TICKET_PREFIX + sessions.token_hash(secret)
+    assert await tokens.live_logins(db, [login]) == {login}
+    await db.execute("DELETE FROM users WHERE id = :id", {"id": user.id})
+    with pytest.raises(tokens.TokenError, match="unknown API token"):
+        await tokens.authenticate(db, secret)
+    assert await tokens.live_logins(db, [login]) == set()
+    anonymous = await sessions.create_anonymous(db, 3600)
+    as_if = sessions.User(anonymous.id, "fake", None, None, None)  # past create()'s check
+    secret, _ = await tokens.create(db, as_if, name="t", scope="write", lifetime=3600,
+                                    limit=5)
+    with pytest.raises(tokens.TokenError, match="anonymous") as refused:
+        await tokens.authenticate(db, secret)
+    assert refused.value.code == "not_authenticated"
+
+
 async def test_the_secret_is_never_logged(db, caplog):
     caplog.set_level(logging.DEBUG)
     user = await sessions.upsert_user(db, issuer="test", subject="v", kind="fake")

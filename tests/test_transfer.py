@@ -13,6 +13,7 @@ import pytest
 from etckit import __version__
 from etckit.engine.version import data_version
 from tests.support.chain import Chain
+from tests.test_rights import users  # noqa: F401  (the fixture of the in-process tests)
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +212,109 @@ async def test_imports_are_held_to_the_quotas_and_cost_limits(chain):
     assert refused["code"] == "too_expensive", refused
     assert refused["field"] == "content.calculations.0.scene.sources"
     assert len((await lister.request("workbook.list"))["workbooks"]) == 1
+
+
+# -- in-process, on SQLite and PostgreSQL: what an import may link to, and what a refusal
+# leaves in the database (the worker's dispatch, as tests/test_rights.py drives it)
+
+TABLES = ("workbooks", "sources", "scenes", "calculations", "spectra")
+
+
+async def _rows(db) -> dict[str, int]:
+    return {t: int(await db.fetchval(f"SELECT COUNT(*) AS n FROM {t}")) for t in TABLES}
+
+
+async def test_an_import_links_only_to_its_own_new_items(db, users):  # noqa: F811
+    from tests.test_rights import ok, send, workbook
+
+    theirs = await workbook(db, users)  # o's, with a spectrum; n may not see it
+    content = (await ok(db, users["o"], {"type": "workbook.export",
+                                         "workbook": theirs["book"]}))["content"]
+    made = await ok(db, users["n"], {"type": "workbook.import", "content": content})
+    mine = await ok(db, users["n"], {"type": "workbook.open", "workbook": made["workbook"]["id"]})
+    ids = {k: {i["id"] for i in mine[k]} for k in ("sources", "scenes", "calculations")}
+    old = {theirs[k]["id"] for k in ("source", "spare", "scene", "spare_scene", "calc")}
+    assert not old & set().union(*ids.values())  # nothing kept an id of o's
+    assert {p["source_id"] for s in mine["scenes"] for p in s["data"]["sources"]} <= \
+        ids["sources"]
+    assert {c["scene"] for c in mine["calculations"]} <= ids["scenes"]
+    listed = await ok(db, users["n"], {"type": "spectrum.list",
+                                       "workbook": made["workbook"]["id"]})
+    assert [s["id"] for s in listed["spectra"]] != [theirs["spectrum"]]
+    # a file naming o's items that it does not hold itself is refused, naming the path
+    before = await _rows(db)
+    for how, field in (("spectrum", "content.sources.0.data.spectrum.spectrum_id"),
+                       ("source", "content.scenes.0.data.sources.0.source_id"),
+                       ("scene", "content.calculations.0.scene")):
+        c = copy.deepcopy(content)
+        if how == "spectrum":
+            c["spectra"] = []
+            c["sources"][0]["data"]["spectrum"] = {"kind": "uploaded",
+                                                   "spectrum_id": theirs["spectrum"]}
+        elif how == "source":
+            c["scenes"][0]["data"]["sources"][0]["source_id"] = theirs["spare"]["id"]
+            c["sources"] = [s for s in c["sources"] if s["id"] != theirs["spare"]["id"]]
+        else:
+            c["calculations"][0]["scene"] = theirs["spare_scene"]["id"]
+            c["scenes"] = [s for s in c["scenes"] if s["id"] != theirs["spare_scene"]["id"]]
+        refused = await send(db, users["n"], {"type": "workbook.import", "content": c})
+        assert (refused["code"], refused["field"]) == ("invalid", field), (how, refused)
+    assert await _rows(db) == before
+    opened = await ok(db, users["o"], {"type": "workbook.open", "workbook": theirs["book"]})
+    assert len(opened["sources"]) == 2 and len(opened["calculations"]) == 1
+
+
+async def test_a_refused_import_leaves_no_row_behind(db, users):  # noqa: F811
+    """Over the user's spectrum points, over the workbooks quota, or faulty deep inside the
+    last calculation: refused, and not one row of the workbook, its items or its spectra is
+    stored."""
+    from etckit.config import load
+    from tests.test_rights import SPECTRUM, ok, send, workbook
+
+    theirs = await workbook(db, users)
+    content = (await ok(db, users["o"], {"type": "workbook.export",
+                                         "workbook": theirs["book"]}))["content"]
+    points = len(content["spectra"][0]["data"]["wave_um"])
+    n = users["n"]
+    own = (await ok(db, n, {"type": "workbook.create", "name": "Mine"}))["workbook"]["id"]
+    await ok(db, n, {"type": "spectrum.upload", "workbook": own, "name": "U", "format": "ascii",
+                     "flux_unit": "Jy", "content": SPECTRUM})
+    tight = load(None, environ={"ETCKIT_QUOTAS__SPECTRUM_POINTS_PER_USER": str(points * 2 - 1),
+                                "ETCKIT_QUOTAS__WORKBOOKS_PER_USER": "2"})
+    before = await _rows(db)
+    refused = await send(db, n, {"type": "workbook.import", "content": content}, cfg=tight)
+    assert (refused["code"], refused["limit"]) == ("quota", "quotas.spectrum_points_per_user")
+    deep = copy.deepcopy(content)
+    deep["calculations"][-1]["data"]["aperture_radius_arcsec"] = -1
+    refused = await send(db, n, {"type": "workbook.import", "content": deep})
+    assert refused["code"] == "invalid", refused
+    assert refused["field"].startswith(f"content.calculations.{len(deep['calculations']) - 1}"
+                                       ".data."), refused
+    assert await _rows(db) == before
+    await ok(db, n, {"type": "workbook.create", "name": "Second"})
+    before = await _rows(db)
+    refused = await send(db, n, {"type": "workbook.import", "content": content}, cfg=tight)
+    assert (refused["code"], refused["limit"]) == ("quota", "quotas.workbooks_per_user")
+    assert await _rows(db) == before
+
+
+async def test_an_integer_beyond_a_double_is_refused_naming_it(db, users):  # noqa: F811
+    """wssvc refuses integers of 309+ digits; a worker given one anyway (in a spectrum's
+    table, or a source's inline table) answers `invalid` naming it, not `internal`."""
+    from tests.test_rights import ok, send, workbook
+
+    theirs = await workbook(db, users)
+    content = (await ok(db, users["o"], {"type": "workbook.export",
+                                         "workbook": theirs["book"]}))["content"]
+    huge = 10 ** 400
+    c = copy.deepcopy(content)
+    c["spectra"][0]["data"]["wave_um"][3] = huge
+    refused = await send(db, users["n"], {"type": "workbook.import", "content": c})
+    assert (refused["code"], refused["field"]) == ("invalid", "content.spectra.0.data.wave_um.3")
+    c = copy.deepcopy(content)
+    c["sources"][0]["data"]["spectrum"] = {"kind": "uploaded",
+                                           "spectrum_id": c["spectra"][0]["id"],
+                                           "table": {"wave_um": [1, 2], "fnu_jy": [1, huge]}}
+    refused = await send(db, users["n"], {"type": "workbook.import", "content": c})
+    assert (refused["code"], refused["field"]) == \
+        ("invalid", "content.sources.0.data.spectrum.table.fnu_jy"), refused

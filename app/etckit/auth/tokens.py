@@ -14,6 +14,7 @@ sockets with 4003 just as a logout closes a browser's.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import uuid
@@ -161,6 +162,9 @@ async def authenticate(db: Database, secret: str) -> tuple[sessions.User, Token,
         raise TokenError("not_authenticated", "this API token was revoked")
     if row["expires_at"] <= now:
         raise TokenError("not_authenticated", "this API token has expired")
+    if row["kind"] == "anonymous" or (row["user_expires"] or math.inf) <= now:
+        raise TokenError("not_authenticated", "this API token's user is anonymous or its"
+                         " account has ended")
     await db.execute("UPDATE api_tokens SET last_used_at = :now WHERE token_hash = :h",
                      {"now": now, "h": digest})
     user = sessions.User(row["user_id"], row["kind"], row["display_name"], row["email"],

@@ -323,7 +323,10 @@ def _table(d: Any, field: str) -> tuple:
                                                     f"{MAX_TABLE_POINTS} numbers")
         if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
             raise ValidationError(f"{field}.{key}", "must hold numbers only")
-        cols.append(np.array(v, dtype=float))
+        try:
+            cols.append(np.array(v, dtype=float))
+        except OverflowError:  # an integer beyond a double
+            raise ValidationError(f"{field}.{key}", "must hold finite numbers") from None
     w, f = cols
     if len(w) != len(f) or not (np.all(np.isfinite(w)) and np.all(np.isfinite(f))):
         raise ValidationError(f"{field}.fnu_jy", "must be finite and as long as wave_um")

@@ -42,9 +42,12 @@ async def right_on(tx: Transaction, user: str, workbook: str) -> tuple[str, Row 
 
 
 async def find_user(tx: Transaction, who: str) -> list[Row]:
-    """The users a name or e-mail names (SSO e-mail or name; a fake login's name)."""
+    """The users a name or e-mail names (SSO e-mail or name; a fake login's name). Text with
+    an ``@`` names an e-mail only (or a fake login): an SSO name is whatever its user typed at
+    the provider, so a name that looks like someone's address must not catch their share."""
+    names = "" if "@" in who else " OR display_name = :w"
     return await tx.fetchall(
-        "SELECT id, kind, display_name, email FROM users WHERE email = :w OR display_name = :w"
+        f"SELECT id, kind, display_name, email FROM users WHERE email = :w{names}"
         " OR (kind = 'fake' AND subject = :w) ORDER BY id", {"w": who})
 
 
@@ -59,14 +62,13 @@ async def user_name(tx: Transaction, user: str) -> str:
 
 async def share(tx: Transaction, workbook: str, user: str, access: str, granted_by: str
                 ) -> None:
-    """Give (or change) a user's share of a workbook."""
+    """Give (or change) a user's share of a workbook (one statement: two shares of one user
+    at once end in one row, the later one's)."""
     params = {"w": workbook, "u": user, "a": access, "by": granted_by, "t": time.time()}
-    changed = await tx.execute("UPDATE workbook_shares SET access = :a, granted_by = :by,"
-                               " granted_at = :t WHERE workbook_id = :w AND user_id = :u",
-                               params)
-    if changed == 0:
-        await tx.execute("INSERT INTO workbook_shares (workbook_id, user_id, access,"
-                         " granted_by, granted_at) VALUES (:w, :u, :a, :by, :t)", params)
+    await tx.execute("INSERT INTO workbook_shares (workbook_id, user_id, access, granted_by,"
+                     " granted_at) VALUES (:w, :u, :a, :by, :t) ON CONFLICT (workbook_id,"
+                     " user_id) DO UPDATE SET access = excluded.access, granted_by ="
+                     " excluded.granted_by, granted_at = excluded.granted_at", params)
 
 
 async def share_of(tx: Transaction, workbook: str, user: str) -> Row | None:
@@ -166,9 +168,13 @@ async def delete_folder(tx: Transaction, user: str, folder_id: str) -> None:
 
 
 async def place(tx: Transaction, user: str, workbook: str, folder_id: str | None) -> None:
-    """Put a workbook in one of the user's folders (None: out of any folder)."""
-    await tx.execute("DELETE FROM folder_entries WHERE user_id = :u AND workbook_id = :w",
-                     {"u": user, "w": workbook})
-    if folder_id is not None:
-        await tx.execute("INSERT INTO folder_entries (user_id, workbook_id, folder_id)"
-                         " VALUES (:u, :w, :f)", {"u": user, "w": workbook, "f": folder_id})
+    """Put a workbook in one of the user's folders (None: out of any folder); one statement,
+    so two moves at once end in one placing, the later one's."""
+    if folder_id is None:
+        await tx.execute("DELETE FROM folder_entries WHERE user_id = :u AND workbook_id = :w",
+                         {"u": user, "w": workbook})
+        return
+    await tx.execute("INSERT INTO folder_entries (user_id, workbook_id, folder_id) VALUES"
+                     " (:u, :w, :f) ON CONFLICT (user_id, workbook_id) DO UPDATE SET"
+                     " folder_id = excluded.folder_id",
+                     {"u": user, "w": workbook, "f": folder_id})

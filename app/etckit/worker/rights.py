@@ -26,7 +26,6 @@ WRITE_TYPES = frozenset({
     *(f"{kind}.{verb}" for kind in _KINDS for verb in ("add", "edit", "copy", "delete")),
     "spectrum.upload",
     "spectrum.delete",
-    "calculation.recalculate",  # a follow-up of a write (worker/dispatch.INTERNAL_TYPES)
 })
 OWNER_TYPES = frozenset({"workbook.rename", "workbook.delete"})
 GRANT_TYPES = frozenset({"workbook.share", "workbook.unshare"})
@@ -36,6 +35,10 @@ READ_TO_OWN = frozenset({"workbook.copy", "folder.move", "workbook.leave"})
 NO_WORKBOOK = frozenset({"echo", "test.sleep", "test.broadcast", "workbook.list",
                          "workbook.create", "workbook.import", "folder.create",
                          "folder.rename", "folder.delete"})
+# the worker's own follow-ups of a write (worker/dispatch.INTERNAL_TYPES; no browser can send
+# one): authorized by the edit that asked for them, so an editor who leaves (or is revoked)
+# before they run does not leave the calculations their edit made pending for good
+FOLLOW_UPS = frozenset({"calculation.recalculate"})
 
 REQUIRED: dict[str, str | None] = {
     # READ_TYPES also names wssvc's own types (ping, pong), which never reach a worker
@@ -43,7 +46,7 @@ REQUIRED: dict[str, str | None] = {
     **{t: "write" for t in WRITE_TYPES},
     **{t: "owner" for t in OWNER_TYPES},
     **{t: "grant" for t in GRANT_TYPES},
-    **{t: None for t in NO_WORKBOOK},
+    **{t: None for t in NO_WORKBOOK | FOLLOW_UPS},
 }
 assert not (set(REQUEST_TYPES) - set(REQUIRED)), "a request type without a rule"
 

@@ -25,7 +25,7 @@ from ...storage import workbooks as wb
 from ..compute import check_cost
 from ..dispatch import Context, HandlerError, handler
 from .contents import _recalculate_later
-from .fields import ident, owned_item, owned_workbook, quota, workbook_of
+from .fields import hold_items, ident, owned_item, owned_workbook, quota, workbook_of
 from .results import _result
 
 EXPAND_PARAMETERS = ("groups", "integrations", "exposures", "filter")
@@ -96,6 +96,17 @@ async def _room_for(ctx: Context, tx: Any, workbook: str, n: int) -> None:
                     f" the workbook's {limit} (it has {have})")
 
 
+async def _still_there(tx: Any, row: dict[str, Any]) -> None:
+    """The calculation expanded, on the scene it was read with (it may have been deleted,
+    with its scene, while the values were checked outside any transaction)."""
+    now = await wb.item(tx, "calculation", row["id"])
+    if now is None:
+        raise HandlerError("not_found", f"no calculation {row['id']}")
+    if now["scene_id"] != row["scene_id"]:
+        raise HandlerError("invalid", f"calculation: {row['id']} was moved to another scene"
+                           " meanwhile; expand it again", field="calculation")
+
+
 @handler("calculation.expand")
 async def expand(ctx: Context, message: dict[str, Any]) -> None:
     calc_id = ident(message, "calculation")
@@ -115,6 +126,8 @@ async def expand(ctx: Context, message: dict[str, Any]) -> None:
     made = []
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
+        await hold_items(tx, workbook)  # nothing it uses is deleted now until this commits
+        await _still_there(tx, row)
         await _room_for(ctx, tx, workbook, len(planned))  # again: others may have added
         for label, stored in planned:
             new = uuid.uuid4().hex

@@ -33,6 +33,7 @@ from .fields import (
     conflict,
     copy_name,
     data,
+    hold_items,
     ident,
     name,
     owned_item,
@@ -63,6 +64,7 @@ def _announce(ctx: Context, type_: str, workbook: str, item: Any) -> None:
 
 async def _room(tx, ctx: Context, kind: str, workbook: str) -> None:
     limit = ctx.cfg.quotas.items_per_workbook
+    await hold_items(tx, workbook)  # also: what it uses cannot be deleted meanwhile
     if await wb.count_items(tx, kind, workbook) >= limit:
         raise quota("items_per_workbook", limit, f"this workbook has as many {kind}s as allowed")
 
@@ -161,12 +163,13 @@ async def recalculate(ctx: Context, calc_id: str) -> dict[str, Any] | None:
 @handler("calculation.recalculate")
 async def recalculate_followup(ctx: Context, message: dict[str, Any]) -> None:
     """A follow-up (never a browser's message: wssvc does not accept the type): recalculate
-    one calculation a source or scene edit made pending, and broadcast it."""
+    one calculation a source or scene edit made pending, and broadcast it. The edit checked
+    the editor's right (worker/rights.FOLLOW_UPS): no check again here."""
     calc_id = ident(message, "calculation")
     async with ctx.db.read() as tx:
-        row = await owned_item(tx, ctx, "calculation", calc_id)
-    if row["revision"] != message.get("revision"):
-        return  # a newer edit asked for it again
+        row = await wb.item(tx, "calculation", calc_id)
+    if row is None or row["revision"] != message.get("revision"):
+        return  # deleted since, or a newer edit asked for it again
     stored = await recalculate(ctx, calc_id)
     if stored is not None:
         ctx.to_workbook(stored["workbook_id"], {
@@ -220,6 +223,7 @@ def _edit(kind: str):
             if row["item_revision"] != base:
                 raise conflict(kind, item, base, item_view(kind, row))
             workbook = row["workbook_id"]
+            await hold_items(tx, workbook)  # what it uses cannot be deleted meanwhile
             new_name = name(ctx, message["name"]) if "name" in message else row["name"]
             raw = data(message) if "data" in message else json.loads(row["data"])
             scene = await _scene_of(tx, kind, message, workbook, row.get("scene_id"))
@@ -269,6 +273,7 @@ def _delete(kind: str):
             if base is not None and row["item_revision"] != base:
                 raise conflict(kind, item, base, item_view(kind, row))
             workbook = row["workbook_id"]
+            await hold_items(tx, workbook)  # no item can take it up meanwhile
             await _refuse_if_used(tx, kind, row)
             if not await wb.delete_item(tx, kind, item, base):
                 raise await _conflict_now(tx, kind, item, base or 0)

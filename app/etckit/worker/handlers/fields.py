@@ -3,6 +3,7 @@ HandlerError naming the field."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -79,6 +80,23 @@ async def owned_item(tx, ctx: Context, kind: str, item: str) -> dict[str, Any]:
     return row
 
 
+async def hold_quota(tx, counter: str, of: str) -> None:
+    """Serialize the checks of one quota's count (`counter` of a user or a workbook) until the
+    transaction ends, so that two requests at once cannot both see room for the last one (on
+    PostgreSQL each counted before the other inserted; on SQLite the write lock already
+    serializes). Taken before counting; a transaction takes an ``items`` lock before a
+    ``user`` one, never the other way round."""
+    key = hashlib.sha256(f"quota {counter} {of}".encode()).digest()[:8]
+    await tx.lock(int.from_bytes(key, "big", signed=True))
+
+
+async def hold_items(tx, workbook: str) -> None:
+    """Serialize what counts a workbook's items or checks the references between them (a
+    scene placing a source, a calculation naming a scene) against their deletion, until the
+    transaction ends: the ``items`` lock of hold_quota."""
+    await hold_quota(tx, "items", workbook)
+
+
 def quota(key: str, value: int, what: str) -> HandlerError:
     return HandlerError("quota", f"{what}: the limit is {value} (quotas.{key})",
                         limit=f"quotas.{key}", value=value)
@@ -88,6 +106,8 @@ async def room_for_points(tx, ctx: Context, owner: str, more: int) -> None:
     """Uploaded spectra may hold at most quotas.spectrum_points_per_user points across the
     workbooks one user owns (an upload or a copy adding ``more`` points must fit)."""
     limit = ctx.cfg.quotas.spectrum_points_per_user
+    if more:
+        await hold_quota(tx, "user", owner)
     if more and await spectra.points_of_owner(tx, owner) + more > limit:
         raise quota("spectrum_points_per_user", limit,
                     "the uploaded spectra of your workbooks would hold more points than "

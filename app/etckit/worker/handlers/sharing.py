@@ -16,7 +16,7 @@ from typing import Any
 
 from ...storage import shares
 from ..dispatch import Context, HandlerError, handler
-from .fields import ident, name, owned_workbook, text
+from .fields import hold_items, hold_quota, ident, name, owned_workbook, text
 
 FOLDERS_MAX = 100  # folders per user (quota `folders_per_user`)
 WHO_MAX = 254  # the longest name or e-mail a share may name
@@ -64,8 +64,9 @@ async def _recipient(tx, ctx: Context, message: dict[str, Any], owner: str) -> s
 
 async def _sharer(tx, ctx: Context, workbook: str) -> dict[str, Any]:
     """The workbook, if this user may change its shares (the central check, and not
-    anonymous)."""
+    anonymous); held (its items lock) so that it is not deleted before the share is written."""
     row = await owned_workbook(tx, ctx, workbook)
+    await hold_items(tx, workbook)
     if await _kind(tx, ctx.user) == "anonymous":
         raise HandlerError("forbidden", "anonymous users cannot share workbooks: log in"
                            " with an account first")
@@ -160,6 +161,7 @@ async def create_folder(ctx: Context, message: dict[str, Any]) -> None:
     row = {"id": uuid.uuid4().hex, "name": name(ctx, message.get("name")),
            "created_at": time.time()}
     async with ctx.db.transaction() as tx:
+        await hold_quota(tx, "user", ctx.user)
         if await shares.count_folders(tx, ctx.user) >= FOLDERS_MAX:
             raise HandlerError("quota", f"you have as many folders as allowed: the limit is"
                                f" {FOLDERS_MAX}", limit="folders_per_user", value=FOLDERS_MAX)
@@ -195,6 +197,7 @@ async def move(ctx: Context, message: dict[str, Any]) -> None:
     workbook = ident(message, "workbook")
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
+        await hold_items(tx, workbook)  # not deleted before the placing is written
         folder = None if message.get("folder") is None else (
             await _folder(tx, ctx, message))["id"]
         await shares.place(tx, ctx.user, workbook, folder)

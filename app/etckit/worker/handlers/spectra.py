@@ -20,7 +20,15 @@ from ...storage import spectra
 from ...storage import workbooks as wb
 from .. import rights
 from ..dispatch import Context, HandlerError, handler
-from .fields import ident, name, owned_workbook, quota, room_for_points, workbook_of
+from .fields import (
+    hold_quota,
+    ident,
+    name,
+    owned_workbook,
+    quota,
+    room_for_points,
+    workbook_of,
+)
 
 
 def view(row: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +88,7 @@ async def upload(ctx: Context, message: dict[str, Any]) -> None:
     async with ctx.db.transaction() as tx:
         row = await owned_workbook(tx, ctx, workbook)
         limit = ctx.cfg.quotas.items_per_workbook
+        await hold_quota(tx, "items", workbook)
         if await spectra.count(tx, workbook) >= limit:
             raise quota("items_per_workbook", limit,
                         "this workbook has as many spectra as allowed")

@@ -131,9 +131,16 @@ def _column(values: Any, path: str, limit: int) -> list[float]:
     if not isinstance(values, list) or not 2 <= len(values) <= limit:
         raise _invalid(path, f"must be a list of 2 to {limit} numbers")
     for i, x in enumerate(values):
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not _finite(x):
             raise _invalid(f"{path}.{i}", "must be a finite number")
     return [float(x) for x in values]
+
+
+def _finite(x: float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond a double (wssvc refuses them: 309+ digits)
+        return False
 
 
 def _table(data: Any, path: str, limit: int) -> dict[str, list[float]]:

@@ -18,6 +18,8 @@ from .fields import (
     base_revision,
     conflict,
     copy_name,
+    hold_items,
+    hold_quota,
     ident,
     name,
     owned_workbook,
@@ -55,6 +57,7 @@ async def _tell_sharers(ctx: Context, tx, workbook: str, event: dict[str, Any]) 
 
 async def room_for_one_more(tx, ctx: Context) -> None:
     limit = ctx.cfg.quotas.workbooks_per_user
+    await hold_quota(tx, "user", ctx.user)
     if await wb.count_for(tx, ctx.user) >= limit:
         raise quota("workbooks_per_user", limit, "you have as many workbooks as allowed")
 
@@ -107,6 +110,7 @@ async def delete_workbook(ctx: Context, message: dict[str, Any]) -> None:
     workbook = ident(message, "workbook")
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
+        await hold_items(tx, workbook)  # an item being added lands first, and goes with it
         event = {"type": "workbook.deleted", "workbook": workbook}
         await _tell_sharers(ctx, tx, workbook, event)
         await wb.delete_workbook(tx, workbook)
