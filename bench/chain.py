@@ -456,11 +456,18 @@ async def main() -> None:
     plain = results["chain_plain"]
     print(f"ratio CURVE on/off: p50 {c['p50'] / plain['p50']:.2f}x, "
           f"p99 {c['p99'] / plain['p99']:.2f}x, throughput {c['rps'] / plain['rps']:.2f}x")
-    print(f"ratio chain/ws_echo: p50 {c['p50'] / a['p50']:.2f}x (target <= 3x), "
+    print(f"ratio chain/ws_echo: p50 {c['p50'] / a['p50']:.2f}x, "
           f"p99 {c['p99'] / a['p99']:.2f}x, throughput {c['rps'] / a['rps']:.2f}x")
     print(f"ratio chain/zmq_echo: p50 {c['p50'] / b['p50']:.2f}x, "
           f"throughput {c['rps'] / b['rps']:.2f}x")
-    print(f"chain throughput {c['rps']:.0f}/s vs target 2000/s: {c['rps'] / 2000:.2f}x")
+    floor50, floor99 = a["p50"] + 2 * b["p50"], a["p99"] + 2 * b["p99"]  # issue 15's floor
+    met50, met99 = c["p50"] <= 1.3 * floor50, c["p99"] <= 2 * floor99
+    print(f"chain vs its parts (ws echo + 2 zmq round trips): p50 {c['p50'] / floor50:.2f}x"
+          f" of {floor50:.3f} ms (target <= 1.3x: {'met' if met50 else 'NOT met'}),"
+          f" p99 {c['p99'] / floor99:.2f}x of {floor99:.3f} ms (target <= 2x:"
+          f" {'met' if met99 else 'NOT met'})")
+    print(f"chain throughput {c['rps']:.0f}/s vs target 5000/s: {c['rps'] / 5000:.2f}x"
+          f" ({'met' if c['rps'] >= 5000 else 'NOT met'})")
     print(f"{sockets['open']} open websockets on one wssvc: RSS {sockets['rss_during']:.1f} MB "
           f"(idle {sockets['rss_before']:.1f} MB; target < 200 MB: "
           f"{sockets['rss_during'] / 200:.2f}x); last one answers: {sockets['last_one_answers']}")
