@@ -135,7 +135,8 @@ async def test_a_flood_on_one_socket_is_rate_limited_then_closed_and_another_use
     # wssvc.max_refusals (100) refusals, refilled at connection_rate while she floods
     assert 100 <= len(limited) <= 150, len(limited)
     assert all(m["retry_after"] > 0 for m in limited)
-    assert {m["type"] for m in replies.values()} == {"workbook.list", "error"}
+    # the requests within her burst were answered workbook.list, unless the close came first
+    assert {m["type"] for m in replies.values()} <= {"workbook.list", "error"}
     await bob_task
     assert served == 10
     _alive(chain)
