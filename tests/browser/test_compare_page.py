@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 
 from tests.browser.conftest import fake_login, shot
-from tests.browser.test_workbook_page import _create_and_open
+from tests.browser.test_workbook_page import _bright_source_in_a_scene, _create_and_open
 
 CALCULATIONS = (("PRISM deep", "PRISM", "CLEAR"), ("G235M deep", "G235M", "F170LP"))
 
@@ -33,13 +33,7 @@ def test_compare_two_spectra_against_wavelength(context, system):
     page = context.new_page()
     fake_login(page, system.url, "comparer")
     _create_and_open(page, system.url, "Spectra compared")
-    page.locator("#add-source").click()
-    page.locator("#source-form [name='data.normalization.value']").fill("2000")
-    page.locator("#form-save").click()
-    page.wait_for_selector("#source-list tr[data-id]")
-    page.locator("#add-scene").click()
-    page.locator("#form-save").click()
-    page.wait_for_selector("#scene-list tr[data-id]")
+    _bright_source_in_a_scene(page)
     for name, disperser, filt in CALCULATIONS:
         _spectroscopic_calculation(page, name, disperser, filt)
     for name, _, _ in CALCULATIONS:  # ticked in this order: calculations.0 is the PRISM one

@@ -4,7 +4,7 @@ spectroscopic plots (issue 16 item 1)."""
 from __future__ import annotations
 
 from tests.browser.conftest import fake_login, shot
-from tests.browser.test_workbook_page import _create_and_open
+from tests.browser.test_workbook_page import _bright_source_in_a_scene, _create_and_open
 
 SPECTRO_KINDS = ("snr_vs_wavelength", "extracted_flux", "detector_2d", "snr_2d")
 
@@ -14,13 +14,7 @@ def test_build_a_nirspec_calculation_and_see_its_plots(context, system):
     fake_login(page, system.url, "spectroscopist")
     _create_and_open(page, system.url, "Spectra")
 
-    page.locator("#add-source").click()
-    page.locator("#source-form [name='data.normalization.value']").fill("2000")
-    page.locator("#form-save").click()
-    page.wait_for_selector("#source-list tr[data-id]")
-    page.locator("#add-scene").click()
-    page.locator("#form-save").click()
-    page.wait_for_selector("#scene-list tr[data-id]")
+    _bright_source_in_a_scene(page)
 
     page.locator("#add-calculation").click()
     form = page.locator("#calculation-form")

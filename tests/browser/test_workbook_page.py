@@ -5,6 +5,17 @@ from __future__ import annotations
 from tests.browser.conftest import fake_login, open_list, shot
 
 
+def _bright_source_in_a_scene(page) -> None:
+    """In the open workbook: a source of 2000 (the form's unit) and a scene holding it."""
+    page.locator("#add-source").click()
+    page.locator("#source-form [name='data.normalization.value']").fill("2000")
+    page.locator("#form-save").click()
+    page.wait_for_selector("#source-list tr[data-id]")
+    page.locator("#add-scene").click()
+    page.locator("#form-save").click()
+    page.wait_for_selector("#scene-list tr[data-id]")
+
+
 def _create_and_open(page, base: str, name: str) -> None:
     open_list(page, base)
     page.locator("#new-name").fill(name)
