@@ -35,7 +35,7 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.chain import Chain  # noqa: E402
+from tests.support.chain import ORIGIN, Chain, Client  # noqa: E402
 
 PACE = 0.15  # seconds Bob waits between rounds (two requests), well under the default limits
 
@@ -86,8 +86,9 @@ async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipe
                 stop: asyncio.Event, outcomes: Counter) -> None:
     """Mallory's sockets, each keeping `pipeline` requests in flight whatever the answer;
     when wssvc closes one (1008: she ignored retry_after), she opens another at once, with a
-    ticket made here (in production a new ticket costs a trip to main_server, which HAProxy
-    limits per address: this is the attacker's best case)."""
+    ticket made here, and again at once when it is refused (429 while wssvc blocks her). In
+    production a new ticket costs a trip to main_server, which HAProxy limits per address:
+    this is the attacker's best case."""
     base = [src["item_revision"]]  # the source's latest revision heard of
 
     async def one_socket(n: int, client) -> None:
@@ -134,11 +135,26 @@ async def flood(chain: Chain, calc: dict, src: dict, wb: str, sockets: int, pipe
             with contextlib.suppress(Exception):
                 await client.close()
 
+    async def reopen() -> Client | None:
+        """A new socket with a new ticket (made here, with no database work: her best
+        case); None when wssvc refuses it at the handshake (she is blocked)."""
+        try:
+            ws = await websockets.connect(chain.url(chain.ticket("mallory", workbook=wb)),
+                                          origin=ORIGIN, max_size=None)
+        except websockets.InvalidStatus as refused:
+            outcomes[f"new socket refused {refused.response.status_code}"] += 1
+            return None
+        client = Client(ws)
+        await client.recv()  # hello
+        return client
+
     async def run(n: int) -> None:
+        client = await chain.connect("mallory", workbook=wb)
         while not stop.is_set():
-            await one_socket(n, await chain.connect("mallory", workbook=wb))
-            if not stop.is_set():
-                outcomes["socket closed by wssvc, opened again"] += 1
+            if client is not None:
+                await one_socket(n, client)
+                outcomes["socket closed by wssvc"] += 1
+            client = await reopen()  # at once: she never waits what she is told
 
     await asyncio.gather(*(run(n) for n in range(sockets)))
 

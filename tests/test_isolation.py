@@ -68,13 +68,22 @@ async def mallory_builds(chain: Chain) -> tuple:
 
 async def mallory_attacks(chain: Chain, client, src: dict, calcs: list[dict]) -> None:
     """Flood downloads (wssvc closes the socket with 1008 once she has ignored enough
-    retry_after), then, on a new socket, edit the source every calculation uses, without
-    waiting (each edit made from the revision the previous one should leave)."""
+    retry_after, and then refuses her new sockets with 429), then, on a socket she opened
+    before, edit the source every calculation uses, without waiting (each edit made from the
+    revision the previous one should leave)."""
+    editor = await chain.connect("mallory", workbook=calcs[0]["workbook"])
     with contextlib.suppress(websockets.ConnectionClosed):
         for i in range(FLOOD):
             await client.send({"id": f"d{i}", "type": "calculation.download",
                                "calculation": calcs[i % len(calcs)]["id"], "format": "csv"})
-    client = await chain.connect("mallory", workbook=calcs[0]["workbook"])
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:  # her replies, then wssvc's close
+            await client.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, closed.value
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await chain.connect("mallory", workbook=calcs[0]["workbook"])
+    assert refused.value.response.status_code == 429
+    client = editor
     edited = copy.deepcopy(src["data"])
     for n in range(3):
         edited["normalization"]["value"] = 50.0 + n

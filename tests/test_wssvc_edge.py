@@ -112,6 +112,24 @@ def test_full_user_buckets_are_forgotten():
     assert lim.prune() == 0
 
 
+def test_a_user_who_empties_her_refusals_is_blocked_until_they_have_filled_again():
+    clock = Clock()
+    lim = Limits(Rates(max_in_flight=2, connection_rate=2.0, connection_burst=3,
+                       user_rate=2.0, user_burst=4, max_refusals=4, block_seconds=2.0),
+                 clock)
+    assert [lim.ignored("mallory") for _ in range(5)] == [False] * 4 + [True]
+    assert lim.blocked("mallory") == 2.0 and lim.blocked("bob") == 0.0
+    assert not lim.ignored("bob")
+    clock.now += 1.5
+    assert lim.blocked("mallory") == 0.5
+    lim.prune()  # her block and her bucket are still kept, bob's full bucket is not
+    assert set(lim.blocks) == {"mallory"} and set(lim.refusals) == {"mallory"}
+    clock.now += 0.5
+    assert lim.blocked("mallory") == 0.0 and not lim.blocks
+    lim.prune()
+    assert not lim.refusals
+
+
 # -- the shape of a message --------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, limit, deep", [
@@ -238,25 +256,31 @@ async def test_rate_limited_requests_say_when_to_retry():
         service.upstream.ctx.term()
 
 
-async def test_a_socket_that_ignores_retry_after_is_closed_with_1008():
+async def test_a_user_who_ignores_retry_after_is_closed_with_1008_and_blocked():
     service = _service(connection_burst="2", connection_rate="0.01", max_refusals="3")
     try:
-        def client() -> Client:
-            return Client(id="c", user="u", workbook=None, queue=asyncio.Queue(20),
+        def client(user: str) -> Client:
+            return Client(id="c", user=user, workbook=None, queue=asyncio.Queue(20),
                           limit=service.limits.connection())
 
-        patient = client()
+        patient = client("patient")
         for n in range(5):  # two served, three refused: within max_refusals
             service.handle(patient, {"id": n, "type": "ping"}, "")
         assert not patient.closed.done()
-        flooder = client()
-        service.limits.users.clear()
-        for n in range(6):  # two served, three refused, and a fourth refusal: closed
-            service.handle(flooder, {"id": n, "type": "ping"}, "")
-        replies = [json.loads(flooder.queue.get_nowait()) for _ in range(6)]
-        assert [r.get("code") for r in replies] == [None, None] + ["rate_limited"] * 4
-        assert flooder.closed.done() and flooder.close_code == 1008
-        assert "retry_after" in flooder.close_reason
+        first, second = client("flooder"), client("flooder")
+        for n in range(4):  # two served, two refused
+            service.handle(first, {"id": n, "type": "ping"}, "")
+        assert not first.closed.done()
+        for n in range(4):  # her second socket: two served, one refused, then one too many
+            service.handle(second, {"id": n, "type": "ping"}, "")
+        replies = [json.loads(second.queue.get_nowait()) for _ in range(4)]
+        assert [r.get("code") for r in replies] == [None, None] + ["rate_limited"] * 2
+        assert second.closed.done() and second.close_code == 1008
+        assert "retry_after" in second.close_reason
+        # the refusals are the user's, not one socket's: she is blocked for block_seconds
+        # (60 s by default); the patient user is not
+        assert 59 < service.limits.blocked("flooder") <= 60
+        assert service.limits.blocked("patient") == 0.0
     finally:
         service.upstream.ctx.term()
 

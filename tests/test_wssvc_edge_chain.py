@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import httpx
 import pytest
@@ -128,8 +129,12 @@ async def test_a_flood_on_one_socket_is_rate_limited_then_closed_and_another_use
             served += 1
 
     bob_task = asyncio.create_task(bob_works())
+    started = time.monotonic()
     closed = await reader
     assert closed.rcvd is not None and closed.rcvd.code == 1008, closed
+    # wssvc reads and drops what she sent before she saw the close, so her connection ends
+    # at once instead of lingering behind Hypercorn's full queue (it took 20 s)
+    assert time.monotonic() - started < 10, "the closed socket lingered"
     assert "retry_after" in closed.rcvd.reason
     limited = [m for m in replies.values() if m.get("code") == "rate_limited"]
     # wssvc.max_refusals (100) refusals, refilled at connection_rate while she floods
@@ -139,6 +144,14 @@ async def test_a_flood_on_one_socket_is_rate_limited_then_closed_and_another_use
     assert {m["type"] for m in replies.values()} <= {"workbook.list", "error"}
     await bob_task
     assert served == 10
+    # she is blocked (wssvc.block_seconds, 60 s): a new socket of hers is
+    # refused at the handshake with 429 and Retry-After; bob opens one as before
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await chain.connect("flooder")
+    assert refused.value.response.status_code == 429
+    assert 1 <= int(refused.value.response.headers["Retry-After"]) <= 60
+    assert b"retry after" in refused.value.response.body
+    await (await chain.connect("patient")).close()
     _alive(chain)
     await bob.close()
 

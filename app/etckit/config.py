@@ -134,9 +134,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "connection_burst": Key(int, 30, _range(1, 1000000),
                                 "requests one websocket may send at once"),
         "max_refusals": Key(int, 100, _range(1, 1000000),
-                            "rate_limited answers one websocket may get at once (refilled at "
-                            "connection_rate) before it is closed with 1008: a client that "
-                            "ignores retry_after"),
+                            "rate_limited answers one user may get at once on this wssvc "
+                            "(refilled at connection_rate) before her socket is closed with "
+                            "1008 and she is blocked: a client that ignores retry_after"),
+        "block_seconds": Key(float, 60.0, _range(0.0, 86400.0),
+                             "how long a user closed with 1008 for ignoring retry_after is "
+                             "refused new websockets on this wssvc (429, Retry-After)"),
         "user_rate": Key(float, 20.0, _range(0.01, 1e6),
                          "requests and plots a second per user (all its websockets)"),
         "user_burst": Key(int, 60, _range(1, 1000000),

@@ -254,7 +254,7 @@ def reply_outcome(text: bytes) -> str:
 TICKET_REASONS = (("no ticket", "missing"), ("malformed", "malformed"),
                   ("signature", "bad_signature"), ("expired", "expired"),
                   ("another wssvc", "wrong_pool"), ("session", "session_ended"),
-                  ("already used", "used"))
+                  ("already used", "used"), ("ignoring retry_after", "blocked"))
 
 
 def ticket_refused(message: str) -> None:

@@ -141,7 +141,12 @@ async def redeem(db: Database, keys: Sequence[Ed25519PublicKey], token: str, *,
                  pool: str) -> Ticket:
     """verify(), check its session is still live, and mark the ticket used; a second redeem
     raises TicketError."""
-    ticket = verify(keys, token, pool=pool)
+    return await redeem_verified(db, verify(keys, token, pool=pool))
+
+
+async def redeem_verified(db: Database, ticket: Ticket) -> Ticket:
+    """The database half of redeem(), for a ticket verify() returned: its session is still
+    live, and the ticket is marked used (a second redeem raises TicketError)."""
     if not await tokens.live_logins(db, [ticket.session]):
         raise TicketError("the API token was revoked or has expired"
                           if ticket.session.startswith(tokens.TICKET_PREFIX)

@@ -89,7 +89,8 @@ class Service:
         self.plots = PlotCache(cfg.wssvc.plot_cache_bytes)
         w = cfg.wssvc
         self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
-                                   w.user_rate, w.user_burst, w.max_refusals))
+                                   w.user_rate, w.user_burst, w.max_refusals,
+                                   w.block_seconds))
         self._rids = itertools.count(1)
         self.requests = metrics.REQUEST_COUNTS  # etckit_requests_total, the latency histogram
         self.allowed_origins = set(cfg.wssvc.allowed_origins or
@@ -217,9 +218,10 @@ class Service:
         if wait:
             self.requests.answered(mtype, "rate_limited")
             client.send(rate_limited(wait, message["id"]))
-            if client.limit is not None and client.limit.ignores_refusals():
+            if client.limit is not None and self.limits.ignored(client.user):
                 # a flood that ignores retry_after: each refusal still costs wssvc a parse
-                # and a reply, so the socket goes (1008); a new one needs a new ticket
+                # and a reply, so the socket goes (1008), and her new sockets are refused
+                # at the handshake until her refusals have filled up again (Limits.blocked)
                 client.close(CLOSE_POLICY, "kept sending while told to wait (retry_after)")
             return
         if refused:

@@ -17,7 +17,9 @@ returns, so Hypercorn closes the TCP connection without waiting for the browser'
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_INTERNAL = 1011  # wssvc failed (a bug): the page reconnects
+CLOSE_DRAIN = 5.0  # seconds a closed socket's unread messages are read and dropped, at most
+CLOSE_IDLE = 0.1  # seconds of silence after which a closed socket's answer is not waited for
 
 Receive = Any  # ASGI receive and send callables
 Send = Any
@@ -66,12 +70,13 @@ def _ticket_of(scope: dict[str, Any]) -> str:
     return values.get("ticket", [""])[0]
 
 
-async def refuse(send: Send, status: int, text: str) -> None:
+async def refuse(send: Send, status: int, text: str,
+                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     """An HTTP answer instead of the websocket (ASGI's websocket.http.response)."""
     body = text.encode()
     await send({"type": "websocket.http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "websocket.http.response.body", "body": body})
 
 
@@ -89,8 +94,10 @@ async def websocket(service: Service, scope: dict[str, Any], receive: Receive,
         await refuse(send, 503, "no broker available, ask main_server again")
         return
     try:
-        ticket = await tickets.redeem(service.db, service.ticket_keys, _ticket_of(scope),
-                                      pool=service.pool)
+        ticket = tickets.verify(service.ticket_keys, _ticket_of(scope), pool=service.pool)
+        if await refused_while_blocked(service, ticket.user, send):
+            return
+        ticket = await tickets.redeem_verified(service.db, ticket)
     except tickets.TicketError as exc:
         metrics.ticket_refused(str(exc))
         log.info("websocket refused: %s", exc)
@@ -98,6 +105,19 @@ async def websocket(service: Service, scope: dict[str, Any], receive: Receive,
         return
     await send({"type": "websocket.accept"})
     await Connection(service, ticket, receive, send).run()
+
+
+async def refused_while_blocked(service: Service, user: str, send: Send) -> bool:
+    """A user blocked for ignoring retry_after (Limits.blocked) gets 429 with Retry-After,
+    before any database work; True when refused."""
+    wait = service.limits.blocked(user)
+    if not wait:
+        return False
+    metrics.ticket_refused("blocked for ignoring retry_after")
+    seconds = str(math.ceil(wait))
+    await refuse(send, 429, f"too many requests sent while told to wait: retry after {seconds} s",
+                 ((b"retry-after", seconds.encode()),))
+    return True
 
 
 class Connection:
@@ -146,6 +166,22 @@ class Connection:
         if client.close_code is not None:
             await self.send({"type": "websocket.close", "code": client.close_code,
                              "reason": client.close_reason})
+            await self.discard_until_gone()
+
+    async def discard_until_gone(self) -> None:
+        """After our close frame: read and drop what the client had sent, so that Hypercorn
+        gets to the client's close answer and ends the TCP connection now. Left unread, a
+        flood's backlog holds Hypercorn's reader on its full queue, and the socket lingers
+        until Hypercorn gives up (about 20 s). A client that sends nothing more for
+        CLOSE_IDLE seconds is not waited for (Hypercorn closes without its answer), nor one
+        that keeps sending for CLOSE_DRAIN seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_DRAIN):
+                while True:
+                    async with asyncio.timeout(CLOSE_IDLE):
+                        event = await self.receive()
+                    if event["type"] != "websocket.receive":
+                        return
 
     async def next_text(self) -> str | bytes | None:
         """The next message (text, or bytes for a binary one); None when the peer left."""

@@ -84,7 +84,7 @@ class InFlight:
 @dataclass(frozen=True)
 class Rates:
     """The settings (wssvc.max_in_flight, connection_rate/burst, user_rate/burst,
-    max_refusals)."""
+    max_refusals, block_seconds)."""
 
     max_in_flight: int
     connection_rate: float
@@ -92,37 +92,39 @@ class Rates:
     user_rate: float
     user_burst: int
     max_refusals: int = 100
+    block_seconds: float = 60.0
 
 
 class ConnectionLimit:
-    """One websocket's share: its requests in flight, its bucket, and the refusals it may be
-    sent (a bucket too: a client that keeps sending while told to wait empties it)."""
+    """One websocket's share: its requests in flight and its bucket."""
 
-    __slots__ = ("in_flight", "bucket", "refusals")
+    __slots__ = ("in_flight", "bucket")
 
     def __init__(self, rates: Rates, clock: Clock = time.monotonic) -> None:
         self.in_flight = InFlight(rates.max_in_flight)
         self.bucket = TokenBucket(rates.connection_rate, rates.connection_burst, clock)
-        self.refusals = TokenBucket(rates.connection_rate, rates.max_refusals, clock)
-
-    def ignores_refusals(self) -> bool:
-        """Count one more `rate_limited` answer; True when the refusals bucket was empty:
-        the client keeps sending faster than it is told it may."""
-        return self.refusals.take() > 0
 
 
 class Limits:
     """The connections' and users' shares on one wssvc.
 
     ``admit`` takes a token from the connection's bucket and from its user's bucket only when
-    both have one (a refusal costs nothing), then counts the request in flight. User buckets
-    that have filled up again are forgotten by ``prune``, so memory follows active users.
+    both have one (a refusal costs nothing), then counts the request in flight.
+
+    Each user also has a bucket of refusals (``max_refusals``, refilled at
+    ``connection_rate``), shared by all her sockets: ``ignored`` empties it one `rate_limited`
+    answer at a time. A user who empties it keeps sending while told to wait; she is then
+    ``blocked`` for ``block_seconds``: new sockets of hers are refused at the handshake
+    (cheaply: before any database work). Buckets that have filled up
+    again and ended blocks are forgotten by ``prune``, so memory follows active users.
     """
 
     def __init__(self, rates: Rates, clock: Clock = time.monotonic) -> None:
         self.rates = rates
         self.clock = clock
         self.users: dict[str, TokenBucket] = {}
+        self.refusals: dict[str, TokenBucket] = {}
+        self.blocks: dict[str, float] = {}  # user: when (clock) her block ends
 
     def connection(self) -> ConnectionLimit:
         return ConnectionLimit(self.rates, self.clock)
@@ -151,10 +153,38 @@ class Limits:
             conn.in_flight.acquire()
         return 0.0
 
+    def ignored(self, user: str) -> bool:
+        """Count one `rate_limited` answer to ``user``; True when her refusals bucket was
+        empty (she keeps sending faster than she is told she may): she is blocked from now
+        for block_seconds."""
+        bucket = self.refusals.get(user)
+        if bucket is None:
+            bucket = self.refusals[user] = TokenBucket(self.rates.connection_rate,
+                                                       self.rates.max_refusals, self.clock)
+        if bucket.take() == 0.0:
+            return False
+        self.blocks[user] = self.clock() + self.rates.block_seconds
+        return True
+
+    def blocked(self, user: str) -> float:
+        """Seconds until ``user`` may open a socket again (0.0: she may now)."""
+        until = self.blocks.get(user)
+        if until is None:
+            return 0.0
+        left = until - self.clock()
+        if left > 0:
+            return left
+        del self.blocks[user]
+        return 0.0
+
     def prune(self) -> int:
-        """Forget the users whose bucket is full again; returns how many are kept."""
-        for user in [u for u, bucket in self.users.items() if bucket.full()]:
-            del self.users[user]
+        """Forget the users whose buckets are full again and ended blocks; returns how many
+        users' rate buckets are kept."""
+        for table in (self.users, self.refusals):
+            for user in [u for u, bucket in table.items() if bucket.full()]:
+                del table[user]
+        for user in list(self.blocks):
+            self.blocked(user)
         return len(self.users)
 
 
