@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 
@@ -62,11 +63,24 @@ async def test_fan_out_to_every_client_of_a_workbook(chain):
     assert nope["type"] == "error" and nope["code"] == "not_found"
 
 
+@contextlib.asynccontextmanager
+async def holding(worker):
+    """Ends once ``worker`` holds one more test.sleep than when it began (its log says so),
+    not after a guessed pause that a loaded machine outlasts."""
+    def held() -> int:
+        return worker.output().count("test.sleep holding the worker")
+
+    before = held()
+    yield
+    await asyncio.to_thread(wait_for, lambda: held() > before, what="the worker holds it")
+
+
 async def test_second_worker_takes_load_without_restart(chain):
     alice, again = await chain.connect(), await chain.connect()
     first = chain.workers[0]
-    slow = asyncio.create_task(alice.request("test.sleep", seconds=3, timeout=20))
-    await asyncio.sleep(0.3)
+    async with holding(first):
+        # long enough for a second worker to start on a loaded machine
+        slow = asyncio.create_task(alice.request("test.sleep", seconds=12, timeout=40))
     chain.workers.append(chain.start("worker"))  # nothing else restarts
     reply = await again.request("echo", data=1, timeout=20)  # served while worker 1 sleeps
     assert reply["data"] == 1
@@ -141,8 +155,8 @@ async def test_tickets_and_origins_are_checked(chain):
 async def test_killed_worker_fails_its_request_and_the_next_one_succeeds(chain):
     alice = await chain.connect()
     wait_for(lambda: '"worker ready"' in chain.broker.output(), what="the worker joined")
-    slow = asyncio.create_task(alice.request("test.sleep", seconds=10, timeout=15))
-    await asyncio.sleep(0.5)
+    async with holding(chain.workers[0]):
+        slow = asyncio.create_task(alice.request("test.sleep", seconds=10, timeout=15))
     os.kill(chain.workers[0].pid, signal.SIGKILL)
     error = await slow
     assert error["type"] == "error" and error["code"] == "worker_lost"
@@ -155,8 +169,8 @@ async def test_a_stopped_worker_finishes_its_request_before_it_leaves(chain):
     one it holds, the broker passes on the reply, then acknowledges and the worker exits."""
     alice = await chain.connect()
     wait_for(lambda: '"worker ready"' in chain.broker.output(), what="the worker joined")
-    slow = asyncio.create_task(alice.request("test.sleep", seconds=1.5, timeout=15))
-    await asyncio.sleep(0.5)
+    async with holding(chain.workers[0]):
+        slow = asyncio.create_task(alice.request("test.sleep", seconds=1.5, timeout=15))
     chain.workers[0].signal(signal.SIGTERM)
     assert (await slow) == {"type": "test.slept", "seconds": 1.5, "ref": "test.sleep-1"}
     assert chain.workers[0].wait(timeout=10) == 0

@@ -4,9 +4,12 @@ fault-injection helpers the tests use."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from ..dispatch import Context, HandlerError, handler
+
+log = logging.getLogger(__name__)
 
 
 @handler("echo")
@@ -28,6 +31,7 @@ async def sleep(ctx: Context, message: dict[str, Any]) -> None:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) \
             or not 0 <= seconds <= 60:
         raise HandlerError("invalid", "seconds must be a number from 0 to 60", field="seconds")
+    log.info("test.sleep holding the worker", extra={"seconds": seconds})  # tests wait for it
     await asyncio.sleep(seconds)
     ctx.reply({"type": "test.slept", "seconds": seconds})
 
