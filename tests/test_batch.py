@@ -238,3 +238,44 @@ async def test_expanding_a_spectroscopic_calculation(chain):
                                     parameter="filter", values=values, timeout=30)
         assert (refused["code"], refused["field"]) == ("invalid", "values.0"), refused
         assert "data.filter" in refused["message"]
+
+
+async def test_a_compare_computes_what_its_worker_lacks_in_one_sandbox_run(tmp_path):
+    """A worker that has not the results (restarted, or another worker computed them) draws
+    the comparison in one sandbox run, computing them there: one request holds a worker no
+    longer than one calculation may, however many calculations it compares."""
+    import httpx
+
+    from tests.test_metrics import scrape, value
+    from tests.support.procs import wait_for
+    from tests.support.system import free_port
+
+    chain = Chain(tmp_path)
+    try:
+        chain.start_all(workers=1)
+        one, _, calc = await _calculation(chain, "comparer")
+        copies = (await one.request("calculation.expand", calculation=calc["id"],
+                                    parameter="groups", values=[4, 6, 8], timeout=30))
+        assert copies["type"] == "calculation.expanded", copies
+        await _settled(one, set(copies["calculations"]))
+        chain.workers[0].stop()  # its results go with it
+        port = free_port()
+        chain.workers = [chain.start("worker", metrics__port=str(port))]
+        def started() -> bool:  # its sandbox is up once the cache is counted
+            try:
+                return value(scrape(port), "etckit_worker_cache_requests_total",
+                             cache="result", result="miss") == 0
+            except httpx.HTTPError:
+                return False
+
+        wait_for(started, timeout=30, what="the new worker serves its metrics")
+        ids = [calc["id"], *copies["calculations"]]
+        reply = await one.request("plot.compare", calculations=ids, timeout=60)
+        assert reply["type"] == "plot.compare", reply
+        assert base64.b64decode(reply["png"]).startswith(b"\x89PNG")
+        samples = scrape(port)  # four looked up, none there, none computed one at a time
+        assert value(samples, "etckit_worker_cache_requests_total", cache="result",
+                     result="miss") == 4
+        assert value(samples, "etckit_worker_calculation_seconds_count") == 0
+    finally:
+        chain.stop()

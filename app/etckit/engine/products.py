@@ -166,7 +166,13 @@ def compare_point(kind: str, result: Result) -> tuple[float, float] | None:
 
 def compare_in_child(limits: CostLimits, kind: str, entries: list) -> bytes:
     """``plots.render_compare`` for the sandbox (``Sandbox.run``): defined here so that the
-    worker names it without importing matplotlib."""
+    worker names it without importing matplotlib. ``entries`` are (label, inputs, result or
+    None): the results the worker did not have are computed here, in the same run, so that
+    one comparison holds a worker no longer than one calculation may (the sandbox's time
+    cap), however many of its calculations must be computed."""
+    from .calculator import calculate
     from .plots import render_compare
 
-    return render_compare(limits, kind, entries)
+    drawn = [(label, inputs[0], result if result is not None else
+              calculate(*inputs, limits=limits)) for label, inputs, result in entries]
+    return render_compare(limits, kind, drawn)

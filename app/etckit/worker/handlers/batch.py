@@ -26,7 +26,6 @@ from ..compute import check_cost
 from ..dispatch import Context, HandlerError, handler
 from .contents import _recalculate_later
 from .fields import hold_items, ident, owned_item, owned_workbook, quota, workbook_of
-from .results import _result
 
 EXPAND_PARAMETERS = ("groups", "integrations", "exposures", "filter")
 EXPAND_MAX = 20
@@ -140,7 +139,9 @@ async def expand(ctx: Context, message: dict[str, Any]) -> None:
     _recalculate_later(ctx, workbook, made)
 
 
-async def _compared(ctx: Context, workbook: str, ids: list[str]) -> list[tuple[str, dict, Any]]:
+async def _compared(ctx: Context, workbook: str, ids: list[str]) -> list[tuple[str, tuple, Any]]:
+    """(name, inputs, result or None) of each calculation: the results this worker has; the
+    others are computed with the plot, in one sandbox run (compare_in_child)."""
     entries = []
     for i, calc_id in enumerate(ids):
         async with ctx.db.read() as tx:
@@ -149,7 +150,9 @@ async def _compared(ctx: Context, workbook: str, ids: list[str]) -> list[tuple[s
         if inputs is None:  # another workbook's, or its scene is gone
             raise HandlerError("not_found", f"no calculation {calc_id}",
                                field=f"calculations.{i}")
-        entries.append((row["name"], inputs[0], await _result(ctx, row, inputs)))
+        check_cost(ctx.services, inputs)
+        entries.append((row["name"], inputs,
+                        ctx.services.results.get((row["id"], row["revision"]))))
     return entries
 
 
@@ -171,8 +174,8 @@ async def compare(ctx: Context, message: dict[str, Any]) -> None:
                            field="calculations")
     async with ctx.db.read() as tx:
         await owned_workbook(tx, ctx, workbook)
-    entries = await _compared(ctx, workbook, ids)
     try:
+        entries = await _compared(ctx, workbook, ids)
         png = await ctx.services.sandbox.run(compare_in_child, kind, entries)
     except engine.ValidationError as exc:
         raise HandlerError("invalid", f"{exc.field}: {exc.message}", field=exc.field) from None
