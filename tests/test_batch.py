@@ -246,9 +246,9 @@ async def test_a_compare_computes_what_its_worker_lacks_in_one_sandbox_run(tmp_p
     longer than one calculation may, however many calculations it compares."""
     import httpx
 
-    from tests.test_metrics import scrape, value
     from tests.support.procs import wait_for
     from tests.support.system import free_port
+    from tests.test_metrics import scrape, value
 
     chain = Chain(tmp_path)
     try:
