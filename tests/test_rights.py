@@ -580,3 +580,30 @@ async def test_a_share_or_placing_whose_workbook_goes_at_once(
     done, deleted = await asyncio.gather(send(db, o, first), send(db, o, gone))
     assert done.get("code") in (None, "not_found"), done
     assert deleted["type"] == "workbook.deleted", deleted
+
+
+async def test_a_placing_into_a_folder_being_deleted_is_one_or_the_other(db, users, monkeypatch):
+    """folder.move into a folder while folder.delete removes it: the placing lands first and
+    the delete answers `in_use`, or the delete lands first and the move `not_found`; never
+    `internal` (on PostgreSQL both read the folder, the delete went ahead, and the placing hit
+    the foreign key), and never a delete that takes a placed workbook out with it."""
+    o = users["o"]
+    book = (await ok(db, o, {"type": "workbook.create", "name": "Placed"}))["workbook"]["id"]
+    box = (await ok(db, o, {"type": "folder.create", "name": "Box"}))["folder"]["id"]
+    _slow_count(monkeypatch, shares, "folder_size")  # the delete counts, then waits
+
+    async def move_while_the_delete_waits() -> dict:
+        await asyncio.sleep(0.1)
+        return await send(db, o, {"type": "folder.move", "workbook": book, "folder": box})
+
+    deleted, moved = await asyncio.gather(send(db, o, {"type": "folder.delete", "folder": box}),
+                                          move_while_the_delete_waits())
+    placed = await db.fetchval("SELECT COUNT(*) FROM folder_entries")
+    folders = await db.fetchval("SELECT COUNT(*) FROM folders")
+    if moved["type"] == "workbook.moved":
+        assert deleted.get("code") == "in_use", deleted
+        assert (placed, folders) == (1, 1)
+    else:
+        assert moved.get("code") == "not_found", moved
+        assert deleted["type"] == "folder.deleted", deleted
+        assert (placed, folders) == (0, 0)

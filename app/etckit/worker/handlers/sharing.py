@@ -181,6 +181,7 @@ async def rename_folder(ctx: Context, message: dict[str, Any]) -> None:
 @handler("folder.delete")
 async def delete_folder(ctx: Context, message: dict[str, Any]) -> None:
     async with ctx.db.transaction() as tx:
+        await hold_quota(tx, "user", ctx.user)  # placings into it wait, or go first (move)
         row = await _folder(tx, ctx, message)
         held = await shares.folder_size(tx, row["id"])
         if held:
@@ -198,6 +199,7 @@ async def move(ctx: Context, message: dict[str, Any]) -> None:
     async with ctx.db.transaction() as tx:
         await owned_workbook(tx, ctx, workbook)
         await hold_items(tx, workbook)  # not deleted before the placing is written
+        await hold_quota(tx, "user", ctx.user)  # nor the folder (folder.delete takes it too)
         folder = None if message.get("folder") is None else (
             await _folder(tx, ctx, message))["id"]
         await shares.place(tx, ctx.user, workbook, folder)
