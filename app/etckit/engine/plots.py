@@ -450,71 +450,105 @@ def render_compare(limits: CostLimits, kind: str,
 # --------------------------------------------------------------------------- background
 # The background of a calculation: its spectrum by part, and its zodiacal light over the year
 # (the target's, with its observable days; the benchmark's line of sight without a target).
+# A template like the others: two axes, the spectrum's legend made once (its labels never
+# change), the year's legend made per render (the chosen day is its label).
 
 _BG_SPECTRUM_BOX = (0.14, 0.14, 0.34, 0.76)
 _BG_YEAR_BOX = (0.64, 0.14, 0.34, 0.76)
+_BG_WAVES = np.geomspace(0.6, 28.5, 300)
 
 
-def _background_spectrum(ax: Axes, calc: Any, zodi: Any, pivot_um: float) -> None:
+def _background_template() -> _Template:
+    from .background import PERCENTILE_YEAR
+
+    fig, sp = _figure(_BG_SPECTRUM_BOX)
+    lines = {"total": sp.plot([], [], color="k", lw=1.2, label="total")[0],
+             "zodi": sp.plot([], [], color="C0", lw=1.0, label="zodiacal")[0],
+             "rest": sp.plot([], [], color="C3", lw=1.0, label="thermal + stray")[0],
+             "pivot": sp.axvline(1.0, color="0.5", lw=0.8, ls=":")}
+    _plain_log(sp, "x")
+    _plain_log(sp, "y")
+    sp.set_xlabel("wavelength [µm]", fontsize=8)
+    sp.set_ylabel("background [MJy/sr]", fontsize=8)
+    sp.legend(fontsize=6, loc="upper left")
+    sp.tick_params(labelsize=7)
+    ax = fig.add_axes(_BG_YEAR_BOX)
+    lines |= {"no": ax.plot([], [], color="0.7", lw=1.0, label="not observable")[0],
+              "ok": ax.plot([], [], color="C0", lw=1.4, label="observable")[0],
+              "day": ax.plot([], [], "o", color="C1", ms=4)[0]}
+    _plain_log(ax, "y")
+    ax.set_xlabel(f"day of {PERCENTILE_YEAR}", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return _Template(fig, ax, {"spectrum": sp, **lines})
+
+
+def _background_spectrum(tp: _Template, calc: Any, zodi: Any, pivot_um: float) -> None:
     from .background import Scale
 
-    w = np.geomspace(0.6, 28.5, 300)
+    sp, p, w = tp.parts["spectrum"], tp.parts, _BG_WAVES
     total = phys.background_mjy_sr(w, calc.background_scale, zodi)
     zero = phys.background_mjy_sr(w, calc.background_scale, Scale(0.0, 0.0))
-    ax.plot(w, total, color="k", lw=1.2, label="total")
-    ax.plot(w, total - zero, color="C0", lw=1.0, label="zodiacal")
-    ax.plot(w, zero, color="C3", lw=1.0, label="thermal + stray")
-    ax.axvline(pivot_um, color="0.5", lw=0.8, ls=":")
-    _plain_log(ax, "x")
-    _plain_log(ax, "y")
-    ax.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
-    ax.set_xlabel("wavelength [µm]", fontsize=8)
-    ax.set_ylabel("background [MJy/sr]", fontsize=8)
-    ax.legend(fontsize=6, loc="upper left")
-    ax.tick_params(labelsize=7)
+    p["total"].set_data(w, total)
+    p["zodi"].set_data(w, total - zero)
+    p["rest"].set_data(w, zero)
+    p["pivot"].set_xdata([pivot_um] * 2)
+    sp.relim()
+    sp.set_autoscalex_on(True)
+    sp.autoscale_view(scaley=False)
+    sp.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
 
 
-def _background_year(ax: Axes, calc: Any, pivot_um: float) -> None:
+def _background_year(tp: _Template, calc: Any, pivot_um: float) -> None:
     from . import background as bg
 
-    b = calc.background
+    ax, p, b = tp.ax, tp.parts, calc.background
     ra, dec = (b.ra_deg, b.dec_deg) if b is not None else bg.BENCHMARK[:2]
-    parts = tuple(float(p[0]) for p in bg.benchmark_parts(np.array([pivot_um])))
+    parts = tuple(float(x[0]) for x in bg.benchmark_parts(np.array([pivot_um])))
     days, z, ok = bg.over_year(ra, dec, pivot_um, parts)
     doy = np.arange(1, len(days) + 1)
     z = z * calc.background_scale
-    ax.plot(doy, np.where(ok, np.nan, z), color="0.7", lw=1.0, label="not observable")
-    ax.plot(doy, np.where(ok, z, np.nan), color="C0", lw=1.4, label="observable")
+    p["no"].set_data(doy, np.where(ok, np.nan, z))
+    p["ok"].set_data(doy, np.where(ok, z, np.nan))
+    handles, k = [p["no"], p["ok"]], None
     if b is not None:
         chosen = bg.zodi_at_pivot(b, pivot_um).sight.date
         k = next((i for i, d in enumerate(days) if d.isoformat()[5:] == chosen[5:]), None)
-        if k is not None:
-            ax.plot([doy[k]], [z[k]], "o", color="C1", ms=4, label=chosen)
+        p["day"].set_label(chosen)
+    p["day"].set_data(*(([doy[k]], [z[k]]) if k is not None else ([], [])))
+    if k is not None:
+        handles.append(p["day"])
+    ax.relim()
+    ax.set_autoscaley_on(True)
+    ax.autoscale_view(scalex=False)
     ax.set_xlim(1, len(days))
-    _plain_log(ax, "y")
-    ax.set_xlabel(f"day of {bg.PERCENTILE_YEAR}", fontsize=8)
     ax.set_ylabel(f"zodi at {pivot_um:.2g} µm [MJy/sr]", fontsize=8)
-    ax.legend(fontsize=6)
-    ax.tick_params(labelsize=7)
+    ax.legend(handles=handles, fontsize=6)
 
 
-def render_background(calculation_dict: dict) -> bytes:
-    """PNG: the calculation's background spectrum by part, and the zodiacal light at its
-    band's pivot (a spectroscopic calculation: its reference wavelength) over the year. Only
-    the calculation is needed (ValidationError as usual)."""
+def _background(tp: _Template, result: Any, calc: Any, **_: Any) -> None:
+    """The calculation's background spectrum by part, and the zodiacal light at its band's
+    pivot (a spectroscopic calculation: its reference wavelength) over the year."""
     from .background import zodi_at_pivot
-    from .validation import validate_calculation
 
-    calc = validate_calculation(calculation_dict)
     pivot = (float(calc.reference_wavelength_um) if calc.spectroscopic
              else inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um)
     zodi = zodi_at_pivot(calc.background, pivot) if calc.background is not None else None
-    fig = Figure(figsize=SIZE_IN, dpi=DPI)
-    FigureCanvasAgg(fig)
-    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi, pivot)
-    _background_year(fig.add_axes(_BG_YEAR_BOX), calc, pivot)
+    _background_spectrum(tp, calc, zodi, pivot)
+    _background_year(tp, calc, pivot)
     where = ("benchmark" if calc.background is None else
              f"RA {calc.background.ra_deg:g} Dec {calc.background.dec_deg:g}, "
              f"{zodi.sight.date}")
-    fig.suptitle(f"background: {where}", fontsize=8, y=0.985)
-    return _png(fig)
+    tp.fig.suptitle(f"background: {where}", fontsize=8, y=0.985)
+
+
+def render_background(calculation_dict: dict) -> bytes:
+    """PNG of the ``background`` kind: only the calculation is needed (ValidationError as
+    usual)."""
+    from .validation import validate_calculation
+
+    calc = validate_calculation(calculation_dict)
+    return _draw("background", None, calc, None, None)
+
+
+_BUILD["background"] = _background_template
+_DRAW["background"] = _background
