@@ -230,3 +230,56 @@ def test_reused_background_template_draws_only_this_calculation(inputs):
                   dict(SPEC, background=TARGET_HIGH)):
         render("background", other, s, src)
     assert render("background", dated, s, src) == fresh
+
+
+# --------------------------------------------------------------------------- cheaper figures
+
+
+def _idat_flevel(data: bytes) -> int:
+    """The zlib compression class of a PNG's first IDAT chunk (0 fastest .. 3 best)."""
+    at = data.index(b"IDAT") + 4
+    return data[at + 1] >> 6
+
+
+@pytest.mark.parametrize("kind", IMAGING_KINDS)
+def test_png_is_encoded_fast_and_decodes(kind, inputs):
+    """zlib level 3 ("fast" class 1, not the default 6 = class 2); the image still decodes to
+    the figure's pixels."""
+    from PIL import Image
+
+    from etckit.engine import plots
+
+    png = render(kind, *inputs)
+    assert _idat_flevel(png) == 1
+    canvas = np.asarray(plots._TEMPLATES[kind].fig.canvas.buffer_rgba())
+    decoded = np.asarray(Image.open(__import__("io").BytesIO(png)).convert("RGBA"))
+    np.testing.assert_array_equal(decoded, canvas)
+
+
+@pytest.mark.parametrize("kind", IMAGING_KINDS)
+def test_pinned_labels_stay_clear_of_the_tick_labels(kind, inputs):
+    """The x labels (pinned where the first draw put them) and the titles (pinned above the
+    axes) stay inside the figure, below / above every tick label, whatever the data: a faint
+    source, a saturated one, another filter with a target S/N."""
+    from etckit.engine import plots
+
+    c, s, src = inputs
+    bright = {"1": dict(src["1"], normalization={"value": 10, "unit": "abmag",
+                                                 "wavelength_um": 2})}
+    other = dict(c, filter="F070W", strategy={"kind": "time_for_snr", "target_snr": 10},
+                 background={"ra_deg": 150.1, "dec_deg": 2.2, "percentile": "high"})
+    for args in ((c, s, src), (c, s, bright), (other, s, src)):
+        render(kind, *args)
+        fig = plots._TEMPLATES[kind].fig
+        r = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            label = ax.xaxis.label
+            if not label.get_text():
+                continue
+            ticks = [t.get_window_extent(r) for t in ax.get_xticklabels()
+                     if t.get_visible() and t.get_text()]
+            box = label.get_window_extent(r)
+            assert ticks and box.y1 <= min(t.y0 for t in ticks) and box.y0 >= 0, (kind, args)
+            title = ax.title.get_window_extent(r)
+            if ax.title.get_text():
+                assert ax.bbox.y1 <= title.y0 and title.y1 <= fig.bbox.y1, kind
