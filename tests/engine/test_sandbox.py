@@ -177,3 +177,27 @@ def test_from_config_maps_the_calculation_section():
     box = Sandbox.from_config(cfg)
     assert box.limits == engine.CostLimits(max_sources=5)
     assert (box.memory_mb, box.timeout_seconds) == (700, 3.0)
+
+
+def child_templates(limits):
+    return sorted(plots._TEMPLATES)
+
+
+async def test_a_new_child_is_warm_before_its_first_request(sandbox):
+    """Every plot template is built before the first request (plots.warm), also in a child
+    that replaces a dead one: the first plots of a user cost what later ones do."""
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)
+    with pytest.raises(engine.TooExpensive):
+        await sandbox.run(crash)
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)
+    assert sandbox.restarts == 1
+
+
+async def test_a_child_that_never_gets_warm_is_an_error(sandbox, monkeypatch):
+    from etckit.worker import sandbox as module
+
+    monkeypatch.setattr(module._Child, "ready", lambda self, timeout: False)
+    with pytest.raises(SandboxError, match="did not start"):
+        await sandbox.run(child_templates)
+    monkeypatch.undo()
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)

@@ -390,6 +390,23 @@ def _draw(kind: str, result: Result, calc: Any, scene: Any, sources: Any) -> byt
         raise
 
 
+def warm() -> None:
+    """Build every kind's template and draw a default imaging calculation's plots once, so
+    that a new process (a sandbox child, before its first request) has its templates, fonts
+    and the benchmark's year of zodiacal light ready: the first plots a user asks for then
+    cost what later ones do."""
+    from . import defaults
+
+    d = defaults()
+    c, s, src = d["calculation"], d["scene"], {"1": d["source"]}
+    result = run(*prepare(c, s, src, None, None))
+    for kind in IMAGING_KINDS:
+        render(kind, c, s, src, result=result)
+    for kind in SPECTROSCOPY_KINDS:
+        if kind not in _TEMPLATES:
+            _TEMPLATES[kind] = _BUILD[kind]()
+
+
 def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: dict,
            result: Result | None = None, limits: CostLimits | None = None,
            spectra: dict | None = None) -> bytes:

@@ -42,6 +42,7 @@ CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREA
              "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 PRELOAD = ["etckit.engine.plots", "etckit.worker.sandbox"]
 _START_LOCK = threading.Lock()
+READY_SECONDS = 60.0  # at most this long (or the request timeout) for a new child to be warm
 
 
 class SandboxError(RuntimeError):
@@ -78,9 +79,23 @@ def _serve_one(request: tuple, limits: engine.CostLimits) -> tuple:
         return ("error", traceback.format_exc())
 
 
+def _warm() -> None:
+    """The plot templates built before the first request (``plots.warm``); a failure here is
+    left to the first request, which meets it again and reports it."""
+    from ..engine import plots
+
+    try:
+        plots.warm()
+    except Exception:  # reported by the request that meets it
+        pass
+
+
 def _child_main(conn: Any, memory_bytes: int, limits: engine.CostLimits) -> None:
-    """The child's loop: one (function, args) request in, one reply tuple out."""
+    """The child's loop: ("ready",) once warm, then one (function, args) request in, one reply
+    tuple out."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    _warm()
+    conn.send(("ready",))
     while True:
         try:
             request = conn.recv()
@@ -123,6 +138,13 @@ class _Child:
                                        args=(child_conn, memory_mb * 1024 * 1024, limits))
             self.process.start()
         child_conn.close()
+
+    def ready(self, timeout: float) -> bool:
+        """Whether the child said it is ready (warm) within ``timeout`` seconds."""
+        try:
+            return self.conn.poll(timeout) and self.conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            return False
 
     def roundtrip(self, request: tuple, timeout: float) -> tuple:
         """The reply, ("timeout",) or ("died",); never raises for the child's failures."""
@@ -210,8 +232,16 @@ class Sandbox:
                 await asyncio.to_thread(child.stop)
 
     async def _ensure(self) -> _Child:
+        """The live child; a new one is waited for until warm (not counted in a request's
+        timeout), and one that never gets there is a SandboxError."""
         if self._child is None or not self._child.process.is_alive():
-            self._child = await asyncio.to_thread(_Child, self.memory_mb, self.limits)
+            child = await asyncio.to_thread(_Child, self.memory_mb, self.limits)
+            if not await asyncio.to_thread(child.ready, max(READY_SECONDS,
+                                                            self.timeout_seconds)):
+                self.restarts += 1
+                await asyncio.to_thread(child.kill)
+                raise SandboxError("the sandbox process did not start")
+            self._child = child
         return self._child
 
     async def _replace(self, child: _Child) -> None:
