@@ -138,6 +138,7 @@ class _Child:
                                        args=(child_conn, memory_mb * 1024 * 1024, limits))
             self.process.start()
         child_conn.close()
+        self.warm = False  # until its ("ready",) is read
 
     def ready(self, timeout: float) -> bool:
         """Whether the child said it is ready (warm) within ``timeout`` seconds."""
@@ -193,7 +194,7 @@ class Sandbox:
                    timeout_seconds=section.timeout_seconds)
 
     async def start(self) -> None:
-        """Start the child now (otherwise the first request does)."""
+        """Start the child now (otherwise the first request does); it warms up meanwhile."""
         async with self._lock:
             await self._ensure()
 
@@ -215,6 +216,7 @@ class Sandbox:
         """``func(limits, *args)`` in the child (``func`` must be importable by name)."""
         async with self._lock:
             child = await self._ensure()
+            await self._warm(child)
             try:
                 reply = await asyncio.to_thread(child.roundtrip, (func, args),
                                                 self.timeout_seconds)
@@ -232,17 +234,25 @@ class Sandbox:
                 await asyncio.to_thread(child.stop)
 
     async def _ensure(self) -> _Child:
-        """The live child; a new one is waited for until warm (not counted in a request's
-        timeout), and one that never gets there is a SandboxError."""
         if self._child is None or not self._child.process.is_alive():
-            child = await asyncio.to_thread(_Child, self.memory_mb, self.limits)
-            if not await asyncio.to_thread(child.ready, max(READY_SECONDS,
-                                                            self.timeout_seconds)):
-                self.restarts += 1
-                await asyncio.to_thread(child.kill)
-                raise SandboxError("the sandbox process did not start")
-            self._child = child
+            self._child = await asyncio.to_thread(_Child, self.memory_mb, self.limits)
         return self._child
+
+    async def _warm(self, child: _Child) -> None:
+        """Wait for a new child to be warm before its first request (not counted in the
+        request's timeout; ``start`` does not wait, so a worker registers at once while its
+        child warms up); a child that never gets there is replaced and a SandboxError."""
+        if child.warm:
+            return
+        try:
+            ready = await asyncio.to_thread(child.ready, max(READY_SECONDS, self.timeout_seconds))
+        except asyncio.CancelledError:  # the thread may still read its ("ready",): start afresh
+            await self._replace(child)
+            raise
+        if not ready:
+            await self._replace(child)
+            raise SandboxError("the sandbox process did not start")
+        child.warm = True
 
     async def _replace(self, child: _Child) -> None:
         self.restarts += 1
