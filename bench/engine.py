@@ -1,5 +1,7 @@
 """Engine throughput: calculations per second (one process), plot render times, and the
-(one calculation + four plots) budget against issue 15's target, with same-run baselines.
+(one calculation + its plots) budget against issue 15's target, with same-run baselines. The
+issue counted four plots; an imaging calculation has five since the background plot (issue
+16), all five are in the budget.
 
 The target is 300 ms on a quiet 2-core machine where an empty matplotlib figure takes 25.7 ms,
 i.e. at most 11.7 empty figures. The budget is measured interleaved with the empty figure
@@ -89,11 +91,10 @@ def main() -> None:
     print(f"calculations per second (1 process): {1 / med_calc:8.1f}  "
           f"(median {med_calc * 1e3:.1f} ms)")
     result = calculate(c, s, src)
-    med_plot = {}
-    for k in KINDS:
-        med_plot[k] = statistics.median(timed(lambda k=k: render(k, c, s, src, result=result), 10))
-        print(f"plot {k:15s} median {med_plot[k] * 1e3:7.1f} ms   "
-              f"x empty figure {med_plot[k] / base_fig:5.2f}")
+    for k in KINDS:  # each paired with the empty figure, as the budget below
+        med, ratio = paired_ratio(lambda k=k: render(k, c, s, src, result=result),
+                                  empty_figure_png, 9, time.perf_counter)
+        print(f"plot {k:15s} median {med * 1e3:7.1f} ms   x empty figure {ratio:5.2f}")
     miri = dict(c, instrument="miri", mode="imaging", filter="F1500W", readout_pattern="FASTR1",
                 groups=40, aperture_radius_arcsec=None, annulus_inner_arcsec=None,
                 annulus_outer_arcsec=None, strategy={"kind": "time_for_snr", "target_snr": 10})
@@ -108,7 +109,7 @@ def main() -> None:
     target = TARGET_MS / EMPTY_FIGURE_MS
     for name, clock in (("wall", time.perf_counter), ("CPU", time.process_time)):
         total, ratio = paired_ratio(calc_and_plots, empty_figure_png, 9, clock)
-        print(f"one calculation + four plots ({name} time): {total * 1e3:7.1f} ms = "
+        print(f"one calculation + its {len(KINDS)} plots ({name} time): {total * 1e3:7.1f} ms = "
               f"{ratio:5.2f} x empty figure (target <= {target:.1f}: "
               f"{'met' if ratio <= target else 'NOT met'})")
     spectroscopy(s, src, med_calc, base_fig)

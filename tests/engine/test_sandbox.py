@@ -177,3 +177,51 @@ def test_from_config_maps_the_calculation_section():
     box = Sandbox.from_config(cfg)
     assert box.limits == engine.CostLimits(max_sources=5)
     assert (box.memory_mb, box.timeout_seconds) == (700, 3.0)
+
+
+def child_templates(limits):
+    return sorted(plots._TEMPLATES)
+
+
+async def test_a_new_child_is_warm_before_its_first_request(sandbox):
+    """Every plot template is built before the first request (plots.warm), also in a child
+    that replaces a dead one: the first plots of a user cost what later ones do."""
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)
+    with pytest.raises(engine.TooExpensive):
+        await sandbox.run(crash)
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)
+    assert sandbox.restarts == 1
+
+
+async def test_start_does_not_wait_for_the_warm_up(sandbox):
+    """A worker registers as soon as its child is forked: ``start`` returns before the child
+    is warm, the first request waits for it."""
+    await sandbox.start()
+    assert sandbox._child is not None and not sandbox._child.warm
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)
+    assert sandbox._child.warm
+
+
+async def test_a_child_that_never_gets_warm_is_an_error(sandbox, monkeypatch):
+    from etckit.worker import sandbox as module
+
+    monkeypatch.setattr(module._Child, "ready", lambda self, timeout: False)
+    with pytest.raises(SandboxError, match="did not start"):
+        await sandbox.run(child_templates)
+    assert sandbox.restarts == 1 and sandbox._child is None
+    monkeypatch.undo()
+    assert await sandbox.run(child_templates) == sorted(plots.KINDS)
+
+
+async def test_a_request_cancelled_while_the_child_warms_up_leaves_no_stale_child(sandbox):
+    """Cancelled while waiting for a new child's ("ready",): that child is replaced (its
+    ("ready",) may be read by the abandoned wait), and the next request is served."""
+    await sandbox.start()  # forked, not warm yet: the request below waits for the warm-up
+    task = asyncio.create_task(sandbox.run(child_templates))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sandbox.restarts == 1
+    sandbox.timeout_seconds = 30  # a request waiting on a stale child would hang past this
+    assert await asyncio.wait_for(sandbox.run(child_templates), 60) == sorted(plots.KINDS)

@@ -306,10 +306,22 @@ def over_year(ra_deg: float, dec_deg: float, wave_um: float, parts: tuple[float,
               year: int = PERCENTILE_YEAR) -> tuple[list[dt.date], np.ndarray, np.ndarray]:
     """(days, zodiacal light [MJy/sr] at ``wave_um`` each day, observable) for the plot;
     NaN on days with the Sun closer than 45 deg to the line of sight (never observable)."""
+    days, ok, e, s, t = _year_ratios(ra_deg, dec_deg, year)
+    z = _zodi_at((np.array(parts[0]), np.array(parts[1])), s, t, wave_um)
+    return list(days), np.where(e >= 45.0, z, np.nan), ok.copy()
+
+
+@lru_cache(maxsize=64)
+def _year_ratios(ra_deg: float, dec_deg: float, year: int
+                 ) -> tuple[tuple[dt.date, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(days, observable, elongation, scattered and thermal ratios) of every day of ``year``:
+    the line-of-sight integrals of 365 days, the costly part of ``over_year``, cached per
+    target and year (they do not depend on the wavelength); the arrays are read-only."""
     days, ok, (lon, lat), sun_lon, sun_dist, e = _year(ra_deg, dec_deg, year)
     s, t = ratios(lon, lat, sun_lon, sun_dist)
-    z = _zodi_at((np.array(parts[0]), np.array(parts[1])), s, t, wave_um)
-    return days, np.where(e >= 45.0, z, np.nan), ok
+    for a in (ok, e, s, t):
+        a.flags.writeable = False
+    return tuple(days), ok, e, s, t
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ process (fixed margins, its axes, lines, image, colour bar and circles made in a
 render only sets the data, limits and texts of this calculation and saves the PNG. What a
 render draws depends only on its inputs: everything a previous render may have changed is
 set again, the artists made per render (legend, contour, one line per source, the filter
-curve) are removed first, and a render that fails drops its template.
+curve) are removed first, and a render that fails drops its template. Titles are pinned above
+their axes and x labels where the template's first draw put them, so that a draw does not
+measure every tick label again to place them; ``warm`` builds every template up front.
 """
 
 from __future__ import annotations
@@ -63,9 +65,12 @@ class _Template:
 _TEMPLATES: dict[str, _Template] = {}  # per process; the sandbox child renders one at a time
 
 
+PNG_COMPRESS_LEVEL = 3  # zlib: a third less encoding time than the default 6, no larger here
+
+
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
     return buf.getvalue()
 
 
@@ -78,9 +83,25 @@ def _plain_log(ax: Axes, which: str) -> None:
 
 
 def _figure(box: tuple[float, float, float, float]) -> tuple[Figure, Axes]:
+    """A figure and its axes at ``box``; the axes' title pinned just above them (no top
+    ticks: where matplotlib would place it, without measuring every tick label each draw)."""
     fig = Figure(figsize=SIZE_IN, dpi=DPI)
     FigureCanvasAgg(fig)
-    return fig, fig.add_axes(box)
+    ax = fig.add_axes(box)
+    ax.set_title("", y=1.0)
+    return fig, ax
+
+
+def _pin_xlabels(fig: Figure) -> Figure:
+    """Fix every x-axis label where the first draw put it: below one line of tick labels,
+    whose height never changes (plain numbers, one font size), so later draws skip
+    measuring every tick label of the axes and its siblings to place it again."""
+    fig.canvas.draw()
+    for ax in fig.axes:
+        label = ax.xaxis.label
+        if label.get_text():
+            ax.xaxis.set_label_coords(*label.get_position(), transform=label.get_transform())
+    return fig
 
 
 # --------------------------------------------------------------------------- S/N vs time
@@ -98,7 +119,7 @@ def _snr_vs_time_template() -> _Template:
     }
     ax.set_xlabel("total exposure time [s]")
     ax.set_ylabel("S/N")
-    return _Template(fig, ax, parts)
+    return _Template(_pin_xlabels(fig), ax, parts)
 
 
 def _snr_curves(result: Result, calc: Any) -> tuple[list, list, list, list]:
@@ -164,7 +185,7 @@ def _spectrum_template() -> _Template:
     ax.set_ylabel("f$_\\nu$ [µJy]")
     ax2 = ax.twinx()
     ax2.set_ylim(0, 1)
-    return _Template(fig, ax, {"pce": ax2})
+    return _Template(_pin_xlabels(fig), ax, {"pce": ax2})
 
 
 def _spectrum(tp: _Template, result: Result, calc: Any, sources: Any = None,
@@ -200,7 +221,7 @@ def _map_template(cmap: str, label: str, title: str = "") -> _Template:
     ax.set_xlabel("Δx [arcsec]")
     ax.set_ylabel("Δy [arcsec]")
     ax.set_title(title, fontsize=9)
-    return _Template(fig, ax, {"image": im, "circles": circles})
+    return _Template(_pin_xlabels(fig), ax, {"image": im, "circles": circles})
 
 
 def _show_map(tp: _Template, values: np.ndarray, images: Any, calc: Any) -> list[float]:
@@ -254,7 +275,7 @@ def _line_template(ylabel: str, log_y: bool = False) -> _Template:
              "target": ax.axhline(1.0, color="0.5", lw=0.8, ls=":")}
     ax.set_xlabel("wavelength [µm]")
     ax.set_ylabel(ylabel)
-    return _Template(fig, ax, parts)
+    return _Template(_pin_xlabels(fig), ax, parts)
 
 
 def _spectral_axes(tp: _Template, result: Result, ys: list[np.ndarray], labels: list[str],
@@ -302,7 +323,7 @@ def _trace_template(cmap: str, label: str) -> _Template:
                            ("c", ":"))]
     ax.set_xlabel("wavelength [µm]")
     ax.set_ylabel("along the slit [arcsec]")
-    return _Template(fig, ax, {"image": im, "lines": lines})
+    return _Template(_pin_xlabels(fig), ax, {"image": im, "lines": lines})
 
 
 def _show_trace(tp: _Template, values: np.ndarray, result: Result, calc: Any) -> None:
@@ -369,6 +390,23 @@ def _draw(kind: str, result: Result, calc: Any, scene: Any, sources: Any) -> byt
     except BaseException:
         del _TEMPLATES[kind]  # possibly half-updated: the next render builds a fresh one
         raise
+
+
+def warm() -> None:
+    """Build every kind's template and draw a default imaging calculation's plots once, so
+    that a new process (a sandbox child, before its first request) has its templates, fonts
+    and the benchmark's year of zodiacal light ready: the first plots a user asks for then
+    cost what later ones do."""
+    from . import defaults
+
+    d = defaults()
+    c, s, src = d["calculation"], d["scene"], {"1": d["source"]}
+    result = run(*prepare(c, s, src, None, None))
+    for kind in IMAGING_KINDS:
+        render(kind, c, s, src, result=result)
+    for kind in SPECTROSCOPY_KINDS:
+        if kind not in _TEMPLATES:
+            _TEMPLATES[kind] = _BUILD[kind]()
 
 
 def render(kind: str, calculation_dict: dict, scene_dict: Any, sources_by_id: dict,
@@ -450,71 +488,107 @@ def render_compare(limits: CostLimits, kind: str,
 # --------------------------------------------------------------------------- background
 # The background of a calculation: its spectrum by part, and its zodiacal light over the year
 # (the target's, with its observable days; the benchmark's line of sight without a target).
+# A template like the others: two axes, the spectrum's legend made once (its labels never
+# change), the year's legend made per render (the chosen day is its label).
 
 _BG_SPECTRUM_BOX = (0.14, 0.14, 0.34, 0.76)
 _BG_YEAR_BOX = (0.64, 0.14, 0.34, 0.76)
+_BG_WAVES = np.geomspace(0.6, 28.5, 300)
 
 
-def _background_spectrum(ax: Axes, calc: Any, zodi: Any, pivot_um: float) -> None:
+def _background_template() -> _Template:
+    from .background import PERCENTILE_YEAR
+
+    fig, sp = _figure(_BG_SPECTRUM_BOX)
+    lines = {"total": sp.plot([], [], color="k", lw=1.2, label="total")[0],
+             "zodi": sp.plot([], [], color="C0", lw=1.0, label="zodiacal")[0],
+             "rest": sp.plot([], [], color="C3", lw=1.0, label="thermal + stray")[0],
+             "pivot": sp.axvline(1.0, color="0.5", lw=0.8, ls=":")}
+    _plain_log(sp, "x")
+    _plain_log(sp, "y")
+    sp.set_xlabel("wavelength [µm]", fontsize=8)
+    sp.set_ylabel("background [MJy/sr]", fontsize=8)
+    sp.legend(fontsize=6, loc="upper left")
+    sp.tick_params(labelsize=7)
+    ax = fig.add_axes(_BG_YEAR_BOX)
+    lines |= {"no": ax.plot([], [], color="0.7", lw=1.0, label="not observable")[0],
+              "ok": ax.plot([], [], color="C0", lw=1.4, label="observable")[0],
+              "day": ax.plot([], [], "o", color="C1", ms=4)[0]}
+    _plain_log(ax, "y")
+    sp.axis((0.6, 28.5, 0.1, 10.0))  # positive limits to draw once (each render sets them)
+    ax.axis((1, 365, 0.1, 10.0))
+    ax.set_xlabel(f"day of {PERCENTILE_YEAR}", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return _Template(_pin_xlabels(fig), ax, {"spectrum": sp, **lines})
+
+
+def _background_spectrum(tp: _Template, calc: Any, zodi: Any, pivot_um: float) -> None:
     from .background import Scale
 
-    w = np.geomspace(0.6, 28.5, 300)
+    sp, p, w = tp.parts["spectrum"], tp.parts, _BG_WAVES
     total = phys.background_mjy_sr(w, calc.background_scale, zodi)
     zero = phys.background_mjy_sr(w, calc.background_scale, Scale(0.0, 0.0))
-    ax.plot(w, total, color="k", lw=1.2, label="total")
-    ax.plot(w, total - zero, color="C0", lw=1.0, label="zodiacal")
-    ax.plot(w, zero, color="C3", lw=1.0, label="thermal + stray")
-    ax.axvline(pivot_um, color="0.5", lw=0.8, ls=":")
-    _plain_log(ax, "x")
-    _plain_log(ax, "y")
-    ax.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
-    ax.set_xlabel("wavelength [µm]", fontsize=8)
-    ax.set_ylabel("background [MJy/sr]", fontsize=8)
-    ax.legend(fontsize=6, loc="upper left")
-    ax.tick_params(labelsize=7)
+    p["total"].set_data(w, total)
+    p["zodi"].set_data(w, total - zero)
+    p["rest"].set_data(w, zero)
+    p["pivot"].set_xdata([pivot_um] * 2)
+    sp.relim()
+    sp.set_autoscalex_on(True)
+    sp.autoscale_view(scaley=False)
+    sp.set_ylim(max(float(total.min()) * 0.5, 1e-3), float(total.max()) * 2)
 
 
-def _background_year(ax: Axes, calc: Any, pivot_um: float) -> None:
+def _background_year(tp: _Template, calc: Any, pivot_um: float) -> None:
     from . import background as bg
 
-    b = calc.background
+    ax, p, b = tp.ax, tp.parts, calc.background
     ra, dec = (b.ra_deg, b.dec_deg) if b is not None else bg.BENCHMARK[:2]
-    parts = tuple(float(p[0]) for p in bg.benchmark_parts(np.array([pivot_um])))
+    parts = tuple(float(x[0]) for x in bg.benchmark_parts(np.array([pivot_um])))
     days, z, ok = bg.over_year(ra, dec, pivot_um, parts)
     doy = np.arange(1, len(days) + 1)
     z = z * calc.background_scale
-    ax.plot(doy, np.where(ok, np.nan, z), color="0.7", lw=1.0, label="not observable")
-    ax.plot(doy, np.where(ok, z, np.nan), color="C0", lw=1.4, label="observable")
+    p["no"].set_data(doy, np.where(ok, np.nan, z))
+    p["ok"].set_data(doy, np.where(ok, z, np.nan))
+    handles, k = [p["no"], p["ok"]], None
     if b is not None:
         chosen = bg.zodi_at_pivot(b, pivot_um).sight.date
         k = next((i for i, d in enumerate(days) if d.isoformat()[5:] == chosen[5:]), None)
-        if k is not None:
-            ax.plot([doy[k]], [z[k]], "o", color="C1", ms=4, label=chosen)
+        p["day"].set_label(chosen)
+    p["day"].set_data(*(([doy[k]], [z[k]]) if k is not None else ([], [])))
+    if k is not None:
+        handles.append(p["day"])
+    ax.relim()
+    ax.set_autoscaley_on(True)
+    ax.autoscale_view(scalex=False)
     ax.set_xlim(1, len(days))
-    _plain_log(ax, "y")
-    ax.set_xlabel(f"day of {bg.PERCENTILE_YEAR}", fontsize=8)
     ax.set_ylabel(f"zodi at {pivot_um:.2g} µm [MJy/sr]", fontsize=8)
-    ax.legend(fontsize=6)
-    ax.tick_params(labelsize=7)
+    ax.legend(handles=handles, fontsize=6)
 
 
-def render_background(calculation_dict: dict) -> bytes:
-    """PNG: the calculation's background spectrum by part, and the zodiacal light at its
-    band's pivot (a spectroscopic calculation: its reference wavelength) over the year. Only
-    the calculation is needed (ValidationError as usual)."""
+def _background(tp: _Template, result: Any, calc: Any, **_: Any) -> None:
+    """The calculation's background spectrum by part, and the zodiacal light at its band's
+    pivot (a spectroscopic calculation: its reference wavelength) over the year."""
     from .background import zodi_at_pivot
-    from .validation import validate_calculation
 
-    calc = validate_calculation(calculation_dict)
     pivot = (float(calc.reference_wavelength_um) if calc.spectroscopic
              else inst.mode(calc.instrument, calc.mode).filters[calc.filter].pivot_um)
     zodi = zodi_at_pivot(calc.background, pivot) if calc.background is not None else None
-    fig = Figure(figsize=SIZE_IN, dpi=DPI)
-    FigureCanvasAgg(fig)
-    _background_spectrum(fig.add_axes(_BG_SPECTRUM_BOX), calc, zodi, pivot)
-    _background_year(fig.add_axes(_BG_YEAR_BOX), calc, pivot)
+    _background_spectrum(tp, calc, zodi, pivot)
+    _background_year(tp, calc, pivot)
     where = ("benchmark" if calc.background is None else
              f"RA {calc.background.ra_deg:g} Dec {calc.background.dec_deg:g}, "
              f"{zodi.sight.date}")
-    fig.suptitle(f"background: {where}", fontsize=8, y=0.985)
-    return _png(fig)
+    tp.fig.suptitle(f"background: {where}", fontsize=8, y=0.985)
+
+
+def render_background(calculation_dict: dict) -> bytes:
+    """PNG of the ``background`` kind: only the calculation is needed (ValidationError as
+    usual)."""
+    from .validation import validate_calculation
+
+    calc = validate_calculation(calculation_dict)
+    return _draw("background", None, calc, None, None)
+
+
+_BUILD["background"] = _background_template
+_DRAW["background"] = _background

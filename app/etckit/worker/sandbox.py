@@ -42,6 +42,7 @@ CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREA
              "NUMEXPR_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 PRELOAD = ["etckit.engine.plots", "etckit.worker.sandbox"]
 _START_LOCK = threading.Lock()
+READY_SECONDS = 60.0  # at most this long (or the request timeout) for a new child to be warm
 
 
 class SandboxError(RuntimeError):
@@ -78,9 +79,23 @@ def _serve_one(request: tuple, limits: engine.CostLimits) -> tuple:
         return ("error", traceback.format_exc())
 
 
+def _warm() -> None:
+    """The plot templates built before the first request (``plots.warm``); a failure here is
+    left to the first request, which meets it again and reports it."""
+    from ..engine import plots
+
+    try:
+        plots.warm()
+    except Exception:  # reported by the request that meets it
+        pass
+
+
 def _child_main(conn: Any, memory_bytes: int, limits: engine.CostLimits) -> None:
-    """The child's loop: one (function, args) request in, one reply tuple out."""
+    """The child's loop: ("ready",) once warm, then one (function, args) request in, one reply
+    tuple out."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    _warm()
+    conn.send(("ready",))
     while True:
         try:
             request = conn.recv()
@@ -123,6 +138,14 @@ class _Child:
                                        args=(child_conn, memory_mb * 1024 * 1024, limits))
             self.process.start()
         child_conn.close()
+        self.warm = False  # until its ("ready",) is read
+
+    def ready(self, timeout: float) -> bool:
+        """Whether the child said it is ready (warm) within ``timeout`` seconds."""
+        try:
+            return self.conn.poll(timeout) and self.conn.recv() == ("ready",)
+        except (EOFError, OSError):
+            return False
 
     def roundtrip(self, request: tuple, timeout: float) -> tuple:
         """The reply, ("timeout",) or ("died",); never raises for the child's failures."""
@@ -171,7 +194,7 @@ class Sandbox:
                    timeout_seconds=section.timeout_seconds)
 
     async def start(self) -> None:
-        """Start the child now (otherwise the first request does)."""
+        """Start the child now (otherwise the first request does); it warms up meanwhile."""
         async with self._lock:
             await self._ensure()
 
@@ -193,6 +216,7 @@ class Sandbox:
         """``func(limits, *args)`` in the child (``func`` must be importable by name)."""
         async with self._lock:
             child = await self._ensure()
+            await self._warm(child)
             try:
                 reply = await asyncio.to_thread(child.roundtrip, (func, args),
                                                 self.timeout_seconds)
@@ -213,6 +237,22 @@ class Sandbox:
         if self._child is None or not self._child.process.is_alive():
             self._child = await asyncio.to_thread(_Child, self.memory_mb, self.limits)
         return self._child
+
+    async def _warm(self, child: _Child) -> None:
+        """Wait for a new child to be warm before its first request (not counted in the
+        request's timeout; ``start`` does not wait, so a worker registers at once while its
+        child warms up); a child that never gets there is replaced and a SandboxError."""
+        if child.warm:
+            return
+        try:
+            ready = await asyncio.to_thread(child.ready, max(READY_SECONDS, self.timeout_seconds))
+        except asyncio.CancelledError:  # the thread may still read its ("ready",): start afresh
+            await self._replace(child)
+            raise
+        if not ready:
+            await self._replace(child)
+            raise SandboxError("the sandbox process did not start")
+        child.warm = True
 
     async def _replace(self, child: _Child) -> None:
         self.restarts += 1
