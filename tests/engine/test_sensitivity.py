@@ -24,6 +24,8 @@ MIRI_UJY = {"F560W": 0.13, "F770W": 0.24, "F1000W": 0.46, "F1130W": 1.02, "F1280
 CHECKED = {"F115W", "F150W", "F200W", "F277W", "F356W", "F444W"} | set(MIRI_UJY)
 NIRCAM_WITHIN_10 = {"F200W", "F277W", "F444W"}
 TOLERANCE = {"nJy": 0.30, "uJy": 0.10}
+# F560W: the engine matches Pandeia 4.0 with the table's setup; the cruciform is modelled from
+# the cited figures and does not close it (docs/engine.md); no per-filter factor.
 MIRI_KNOWN_GAP = {"F560W": 0.15}
 
 
