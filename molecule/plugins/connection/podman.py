@@ -133,7 +133,8 @@ class Connection(PodmanConnection):
             if self._entered is None:
                 # podman exec, with the upstream plugin's podman mount for files
                 return super()._connect()
-            self._mount_point = f"/proc/{self._entered['pid']}/root"
+            # the upstream put_file and fetch_file prefix this (bytes) to the path
+            self._mount_point = to_bytes(f"/proc/{self._entered['pid']}/root")
             self._connected = True
         return self
 
