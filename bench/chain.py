@@ -21,7 +21,9 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -115,10 +117,98 @@ async def bench_chain(chain: Chain, args) -> dict:
         await ws_send_recv(one)(i)
     p50, p99 = await latency(ws_send_recv(one), args.requests)
     clients = [await open_client() for _ in range(args.clients)]
+    profiled = args.profile and chain.settings.get("zmq__curve") == "true"
+    spies = start_profiles(chain, args) if profiled else []
+    procs = {"wssvc": [chain.wssvc.pid], "broker": [chain.broker.pid],
+             "workers": [w.pid for w in chain.workers], "load generator": [os.getpid()]}
+    cpu0 = {name: thread_cpu(pids) for name, pids in procs.items()}
+    done0 = time.perf_counter()
     rps = await throughput(clients, ws_send_recv, args.seconds)
+    trips = max(1.0, rps * (time.perf_counter() - done0))
+    threads = {}
+    for name, pids in procs.items():
+        now = thread_cpu(pids)
+        threads[name] = {t: 1e6 * (now[t] - cpu0[name].get(t, 0.0)) / trips for t in now}
     for ws in [one, *clients]:
         await ws.close()
-    return {"p50": p50, "p99": p99, "rps": rps}
+    figures = {"p50": p50, "p99": p99, "rps": rps, "threads": threads,
+               "cpu_us": {name: sum(t.values()) for name, t in threads.items()}}
+    if spies:
+        figures["profile"] = finish_profiles(spies)
+    return figures
+
+
+def cpu_seconds(pid: int, task: str = "") -> float:
+    """User + system CPU time a process (all its threads), or one of its threads, has used."""
+    with open(f"/proc/{pid}{task}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds of these processes' threads, summed by thread name (Python's threads
+    are "python", ZeroMQ's I/O threads "ZMQbg/IO/0" and so on)."""
+    by_name: dict[str, float] = {}
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                seconds = cpu_seconds(pid, f"/task/{tid}")
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            by_name[name] = by_name.get(name, 0.0) + seconds
+    return by_name
+
+
+# -- --profile: where each process spends its time under the throughput run ---------------
+
+# a sample counts for the first part (from its innermost frame out) one of its frames is in;
+# py-spy names a frame "function (path/under/site-packages.py:line)"
+PROFILE_PARTS = (("logging", ("(logging/",)), ("metrics", ("(etckit/metrics.py",)),
+                 ("json", ("(json/",)), ("zmq", ("(zmq/",)),
+                 ("hypercorn/wsproto/h11", ("(hypercorn/", "(wsproto/", "(h11/")),
+                 ("quart/werkzeug", ("(quart/", "(werkzeug/")),
+                 ("asyncio streams", ("(asyncio/streams.py",)),
+                 ("ours (etckit)", ("(etckit/",)), ("asyncio/uvloop", ("(asyncio/", "(uvloop")))
+
+
+def start_profiles(chain: Chain, args) -> list[tuple[str, Path, subprocess.Popen]]:
+    """py-spy record (sampled, non-blocking) on wssvc, the broker and the first worker for
+    the throughput run; needs py-spy on PATH or beside this Python."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spies = []
+    for name, proc in (("wssvc", chain.wssvc), ("broker", chain.broker),
+                       ("worker", chain.workers[0])):
+        out = Path(args.profile) / f"{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spies.append((name, out, subprocess.Popen(
+            [spy, "record", "--nonblocking", "--format", "raw", "--rate", "250",
+             "--duration", str(max(1, int(args.seconds) - 1)), "--pid", str(proc.pid),
+             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    return spies
+
+
+def finish_profiles(spies) -> dict[str, dict[str, float]]:
+    """Per process: samples (busy, not idle) and the share of each part (PROFILE_PARTS)."""
+    shares = {}
+    for name, out, popen in spies:
+        popen.wait(60)
+        shares[name] = profile_shares(out)
+    return shares
+
+
+def profile_shares(path: Path) -> dict[str, float]:
+    """Busy samples of a py-spy raw file, and the share (%) of each part (PROFILE_PARTS)."""
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines() if path.exists() else ():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")[::-1]
+        part = next((part for frame in frames for part, marks in PROFILE_PARTS
+                     if any(m in frame for m in marks)), "other")
+        counts[part] = counts.get(part, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {"samples": total, **{part: 100 * n / total for part, n in sorted(
+        counts.items(), key=lambda kv: -kv[1])}}
 
 
 # -- baseline (a): bare websocket echo on the same Hypercorn setup -------------------------
@@ -165,12 +255,16 @@ async def bench_ws_echo(args, tmp: Path) -> dict:
         p50, p99 = await latency(echo(one), args.requests)
         clients = [await websockets.connect(url, compression=args.compression)
                    for _ in range(args.clients)]
+        cpu0, mine0, t0 = cpu_seconds(proc.pid), cpu_seconds(os.getpid()), time.perf_counter()
         rps = await throughput(clients, echo, args.seconds)
+        trips = max(1.0, rps * (time.perf_counter() - t0))
+        cpu_us = {"server": 1e6 * (cpu_seconds(proc.pid) - cpu0) / trips,
+                  "load generator": 1e6 * (cpu_seconds(os.getpid()) - mine0) / trips}
         for ws in [one, *clients]:
             await ws.close()
     finally:
         proc.stop()
-    return {"p50": p50, "p99": p99, "rps": rps}
+    return {"p50": p50, "p99": p99, "rps": rps, "cpu_us": cpu_us}
 
 
 # -- baseline (b): bare pyzmq DEALER -> ROUTER echo ----------------------------------------
@@ -415,6 +509,9 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate",
                         help="permessage-deflate as browsers negotiate it (default), or none")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy each process of the chain (CURVE on) during its "
+                        "throughput run: raw stacks in DIR, the shares printed")
     parser.add_argument("--sweep", action="store_true",
                         help="the figures against the number of clients, printed and drawn")
     parser.add_argument("--points", default="1,10,50,100,200,500",
@@ -468,6 +565,22 @@ async def main() -> None:
           f" {'met' if met99 else 'NOT met'})")
     print(f"chain throughput {c['rps']:.0f}/s vs target 5000/s: {c['rps'] / 5000:.2f}x"
           f" ({'met' if c['rps'] >= 5000 else 'NOT met'})")
+    cpu = c["cpu_us"]
+    total = sum(cpu.values())
+    print("CPU per chain round trip (throughput run): "
+          + ", ".join(f"{name} {us:.0f} us" for name, us in cpu.items())
+          + f"; total {total:.0f} us: {os.cpu_count()} cores saturate near "
+          f"{os.cpu_count() * 1e6 / total:.0f}/s, the chain alone (no load generator) near "
+          f"{os.cpu_count() * 1e6 / (total - cpu['load generator']):.0f}/s")
+    for name, threads in c["threads"].items():
+        print(f"  {name} by thread: " + ", ".join(
+            f"{t} {us:.0f} us" for t, us in sorted(threads.items(), key=lambda kv: -kv[1])
+            if us >= 1))
+    print("CPU per ws echo round trip: " + ", ".join(
+        f"{name} {us:.0f} us" for name, us in a["cpu_us"].items()))
+    for name, shares in results["chain"].get("profile", {}).items():
+        print(f"profile {name} ({shares.pop('samples')} busy samples): "
+              + ", ".join(f"{part} {pct_:.0f}%" for part, pct_ in shares.items()))
     print(f"{sockets['open']} open websockets on one wssvc: RSS {sockets['rss_during']:.1f} MB "
           f"(idle {sockets['rss_before']:.1f} MB; target < 200 MB: "
           f"{sockets['rss_during'] / 200:.2f}x); last one answers: {sockets['last_one_answers']}")
