@@ -2,6 +2,8 @@
 
     python bench/chain.py [--seconds 5] [--clients 50] [--sockets 1000]
     python bench/chain.py --sweep [--points 1,10,50,100,200,500] [--seconds 2]
+    python bench/chain.py --wssvc 1,2,3 [--brokers 1] [--workers 2] [--clients 50]
+    python bench/chain.py --profile DIR    (py-spy must be installed)
 
 Prints, for a no-op request (``echo``) through browser websocket → wssvc → broker → worker →
 back: round-trip p50 and p99 (one client, sequential) and round trips per second (N concurrent
@@ -9,6 +11,13 @@ clients), with CURVE on the ZeroMQ links (the default) and with it off, and thei
 same figures for (a) a bare websocket echo on the same Hypercorn setup and (b) a bare pyzmq
 DEALER→ROUTER echo; the ratios; and the resident memory of one wssvc holding --sockets open
 websockets. Everything runs on loopback and stops by itself.
+
+Also the CPU time each process (and each of its threads) spends per chain round trip in the
+throughput run, so the core count that would saturate is read off directly. With --wssvc:
+round trips/s and CPU per round trip with N wssvc on this host, each with its own port, pool,
+--brokers brokers and --workers workers, the clients spread over them. With --profile: where
+each process's busy time goes (py-spy samples: Hypercorn/wsproto, asyncio streams, ZeroMQ,
+JSON, logging, metrics, etckit's own code).
 
 With --sweep: throughput and p50/p99 under load (every client with one request in flight)
 against the number of clients, for the chain and both baselines; printed, and drawn to
@@ -33,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import websockets  # noqa: E402
 import zmq  # noqa: E402
 
@@ -353,17 +363,19 @@ async def bench_sockets(chain: Chain, n: int) -> dict:
             "last_one_answers": ok}
 
 
+BENCH_SETTINGS = dict(
+    heartbeat__interval="1", heartbeat__registry_interval="2",
+    heartbeat__registry_liveness="10", log__level="warning", wssvc__ping_interval="60",
+    # throughput, not fairness: the per-connection and per-user limits off
+    wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
+    wssvc__connection_burst="1000000", wssvc__user_rate="1000000", wssvc__user_burst="1000000",
+    broker__queue_limit="1000000", broker__queue_per_user="1000000")
+
+
 async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, dict | None]:
     """The chain's figures with zmq.curve on or off (and, once, the many-sockets figure)."""
     os.mkdir(tmp)
-    chain = Chain(tmp, heartbeat__interval="1", heartbeat__registry_interval="2",
-                  heartbeat__registry_liveness="10", log__level="warning",
-                  wssvc__ping_interval="60", zmq__curve=curve,
-                  # throughput, not fairness: the per-connection and per-user limits off
-                  wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
-                  wssvc__connection_burst="1000000", wssvc__user_rate="1000000",
-                  wssvc__user_burst="1000000", broker__queue_limit="1000000",
-                  broker__queue_per_user="1000000")
+    chain = Chain(tmp, zmq__curve=curve, **BENCH_SETTINGS)
     chain.start_all(workers=args.workers)
     try:
         wait_for(lambda: chain.health().get("brokers") == 1, what="broker")
@@ -376,6 +388,69 @@ async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, d
     finally:
         chain.stop()
     return figures, many
+
+
+# -- --wssvc N,...: several wssvc on one host, each its own pool ---------------------------
+
+async def run_units(args, tmp: Path, units: int) -> dict:
+    """`units` wssvc (each its own port and pool, with --brokers brokers of its own) and
+    --workers workers per pool; the clients spread over them as main_server's assignment
+    spreads browsers. Round trips/s and the CPU per round trip of each kind of process."""
+    os.mkdir(tmp)
+    chain = Chain(tmp, zmq__curve="true", **BENCH_SETTINGS)
+    pools = [(f"p{k + 1}", chain.port if k == 0 else free_port()) for k in range(units)]
+    procs: dict[str, list] = {"wssvc": [], "broker": [], "workers": []}
+    try:
+        for pool, port in pools:
+            procs["wssvc"].append(chain.start("wssvc", wssvc__pool=pool, wssvc__port=str(port)))
+        for pool, port in pools:
+            wait_http(f"http://127.0.0.1:{port}/healthz", proc=procs["wssvc"][-1])
+            procs["broker"] += [chain.start("broker", broker__pool=pool)
+                                for _ in range(args.brokers)]
+            procs["workers"] += [chain.start("worker", worker__pool=pool)
+                                 for _ in range(args.workers)]
+        for pool, port in pools:
+            wait_for(lambda port=port: httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+                     .get("brokers") == args.brokers, what=f"brokers of {pool}")
+        await asyncio.sleep(1.0)
+        await chain.ensure_user("bench")
+        clients = []
+        for i in range(args.clients):
+            pool, port = pools[i % units]
+            url = f"ws://127.0.0.1:{port}/ws?ticket={chain.ticket('bench', pool=pool)}"
+            ws = await websockets.connect(url, origin=ORIGIN, compression=args.compression)
+            await ws.recv()  # hello
+            clients.append(ws)
+        pids = {name: [p.pid for p in ps] for name, ps in procs.items()}
+        pids["load generator"] = [os.getpid()]
+        cpu0 = {name: sum(thread_cpu(p).values()) for name, p in pids.items()}
+        t0 = time.perf_counter()
+        rps = await throughput(clients, ws_send_recv, args.seconds)
+        trips = max(1.0, rps * (time.perf_counter() - t0))
+        cpu = {name: 1e6 * (sum(thread_cpu(p).values()) - cpu0[name]) / trips
+               for name, p in pids.items()}
+        for ws in clients:
+            await ws.close()
+    finally:
+        chain.stop()
+    return {"rps": rps, "cpu_us": cpu}
+
+
+async def run_unit_curve(args) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="etckit-units-") as tmp:
+        for units in args.wssvc:
+            rows.append((units, await run_units(args, Path(tmp) / f"u{units}", units)))
+    print(f"several wssvc on one host: {os.cpu_count()} cores, {args.clients} clients spread"
+          f" over them, per wssvc {args.brokers} broker(s) and {args.workers} worker(s), "
+          f"{args.seconds:g} s each, compression {args.compression or 'off'}")
+    names = list(rows[0][1]["cpu_us"])
+    print(f"{'wssvc':>6}{'round trips/s':>15}" + "".join(f"{n + ' us':>20}" for n in names)
+          + f"{'total us':>10}{'cores busy':>12}")
+    for units, r in rows:
+        total = sum(r["cpu_us"].values())
+        print(f"{units:>6}{r['rps']:>15.0f}" + "".join(f"{r['cpu_us'][n]:>20.0f}" for n in names)
+              + f"{total:>10.0f}{total * r['rps'] / 1e6:>12.2f}")
 
 
 # -- --sweep: the figures against the number of clients -----------------------------------
@@ -512,6 +587,10 @@ async def main() -> None:
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy each process of the chain (CURVE on) during its "
                         "throughput run: raw stacks in DIR, the shares printed")
+    parser.add_argument("--wssvc", default="",
+                        help="e.g. 1,2,4: round trips/s and CPU per round trip with that many "
+                        "wssvc (each its own port and pool) on this host, clients spread")
+    parser.add_argument("--brokers", type=int, default=1, help="per wssvc, with --wssvc")
     parser.add_argument("--sweep", action="store_true",
                         help="the figures against the number of clients, printed and drawn")
     parser.add_argument("--points", default="1,10,50,100,200,500",
@@ -525,6 +604,10 @@ async def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     if args.sweep:
         await run_sweep(args)
+        return
+    if args.wssvc:
+        args.wssvc = [int(n) for n in args.wssvc.split(",")]
+        await run_unit_curve(args)
         return
 
     with tempfile.TemporaryDirectory(prefix="etckit-bench-") as tmp:
