@@ -404,14 +404,14 @@ async def run_units(args, tmp: Path, units: int) -> dict:
         for pool, port in pools:
             procs["wssvc"].append(chain.start("wssvc", wssvc__pool=pool, wssvc__port=str(port)))
         for pool, port in pools:
-            wait_http(f"http://127.0.0.1:{port}/healthz", proc=procs["wssvc"][-1])
+            wait_http(f"http://127.0.0.1:{port}/healthz", status=503, proc=procs["wssvc"][-1])
             procs["broker"] += [chain.start("broker", broker__pool=pool)
                                 for _ in range(args.brokers)]
             procs["workers"] += [chain.start("worker", worker__pool=pool)
                                  for _ in range(args.workers)]
         for pool, port in pools:
             wait_for(lambda port=port: httpx.get(f"http://127.0.0.1:{port}/healthz").json()
-                     .get("brokers") == args.brokers, what=f"brokers of {pool}")
+                     .get("brokers") == args.brokers, timeout=60, what=f"brokers of {pool}")
         await asyncio.sleep(1.0)
         await chain.ensure_user("bench")
         clients = []
