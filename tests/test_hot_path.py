@@ -102,3 +102,33 @@ def test_the_broker_choice_is_kept_until_a_link_changes():
         assert up.send(b"10", []) is None
     finally:
         up.ctx.term()
+
+
+async def test_worker_reply_to_its_requester_alone_has_the_general_meta_frame():
+    dispatch._TO_CLIENT.clear()
+    cfg = config.load(environ={"ETCKIT_AUTH__SESSION_SECRET": "s"})
+
+    async def echo(ctx, message):
+        ctx.reply({"type": "echo", "data": message.get("data")})
+
+    async def fan_out(ctx, message):
+        ctx.reply({"type": "done"})
+        ctx.to_workbook("w", {"type": "changed"}, except_sender=True)
+
+    for client in ("c1", "c2", "c1"):
+        who = json.dumps({"client": client, "user": "u", "workbook": "w"}).encode()
+        for handler in (echo, fan_out):
+            text = b'{"id":1,"type":"x","data":"\\ud800"}'
+            reply, _ = await dispatch.handle(None, cfg, [who, text], handlers={"x": handler})
+            ctx, _ = dispatch.request_context(None, cfg, [who, b'{"id":1,"type":"x"}'])
+            await handler(ctx, {"data": "\ud800"})
+            assert reply == reply_body(ctx.deliveries)
+            assert json.loads(reply[0])["to"][0] == {"client": client}
+    assert set(dispatch._TO_CLIENT) == {"c1", "c2"}
+
+
+def test_dumps_is_compact_utf8_and_escapes_lone_surrogates():
+    from etckit.messaging.protocol import dumps
+
+    assert dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+    assert dumps({"a": "\ud800é"}) == b'{"a":"\\ud800\\u00e9"}'
