@@ -2,6 +2,8 @@
 
     python bench/chain.py [--seconds 5] [--clients 50] [--sockets 1000]
     python bench/chain.py --sweep [--points 1,10,50,100,200,500] [--seconds 2]
+    python bench/chain.py --wssvc 1,2,3 [--brokers 1] [--workers 2] [--clients 50]
+    python bench/chain.py --profile DIR    (py-spy must be installed)
 
 Prints, for a no-op request (``echo``) through browser websocket → wssvc → broker → worker →
 back: round-trip p50 and p99 (one client, sequential) and round trips per second (N concurrent
@@ -9,6 +11,13 @@ clients), with CURVE on the ZeroMQ links (the default) and with it off, and thei
 same figures for (a) a bare websocket echo on the same Hypercorn setup and (b) a bare pyzmq
 DEALER→ROUTER echo; the ratios; and the resident memory of one wssvc holding --sockets open
 websockets. Everything runs on loopback and stops by itself.
+
+Also the CPU time each process (and each of its threads) spends per chain round trip in the
+throughput run, so the core count that would saturate is read off directly. With --wssvc:
+round trips/s and CPU per round trip with N wssvc on this host, each with its own port, pool,
+--brokers brokers and --workers workers, the clients spread over them. With --profile: where
+each process's busy time goes (py-spy samples: Hypercorn/wsproto, asyncio streams, ZeroMQ,
+JSON, logging, metrics, etckit's own code).
 
 With --sweep: throughput and p50/p99 under load (every client with one request in flight)
 against the number of clients, for the chain and both baselines; printed, and drawn to
@@ -21,7 +30,9 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
 import websockets  # noqa: E402
 import zmq  # noqa: E402
 
@@ -115,10 +127,98 @@ async def bench_chain(chain: Chain, args) -> dict:
         await ws_send_recv(one)(i)
     p50, p99 = await latency(ws_send_recv(one), args.requests)
     clients = [await open_client() for _ in range(args.clients)]
+    profiled = args.profile and chain.settings.get("zmq__curve") == "true"
+    spies = start_profiles(chain, args) if profiled else []
+    procs = {"wssvc": [chain.wssvc.pid], "broker": [chain.broker.pid],
+             "workers": [w.pid for w in chain.workers], "load generator": [os.getpid()]}
+    cpu0 = {name: thread_cpu(pids) for name, pids in procs.items()}
+    done0 = time.perf_counter()
     rps = await throughput(clients, ws_send_recv, args.seconds)
+    trips = max(1.0, rps * (time.perf_counter() - done0))
+    threads = {}
+    for name, pids in procs.items():
+        now = thread_cpu(pids)
+        threads[name] = {t: 1e6 * (now[t] - cpu0[name].get(t, 0.0)) / trips for t in now}
     for ws in [one, *clients]:
         await ws.close()
-    return {"p50": p50, "p99": p99, "rps": rps}
+    figures = {"p50": p50, "p99": p99, "rps": rps, "threads": threads,
+               "cpu_us": {name: sum(t.values()) for name, t in threads.items()}}
+    if spies:
+        figures["profile"] = finish_profiles(spies)
+    return figures
+
+
+def cpu_seconds(pid: int, task: str = "") -> float:
+    """User + system CPU time a process (all its threads), or one of its threads, has used."""
+    with open(f"/proc/{pid}{task}/stat") as fh:
+        fields = fh.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pids: list[int]) -> dict[str, float]:
+    """CPU seconds of these processes' threads, summed by thread name (Python's threads
+    are "python", ZeroMQ's I/O threads "ZMQbg/IO/0" and so on)."""
+    by_name: dict[str, float] = {}
+    for pid in pids:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                name = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+                seconds = cpu_seconds(pid, f"/task/{tid}")
+            except FileNotFoundError:  # the thread ended meanwhile
+                continue
+            by_name[name] = by_name.get(name, 0.0) + seconds
+    return by_name
+
+
+# -- --profile: where each process spends its time under the throughput run ---------------
+
+# a sample counts for the first part (from its innermost frame out) one of its frames is in;
+# py-spy names a frame "function (path/under/site-packages.py:line)"
+PROFILE_PARTS = (("logging", ("(logging/",)), ("metrics", ("(etckit/metrics.py",)),
+                 ("json", ("(json/",)), ("zmq", ("(zmq/",)),
+                 ("hypercorn/wsproto/h11", ("(hypercorn/", "(wsproto/", "(h11/")),
+                 ("quart/werkzeug", ("(quart/", "(werkzeug/")),
+                 ("asyncio streams", ("(asyncio/streams.py",)),
+                 ("ours (etckit)", ("(etckit/",)), ("asyncio/uvloop", ("(asyncio/", "(uvloop")))
+
+
+def start_profiles(chain: Chain, args) -> list[tuple[str, Path, subprocess.Popen]]:
+    """py-spy record (sampled, non-blocking) on wssvc, the broker and the first worker for
+    the throughput run; needs py-spy on PATH or beside this Python."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    spies = []
+    for name, proc in (("wssvc", chain.wssvc), ("broker", chain.broker),
+                       ("worker", chain.workers[0])):
+        out = Path(args.profile) / f"{name}.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spies.append((name, out, subprocess.Popen(
+            [spy, "record", "--nonblocking", "--format", "raw", "--rate", "250",
+             "--duration", str(max(1, int(args.seconds) - 1)), "--pid", str(proc.pid),
+             "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+    return spies
+
+
+def finish_profiles(spies) -> dict[str, dict[str, float]]:
+    """Per process: samples (busy, not idle) and the share of each part (PROFILE_PARTS)."""
+    shares = {}
+    for name, out, popen in spies:
+        popen.wait(60)
+        shares[name] = profile_shares(out)
+    return shares
+
+
+def profile_shares(path: Path) -> dict[str, float]:
+    """Busy samples of a py-spy raw file, and the share (%) of each part (PROFILE_PARTS)."""
+    counts: dict[str, int] = {}
+    for line in path.read_text().splitlines() if path.exists() else ():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")[::-1]
+        part = next((part for frame in frames for part, marks in PROFILE_PARTS
+                     if any(m in frame for m in marks)), "other")
+        counts[part] = counts.get(part, 0) + int(n)
+    total = sum(counts.values()) or 1
+    return {"samples": total, **{part: 100 * n / total for part, n in sorted(
+        counts.items(), key=lambda kv: -kv[1])}}
 
 
 # -- baseline (a): bare websocket echo on the same Hypercorn setup -------------------------
@@ -165,12 +265,16 @@ async def bench_ws_echo(args, tmp: Path) -> dict:
         p50, p99 = await latency(echo(one), args.requests)
         clients = [await websockets.connect(url, compression=args.compression)
                    for _ in range(args.clients)]
+        cpu0, mine0, t0 = cpu_seconds(proc.pid), cpu_seconds(os.getpid()), time.perf_counter()
         rps = await throughput(clients, echo, args.seconds)
+        trips = max(1.0, rps * (time.perf_counter() - t0))
+        cpu_us = {"server": 1e6 * (cpu_seconds(proc.pid) - cpu0) / trips,
+                  "load generator": 1e6 * (cpu_seconds(os.getpid()) - mine0) / trips}
         for ws in [one, *clients]:
             await ws.close()
     finally:
         proc.stop()
-    return {"p50": p50, "p99": p99, "rps": rps}
+    return {"p50": p50, "p99": p99, "rps": rps, "cpu_us": cpu_us}
 
 
 # -- baseline (b): bare pyzmq DEALER -> ROUTER echo ----------------------------------------
@@ -259,17 +363,19 @@ async def bench_sockets(chain: Chain, n: int) -> dict:
             "last_one_answers": ok}
 
 
+BENCH_SETTINGS = dict(
+    heartbeat__interval="1", heartbeat__registry_interval="2",
+    heartbeat__registry_liveness="10", log__level="warning", wssvc__ping_interval="60",
+    # throughput, not fairness: the per-connection and per-user limits off
+    wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
+    wssvc__connection_burst="1000000", wssvc__user_rate="1000000", wssvc__user_burst="1000000",
+    broker__queue_limit="1000000", broker__queue_per_user="1000000")
+
+
 async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, dict | None]:
     """The chain's figures with zmq.curve on or off (and, once, the many-sockets figure)."""
     os.mkdir(tmp)
-    chain = Chain(tmp, heartbeat__interval="1", heartbeat__registry_interval="2",
-                  heartbeat__registry_liveness="10", log__level="warning",
-                  wssvc__ping_interval="60", zmq__curve=curve,
-                  # throughput, not fairness: the per-connection and per-user limits off
-                  wssvc__max_in_flight="100000", wssvc__connection_rate="1000000",
-                  wssvc__connection_burst="1000000", wssvc__user_rate="1000000",
-                  wssvc__user_burst="1000000", broker__queue_limit="1000000",
-                  broker__queue_per_user="1000000")
+    chain = Chain(tmp, zmq__curve=curve, **BENCH_SETTINGS)
     chain.start_all(workers=args.workers)
     try:
         wait_for(lambda: chain.health().get("brokers") == 1, what="broker")
@@ -282,6 +388,69 @@ async def run_chain(args, tmp: Path, curve: str, sockets: bool) -> tuple[dict, d
     finally:
         chain.stop()
     return figures, many
+
+
+# -- --wssvc N,...: several wssvc on one host, each its own pool ---------------------------
+
+async def run_units(args, tmp: Path, units: int) -> dict:
+    """`units` wssvc (each its own port and pool, with --brokers brokers of its own) and
+    --workers workers per pool; the clients spread over them as main_server's assignment
+    spreads browsers. Round trips/s and the CPU per round trip of each kind of process."""
+    os.mkdir(tmp)
+    chain = Chain(tmp, zmq__curve="true", **BENCH_SETTINGS)
+    pools = [(f"p{k + 1}", chain.port if k == 0 else free_port()) for k in range(units)]
+    procs: dict[str, list] = {"wssvc": [], "broker": [], "workers": []}
+    try:
+        for pool, port in pools:
+            procs["wssvc"].append(chain.start("wssvc", wssvc__pool=pool, wssvc__port=str(port)))
+        for pool, port in pools:
+            wait_http(f"http://127.0.0.1:{port}/healthz", status=503, proc=procs["wssvc"][-1])
+            procs["broker"] += [chain.start("broker", broker__pool=pool)
+                                for _ in range(args.brokers)]
+            procs["workers"] += [chain.start("worker", worker__pool=pool)
+                                 for _ in range(args.workers)]
+        for pool, port in pools:
+            wait_for(lambda port=port: httpx.get(f"http://127.0.0.1:{port}/healthz").json()
+                     .get("brokers") == args.brokers, timeout=60, what=f"brokers of {pool}")
+        await asyncio.sleep(1.0)
+        await chain.ensure_user("bench")
+        clients = []
+        for i in range(args.clients):
+            pool, port = pools[i % units]
+            url = f"ws://127.0.0.1:{port}/ws?ticket={chain.ticket('bench', pool=pool)}"
+            ws = await websockets.connect(url, origin=ORIGIN, compression=args.compression)
+            await ws.recv()  # hello
+            clients.append(ws)
+        pids = {name: [p.pid for p in ps] for name, ps in procs.items()}
+        pids["load generator"] = [os.getpid()]
+        cpu0 = {name: sum(thread_cpu(p).values()) for name, p in pids.items()}
+        t0 = time.perf_counter()
+        rps = await throughput(clients, ws_send_recv, args.seconds)
+        trips = max(1.0, rps * (time.perf_counter() - t0))
+        cpu = {name: 1e6 * (sum(thread_cpu(p).values()) - cpu0[name]) / trips
+               for name, p in pids.items()}
+        for ws in clients:
+            await ws.close()
+    finally:
+        chain.stop()
+    return {"rps": rps, "cpu_us": cpu}
+
+
+async def run_unit_curve(args) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="etckit-units-") as tmp:
+        for units in args.wssvc:
+            rows.append((units, await run_units(args, Path(tmp) / f"u{units}", units)))
+    print(f"several wssvc on one host: {os.cpu_count()} cores, {args.clients} clients spread"
+          f" over them, per wssvc {args.brokers} broker(s) and {args.workers} worker(s), "
+          f"{args.seconds:g} s each, compression {args.compression or 'off'}")
+    names = list(rows[0][1]["cpu_us"])
+    print(f"{'wssvc':>6}{'round trips/s':>15}" + "".join(f"{n + ' us':>20}" for n in names)
+          + f"{'total us':>10}{'cores busy':>12}")
+    for units, r in rows:
+        total = sum(r["cpu_us"].values())
+        print(f"{units:>6}{r['rps']:>15.0f}" + "".join(f"{r['cpu_us'][n]:>20.0f}" for n in names)
+              + f"{total:>10.0f}{total * r['rps'] / 1e6:>12.2f}")
 
 
 # -- --sweep: the figures against the number of clients -----------------------------------
@@ -415,6 +584,13 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compression", choices=["deflate", "none"], default="deflate",
                         help="permessage-deflate as browsers negotiate it (default), or none")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy each process of the chain (CURVE on) during its "
+                        "throughput run: raw stacks in DIR, the shares printed")
+    parser.add_argument("--wssvc", default="",
+                        help="e.g. 1,2,4: round trips/s and CPU per round trip with that many "
+                        "wssvc (each its own port and pool) on this host, clients spread")
+    parser.add_argument("--brokers", type=int, default=1, help="per wssvc, with --wssvc")
     parser.add_argument("--sweep", action="store_true",
                         help="the figures against the number of clients, printed and drawn")
     parser.add_argument("--points", default="1,10,50,100,200,500",
@@ -428,6 +604,10 @@ async def main() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     if args.sweep:
         await run_sweep(args)
+        return
+    if args.wssvc:
+        args.wssvc = [int(n) for n in args.wssvc.split(",")]
+        await run_unit_curve(args)
         return
 
     with tempfile.TemporaryDirectory(prefix="etckit-bench-") as tmp:
@@ -468,6 +648,22 @@ async def main() -> None:
           f" {'met' if met99 else 'NOT met'})")
     print(f"chain throughput {c['rps']:.0f}/s vs target 5000/s: {c['rps'] / 5000:.2f}x"
           f" ({'met' if c['rps'] >= 5000 else 'NOT met'})")
+    cpu = c["cpu_us"]
+    total = sum(cpu.values())
+    print("CPU per chain round trip (throughput run): "
+          + ", ".join(f"{name} {us:.0f} us" for name, us in cpu.items())
+          + f"; total {total:.0f} us: {os.cpu_count()} cores saturate near "
+          f"{os.cpu_count() * 1e6 / total:.0f}/s, the chain alone (no load generator) near "
+          f"{os.cpu_count() * 1e6 / (total - cpu['load generator']):.0f}/s")
+    for name, threads in c["threads"].items():
+        print(f"  {name} by thread: " + ", ".join(
+            f"{t} {us:.0f} us" for t, us in sorted(threads.items(), key=lambda kv: -kv[1])
+            if us >= 1))
+    print("CPU per ws echo round trip: " + ", ".join(
+        f"{name} {us:.0f} us" for name, us in a["cpu_us"].items()))
+    for name, shares in results["chain"].get("profile", {}).items():
+        print(f"profile {name} ({shares.pop('samples')} busy samples): "
+              + ", ".join(f"{part} {pct_:.0f}%" for part, pct_ in shares.items()))
     print(f"{sockets['open']} open websockets on one wssvc: RSS {sockets['rss_during']:.1f} MB "
           f"(idle {sockets['rss_before']:.1f} MB; target < 200 MB: "
           f"{sockets['rss_during'] / 200:.2f}x); last one answers: {sockets['last_one_answers']}")

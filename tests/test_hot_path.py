@@ -102,3 +102,68 @@ def test_the_broker_choice_is_kept_until_a_link_changes():
         assert up.send(b"10", []) is None
     finally:
         up.ctx.term()
+
+
+async def test_worker_reply_to_its_requester_alone_has_the_general_meta_frame():
+    dispatch._TO_CLIENT.clear()
+    cfg = config.load(environ={"ETCKIT_AUTH__SESSION_SECRET": "s"})
+
+    async def echo(ctx, message):
+        ctx.reply({"type": "echo", "data": message.get("data")})
+
+    async def fan_out(ctx, message):
+        ctx.reply({"type": "done"})
+        ctx.to_workbook("w", {"type": "changed"}, except_sender=True)
+
+    for client in ("c1", "c2", "c1"):
+        who = json.dumps({"client": client, "user": "u", "workbook": "w"}).encode()
+        for handler in (echo, fan_out):
+            text = b'{"id":1,"type":"x","data":"\\ud800"}'
+            reply, _ = await dispatch.handle(None, cfg, [who, text], handlers={"x": handler})
+            ctx, _ = dispatch.request_context(None, cfg, [who, b'{"id":1,"type":"x"}'])
+            await handler(ctx, {"data": "\ud800"})
+            assert reply == reply_body(ctx.deliveries)
+            assert json.loads(reply[0])["to"][0] == {"client": client}
+    assert set(dispatch._TO_CLIENT) == {"c1", "c2"}
+
+
+def test_dumps_is_compact_utf8_and_escapes_lone_surrogates():
+    from etckit.messaging.protocol import dumps
+
+    assert dumps({"a": [1, "é"]}) == '{"a":[1,"é"]}'.encode()
+    assert dumps({"a": "\ud800é"}) == b'{"a":"\\ud800\\u00e9"}'
+
+
+def test_send_frames_sends_what_send_multipart_sends_and_nothing_when_refused():
+    import zmq
+
+    from etckit.messaging.loop import send_frames
+
+    ctx = zmq.Context()
+    try:
+        router, dealer = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+        for sock in (router, dealer):
+            sock.setsockopt(zmq.LINGER, 0)
+        router.bind("inproc://send-frames")
+        dealer.connect("inproc://send-frames")
+        frames = [b"ETC1C", b"\x02", b"7", b'{"client":"c"}', b"", b"x" * 100_000]
+        send_frames(dealer, frames, zmq.NOBLOCK)
+        dealer.send_multipart(frames, zmq.NOBLOCK)
+        first, second = router.recv_multipart(), router.recv_multipart()
+        assert first == second and first[1:] == frames
+        send_frames(router, [first[0], b"back"])
+        assert dealer.recv_multipart() == [b"back"]
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        with pytest.raises(zmq.ZMQError) as info:  # an unknown peer: nothing sent
+            send_frames(router, [b"nobody", b"a", b"b"], zmq.NOBLOCK)
+        assert info.value.errno == zmq.EHOSTUNREACH
+        lonely = ctx.socket(zmq.DEALER)  # no peer: the first frame is refused
+        lonely.setsockopt(zmq.LINGER, 0)
+        with pytest.raises(zmq.Again):
+            send_frames(lonely, [b"a", b"b"], zmq.NOBLOCK)
+        send_frames(router, [first[0], b"after"])  # the links still carry whole messages
+        assert dealer.recv_multipart() == [b"after"]
+        for sock in (router, dealer, lonely):
+            sock.close(0)
+    finally:
+        ctx.term()

@@ -36,6 +36,7 @@ from .messaging.frames import (
     check_rid,
     request_user,
 )
+from .messaging.loop import send_frames
 from .messaging.protocol import (
     CLIENT,
     COMMAND_NAMES,
@@ -194,7 +195,7 @@ class Broker:
 
     def _send(self, sock: zmq.Socket, frames: list[bytes]) -> bool:
         try:
-            sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            send_frames(sock, frames, zmq.NOBLOCK)
             return True
         except zmq.Again:
             log.warning("peer is not keeping up, message dropped", extra={"peer": frames[0].hex()})

@@ -17,6 +17,19 @@ import zmq
 
 log = logging.getLogger(__name__)
 
+_SEND = zmq.backend.Socket.send  # libzmq's send, under pyzmq's Python-level checks
+
+
+def send_frames(sock: zmq.Socket, frames: list[bytes], flags: int = 0) -> None:
+    """sock.send_multipart(frames, flags) for frames that are all bytes: pyzmq's version
+    checks every frame and goes through two Python calls a frame (~18 us for a REPLY's six
+    frames against ~5 us here). As there, a first frame refused (zmq.Again, EHOSTUNREACH)
+    sends nothing, and once it went, libzmq takes the rest of the message."""
+    more = flags | zmq.SNDMORE
+    for frame in frames[:-1]:
+        _SEND(sock, frame, more)
+    _SEND(sock, frames[-1], flags)
+
 
 class LoopSocket:
     def __init__(self, sock: zmq.Socket, on_frames: Callable[[list[bytes]], None]) -> None:
@@ -50,7 +63,7 @@ class LoopSocket:
 
     def send(self, frames: list[bytes]) -> None:
         """Send without blocking (raises zmq.Again when the peer's queue is full)."""
-        self.sock.send_multipart(frames, flags=zmq.NOBLOCK)
+        send_frames(self.sock, frames, zmq.NOBLOCK)
         self._soon()
 
     def close(self) -> None:

@@ -31,14 +31,19 @@ class ProtocolError(Exception):
     """A peer sent frames that do not follow the protocol."""
 
 
+# json.dumps with arguments builds an encoder per call; these are built once
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_ASCII = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; text that UTF-8 cannot hold (lone surrogates) is escaped instead
     of failing."""
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    text = _COMPACT.encode(obj)
     try:
         return text.encode()
     except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode()
+        return _COMPACT_ASCII.encode(obj).encode()
 
 
 def loads(data: bytes) -> Any:

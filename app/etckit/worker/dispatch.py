@@ -194,9 +194,26 @@ async def run_handler(ctx: Context, message: dict[str, Any],
         ctx.followups = []
 
 
+_TO_CLIENT: dict[str, bytes] = {}  # client -> the meta frame of a reply to it alone
+
+
+def _reply_body(ctx: Context) -> list[bytes]:
+    """reply_body(ctx.deliveries); the common one, a single message to the requester, with
+    its meta frame encoded once per client (WHO_KEPT clients remembered)."""
+    deliveries = ctx.deliveries
+    if len(deliveries) != 1 or deliveries[0]["to"] != {"client": ctx.client}:
+        return reply_body(deliveries)
+    meta = _TO_CLIENT.get(ctx.client)
+    if meta is None:
+        if len(_TO_CLIENT) >= WHO_KEPT:
+            _TO_CLIENT.clear()
+        meta = _TO_CLIENT[ctx.client] = dumps({"to": [{"client": ctx.client}]})
+    return [meta, dumps(deliveries[0]["message"])]
+
+
 def encode(ctx: Context) -> list[bytes]:
     """The REPLY body; a reply over the size limit becomes a too_large error."""
-    body = reply_body(ctx.deliveries)
+    body = _reply_body(ctx)
     limit = ctx.cfg.quotas.reply_max_bytes
     if sum(len(frame) for frame in body) > limit:
         log.warning("reply over quotas.reply_max_bytes refused", extra={"limit": limit})
