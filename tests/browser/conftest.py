@@ -107,6 +107,21 @@ def fake_login(page, base: str, name: str) -> None:
     page.wait_for_url(base + "/welcome")
 
 
+def source_in_a_scene(page, brightness: str | None = None, name: str | None = None) -> None:
+    """In the open workbook: a source (the form's defaults, or this normalization value in
+    the form's unit, or this name) saved through its form, and a scene saved through its own."""
+    page.locator("#add-source").click()
+    if brightness is not None:
+        page.locator("#source-form [name='data.normalization.value']").fill(brightness)
+    if name is not None:
+        page.locator("#source-form [name='name']").fill(name)
+    page.locator("#form-save").click()
+    page.wait_for_selector("#source-list tr[data-id]")
+    page.locator("#add-scene").click()
+    page.locator("#form-save").click()
+    page.wait_for_selector("#scene-list tr[data-id]")
+
+
 def open_list(page, base: str) -> None:
     page.goto(base + "/workbooks")
     page.wait_for_selector("body[data-ready=true]")

@@ -7,16 +7,11 @@ from __future__ import annotations
 import io
 import tarfile
 
-from tests.browser.conftest import fake_login, open_list, shot
+from tests.browser.conftest import fake_login, open_list, shot, source_in_a_scene
 
 
 def _calculation_with_a_background(page) -> None:
-    page.locator("#add-source").click()
-    page.locator("#form-save").click()
-    page.wait_for_selector("#source-list tr[data-id]")
-    page.locator("#add-scene").click()
-    page.locator("#form-save").click()
-    page.wait_for_selector("#scene-list tr[data-id]")
+    source_in_a_scene(page)
     page.locator("#add-calculation").click()
     form = page.locator("#calculation-form")
     form.locator("[name='name']").fill("Field")

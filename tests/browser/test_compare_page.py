@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import base64
 
-from tests.browser.conftest import fake_login, shot
-from tests.browser.test_workbook_page import _bright_source_in_a_scene, _create_and_open
+from tests.browser.conftest import fake_login, shot, source_in_a_scene
+from tests.browser.test_workbook_page import _create_and_open
 
 CALCULATIONS = (("PRISM deep", "PRISM", "CLEAR"), ("G235M deep", "G235M", "F170LP"))
 
@@ -33,7 +33,7 @@ def test_compare_two_spectra_against_wavelength(context, system):
     page = context.new_page()
     fake_login(page, system.url, "comparer")
     _create_and_open(page, system.url, "Spectra compared")
-    _bright_source_in_a_scene(page)
+    source_in_a_scene(page, "2000")
     for name, disperser, filt in CALCULATIONS:
         _spectroscopic_calculation(page, name, disperser, filt)
     for name, _, _ in CALCULATIONS:  # ticked in this order: calculations.0 is the PRISM one

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import struct
 
-from tests.browser.conftest import fake_login, shot
+from tests.browser.conftest import fake_login, shot, source_in_a_scene
 from tests.browser.test_workbook_page import _create_and_open
 
 KINDS = ("snr_vs_time", "spectrum", "snr_map", "saturation_map", "background")
@@ -77,12 +77,7 @@ def test_print_time_from_plot_requests_to_the_last_image(browser, system):
     try:
         fake_login(page, system.url, "timer")
         _create_and_open(page, system.url, "Timing")
-        page.locator("#add-source").click()
-        page.locator("#form-save").click()
-        page.wait_for_selector("#source-list tr[data-id]")
-        page.locator("#add-scene").click()
-        page.locator("#form-save").click()
-        page.wait_for_selector("#scene-list tr[data-id]")
+        source_in_a_scene(page)
         _add_calculation(page, "First", "10")
         _add_calculation(page, "Second", "8")
         cold = _time_plots(page, "First", pngs)

@@ -3,8 +3,8 @@ spectroscopic plots (issue 16 item 1)."""
 
 from __future__ import annotations
 
-from tests.browser.conftest import fake_login, shot
-from tests.browser.test_workbook_page import _bright_source_in_a_scene, _create_and_open
+from tests.browser.conftest import fake_login, shot, source_in_a_scene
+from tests.browser.test_workbook_page import _create_and_open
 
 SPECTRO_KINDS = ("snr_vs_wavelength", "extracted_flux", "detector_2d", "snr_2d")
 
@@ -14,7 +14,7 @@ def test_build_a_nirspec_calculation_and_see_its_plots(context, system):
     fake_login(page, system.url, "spectroscopist")
     _create_and_open(page, system.url, "Spectra")
 
-    _bright_source_in_a_scene(page)
+    source_in_a_scene(page, "2000")
 
     page.locator("#add-calculation").click()
     form = page.locator("#calculation-form")

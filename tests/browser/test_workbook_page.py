@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser.conftest import fake_login, open_list, shot
-
-
-def _bright_source_in_a_scene(page) -> None:
-    """In the open workbook: a source of 2000 (the form's unit) and a scene holding it."""
-    page.locator("#add-source").click()
-    page.locator("#source-form [name='data.normalization.value']").fill("2000")
-    page.locator("#form-save").click()
-    page.wait_for_selector("#source-list tr[data-id]")
-    page.locator("#add-scene").click()
-    page.locator("#form-save").click()
-    page.wait_for_selector("#scene-list tr[data-id]")
+from tests.browser.conftest import fake_login, open_list, shot, source_in_a_scene
 
 
 def _create_and_open(page, base: str, name: str) -> None:
@@ -29,15 +18,7 @@ def test_build_a_calculation_through_the_forms_and_see_its_plots(context, system
     fake_login(page, system.url, "astronomer")
     _create_and_open(page, system.url, "Forms")
 
-    page.locator("#add-source").click()
-    page.locator("#source-form [name='data.normalization.value']").fill("250")
-    page.locator("#source-form [name='name']").fill("Quasar")
-    page.locator("#form-save").click()
-    page.wait_for_selector("#source-list tr[data-id]")
-
-    page.locator("#add-scene").click()
-    page.locator("#form-save").click()
-    page.wait_for_selector("#scene-list tr[data-id]")
+    source_in_a_scene(page, "250", "Quasar")
 
     page.locator("#add-calculation").click()
     page.locator("#calculation-form [name='data.filter']").select_option("F150W")
