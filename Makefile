@@ -43,10 +43,10 @@ molecule: venv-test
 molecule-if-usable: venv-test
 	VENV=$(VENV) tests/molecule/run
 
-# The operations drills (docs/operations.md "Drills"): 20-30 minutes on the 2-core test machine,
-# more than CI's budget leaves, so not part of `make test`; run them before every release.
+# The topology scenario alone: the site, its client and the operations drills
+# (docs/operations.md "Drills"), about 20 minutes on the 2-core test machine.
 drills: venv-test
-	MOLECULE_REQUIRED=1 VENV=$(VENV) tests/molecule/run drills
+	MOLECULE_REQUIRED=1 VENV=$(VENV) tests/molecule/run topology
 
 test: lint kitlint pytest molecule-if-usable
 

@@ -40,12 +40,17 @@ PUBLIC = f"https://www.{DOMAIN}"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 
 
+# The floating address keepalived keeps on lb1 or lb2: www.etc.example.org points at it.
+VIP = yaml.safe_load((HERE / "inventory" / "group_vars" / "loadbalancers" / "keepalived.yml")
+                     .read_text())["etckit_lb_vip"]
+
+
 def _addresses() -> dict[str, str]:
     found: dict[str, str] = {}
     for source in (HERE / "inventory" / "hosts.yml", GROW):
         for name, hv in (yaml.safe_load(source.read_text())["all"]["hosts"] or {}).items():
             found[name] = hv["etckit_address"]
-    found["www"] = found["lb1"]
+    found["www"] = VIP
     return found
 
 
@@ -493,7 +498,7 @@ def firing(alert: str) -> list[dict[str, str]]:
 
 async def step_monitoring(s: State) -> None:
     """Prometheus scrapes every host and program; a pool without workers fires its alert."""
-    hosts = ["lb1", "front1", "front2", "internal1"]
+    hosts = ["lb1", "lb2", "front1", "front2", "internal1"]
     await asyncio.to_thread(wait_until, "Prometheus finds every target of every host up",
                             lambda: every_target_up(hosts), 90, 3)
     # The pool the client does not use: its workers stop, the alert fires, they start again.

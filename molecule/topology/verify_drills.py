@@ -1,12 +1,17 @@
-"""The drills scenario's verify: the kit's operations run while a real client keeps working.
+"""The topology scenario's drills: the kit's operations run while a real client keeps working.
 
-Run by verify.yml (Molecule sets MOLECULE_* in the environment). The client is the topology
-scenario's (molecule/topology/verify_topology.py: it trusts only the test CA and resolves
-*.etc.example.org itself); here www.etc.example.org is keepalived's floating address. Each step
-prints one line with its figures, appends its time to test-artifacts/molecule-times.txt, and
-raises on the first behaviour that is wrong.
+Run by verify.yml after verify_topology.py (Molecule sets MOLECULE_* in the environment), on
+the grown site verify_topology.py leaves behind: its rolling upgrade done, internal2 added. The
+client is verify_topology.py's (it trusts only the test CA and resolves *.etc.example.org
+itself); www.etc.example.org is keepalived's floating address on lb1 and lb2. Each step prints
+one line with its figures, appends its time to test-artifacts/molecule-times.txt, and raises on
+the first behaviour that is wrong.
 
     python verify_drills.py [STEP ...]     default: every step, in order
+
+The rollback step goes back from the release verify_topology.py's rolling-upgrade step
+installed (rolling upgrade then rollback: the drill of docs/operations.md); failover comes last
+because it stops lb1's container (and starts it again).
 """
 
 from __future__ import annotations
@@ -32,22 +37,21 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "topology"))
+sys.path.insert(0, str(HERE))
 import verify_topology as vt  # noqa: E402  (the client, the host helpers)
 
 DOMAIN = vt.DOMAIN
 INVENTORY = yaml.safe_load((HERE / "inventory" / "hosts.yml").read_text())["all"]
-VIP = yaml.safe_load((HERE / "inventory" / "group_vars" / "loadbalancers" / "keepalived.yml")
-                     .read_text())["etckit_lb_vip"]
+VIP = vt.VIP
 LBS = list(INVENTORY["children"]["loadbalancers"]["hosts"])
 APPS = list(INVENTORY["children"]["main_servers"]["hosts"])
 DATABASE = next(iter(INVENTORY["children"]["databases"]["hosts"]))
 TIMES = vt.PROJECT / "test-artifacts" / "molecule-times.txt"
-
-# The client resolves the scenario's names: www is the floating address.
-vt.ADDRESSES.clear()
-vt.ADDRESSES.update({name: hv["etckit_address"] for name, hv in INVENTORY["hosts"].items()})
-vt.ADDRESSES["www"] = VIP
+ETCKIT_GROUPS = ("main_servers", "wssvc_servers", "brokers", "workers")
+# Every host that runs etckit programs, internal2 (added from grow.yml) included.
+ETCKIT_HOSTS = sorted({host for source in (INVENTORY, yaml.safe_load(vt.GROW.read_text())["all"])
+                       for group in ETCKIT_GROUPS
+                       for host in source["children"].get(group, {}).get("hosts") or {}})
 say = vt.say
 on = vt.on
 
@@ -57,7 +61,7 @@ TOOK: dict[str, float] = {}  # seconds each playbook of the drills took, last ru
 
 def playbook(name: str, *args: str) -> str:
     started = time.monotonic()
-    out = vt.playbook(name, *args, grown=False)
+    out = vt.playbook(name, *args)
     TOOK[name] = time.monotonic() - started
     return out
 
@@ -233,7 +237,7 @@ async def step_backup_restore(s: vt.State) -> None:
 
 
 def releases() -> dict[str, str]:
-    return {h: on(h, "readlink", "/opt/etckit/current") for h in APPS}
+    return {h: on(h, "readlink", "/opt/etckit/current") for h in ETCKIT_HOSTS}
 
 
 def runs(host: str, release: str) -> list[str]:
@@ -243,30 +247,33 @@ def runs(host: str, release: str) -> list[str]:
 
 
 async def versions(s: vt.State) -> set[str]:
+    """What /healthz says on each main_server host's wssvc and through the floating address."""
     urls = [f"https://{h}.{DOMAIN}:8081/healthz" for h in APPS] + ["/healthz"]
     return {(await s.browser.http.get(url)).json()["version"] for url in urls}
 
 
-async def step_upgrade_rollback(s: vt.State) -> None:
-    """rolling-upgrade.yml to a new release, then rollback.yml, while the client works."""
-    old, old_version = releases(), await versions(s)
-    assert len(old_version) == 1, old_version
-    version = f"0.1.0+drill.{int(time.time())}"
-    await asyncio.to_thread(vt.build_wheel, version)
+async def step_rollback(s: vt.State) -> None:
+    """rollback.yml after verify_topology.py's rolling upgrade, while the client works: every
+    program on every host runs the release from before the upgrade again."""
+    upgraded = releases()
+    previous = {h: on(h, "readlink", "/opt/etckit/previous", check=False) for h in ETCKIT_HOSTS}
+    assert all(previous.values()), f"a host has no previous release recorded: {previous}"
+    assert all(previous[h] != upgraded[h] for h in ETCKIT_HOSTS), (previous, upgraded)
+    old_version = on(APPS[0], f"{previous[APPS[0]]}/bin/etckit", "version").split()[-1]
+    new_version = await versions(s)
+    assert len(new_version) == 1 and old_version not in new_version, (old_version, new_version)
     with Load(s) as load:
-        await asyncio.to_thread(playbook, "rolling-upgrade.yml")
-        assert await versions(s) == {version}, await versions(s)
-        upgraded = releases()
-        assert all(upgraded[h] != old[h] for h in APPS), (old, upgraded)
         await asyncio.to_thread(playbook, "rollback.yml")
         seen = await load.finish()
-    assert releases() == old, f"after the rollback: {releases()}, before the upgrade: {old}"
-    stale = {h: runs(h, old[h]) for h in APPS}
+    assert releases() == previous, f"after the rollback: {releases()}, before: {previous}"
+    stale = {h: runs(h, previous[h]) for h in ETCKIT_HOSTS}
     assert not any(stale.values()), f"programs not on the previous release: {stale}"
-    assert await versions(s) == old_version, await versions(s)
-    say(f"rolling upgrade to {version} ({TOOK['rolling-upgrade.yml']:.0f}s) and rollback to "
-        f"{old_version.pop()} ({TOOK['rollback.yml']:.0f}s): every program on "
-        f"{', '.join(APPS)} runs the previous release again; meanwhile {seen}")
+    assert await versions(s) == {old_version}, (await versions(s), old_version)
+    gone = [h for h in ETCKIT_HOSTS if on(h, "readlink", "/opt/etckit/previous", check=False)]
+    assert not gone, f"previous is left on {gone}: a second rollback would go forward"
+    say(f"rollback from {new_version.pop()} to {old_version} ({TOOK['rollback.yml']:.0f}s): "
+        f"every program on {', '.join(ETCKIT_HOSTS)} runs the previous release again; "
+        f"meanwhile {seen}")
 
 
 def new_certificate() -> tuple[Path, int]:
@@ -487,9 +494,9 @@ async def step_failover(s: vt.State) -> None:
 STEPS = {
     "client": step_client,
     "backup-restore": step_backup_restore,
-    "upgrade-rollback": step_upgrade_rollback,
     "rotate-certificate": step_rotate_certificate,
     "rotate-keys": step_rotate_keys,
+    "rollback": step_rollback,
     "failover": step_failover,
 }
 
