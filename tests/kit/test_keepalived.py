@@ -1,9 +1,9 @@
 """Two load balancers with a floating address (etckit_lb_vip): keepalived and the firewall.
 
-The topology scenario (molecule/topology/verify_drills.py) shows the failover itself; here the generated files:
-each load balancer's keepalived.conf names the other as its unicast VRRP peer, the first one
-has the highest priority, both carry the floating address, and each firewall admits VRRP from
-the other load balancer only, while nothing else changes.
+The topology scenario (molecule/topology/verify_drills.py) shows the failover itself; here
+the generated files: each load balancer's keepalived.conf names the other as its unicast VRRP
+peer, the first one has the highest priority, both carry the floating address, and each
+firewall admits VRRP from the other load balancer only, while nothing else changes.
 """
 
 from __future__ import annotations
