@@ -7,6 +7,7 @@ database (the Service here has none: a call would raise)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from urllib.parse import quote_from_bytes
 
@@ -118,3 +119,13 @@ async def test_a_blocked_users_valid_ticket_is_429_before_the_database(service):
     for bad in (_ticket(pool="other"), _ticket(lifetime=-10.0)):  # not hers: no 429
         status, body, _ = _refusal(await _handshake(service, ORIGIN, f"ticket={bad}".encode()))
         assert status == 403 and body.startswith("ticket refused: "), body
+
+
+async def test_a_refused_origin_is_logged_cut(service, caplog):
+    """Anyone may send a 16 kB Origin, as often as she likes: the log line keeps 200
+    characters of it (before, all of it, once per refused handshake)."""
+    with caplog.at_level(logging.INFO, logger="etckit.wssvc.asgi"):
+        status, _, _ = _refusal(await _handshake(service, "h" * 16_000, b""))
+    assert status == 403
+    [record] = [r for r in caplog.records if r.getMessage() == "websocket refused: origin"]
+    assert record.origin == "h" * 200
