@@ -74,6 +74,14 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def user_label(text: str) -> str:
+    """A name a user typed, as a legend shows it, literally: ``$`` escaped (matplotlib
+    would parse ``$...$`` as mathtext, and a malformed formula fails the whole render),
+    and a leading ``_`` kept visible (matplotlib leaves such labels out of a legend)."""
+    text = text.replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def _plain_log(ax: Axes, which: str) -> None:
     """A log scale on ``which`` ("x", "y") labelled 20, 300, 1e+04: no mathtext to lay out."""
     getattr(ax, f"set_{which}scale")("log")
@@ -198,7 +206,7 @@ def _spectrum(tp: _Template, result: Result, calc: Any, sources: Any = None,
         ws = spectral.wave_grid(src.lines, src.redshift, w)
         fnu = spectral.observed_fnu_jy(src, ws, f"sources.{sid}")
         tp.made += ax.plot(ws, np.maximum(fnu, 1e-30) * 1e6, color=f"C{i % 10}",
-                           label=src.name or sid)
+                           label=user_label(src.name or sid))
     tp.made.append(ax2.fill_between(w, phys.throughput(filt, w), color="0.6", alpha=0.3, lw=0))
     ax.relim()
     ax2.relim()  # the x range is shared: neither may keep the last render's extent
@@ -441,7 +449,7 @@ def _compare_axes(curves: list[tuple[str, Any, tuple[float, float] | None]], tit
     for i, (label, curve, point) in enumerate(curves):
         x, y = np.asarray(curve.x.values, float), np.asarray(curve.y.values, float)
         ok = (x > 0) & (y > 0)
-        ax.plot(x[ok], y[ok], color=f"C{i % 10}", lw=1.3, label=label[:40])
+        ax.plot(x[ok], y[ok], color=f"C{i % 10}", lw=1.3, label=user_label(label[:40]))
         if point is not None and point[0] > 0 and point[1] > 0:
             ax.plot([point[0]], [point[1]], "o", color=f"C{i % 10}", ms=4)
         drawn = drawn or bool(ok.any())

@@ -384,8 +384,9 @@ def _reply_meta(body: list[bytes]) -> dict[str, Any]:
 
 class PlotCache:
     """Identical plot requests are served from memory (bounded in bytes, least recently used
-    first out). Keys carry the user and the calculation's revision, so an edit never serves a
-    stale picture and one user never gets another's."""
+    first out). Keys carry the user, the socket's workbook and the calculation's revision, so
+    an edit never serves a stale picture, one user never gets another's, and a user whose
+    share was revoked gets none (see _render)."""
 
     def __init__(self, limit_bytes: int) -> None:
         self.limit = limit_bytes
@@ -448,8 +449,11 @@ def _plot_client(service: Service):
 async def _render(service: Service, client: Client, calculation: str, revision: int,
                   kind: str):
     """(PNG bytes, whether from the cache), or (an error reply, False): from the cache or a
-    worker, never under a revision other than the one the worker drew."""
-    cache_key = (client.user, calculation, revision, kind)
+    worker, never under a revision other than the one the worker drew. Cached only under the
+    workbook of the client's socket, and only when the calculation is of that workbook: a hit
+    then needs the user's socket on it, whose access the SessionWatcher checks (revoked:
+    4004), so a revoked share or a deleted workbook is never drawn from memory."""
+    cache_key = (client.user, client.workbook, calculation, revision, kind)
     png = service.plots.get(cache_key)
     if png is not None:
         return png, True
@@ -467,7 +471,8 @@ async def _render(service: Service, client: Client, calculation: str, revision: 
     except (KeyError, TypeError, ValueError, binascii.Error):
         log.warning("a worker's plot reply holds no PNG")
         return _plot_error("internal", "unreadable plot from the worker", 502), False
-    service.plots.put(cache_key, png)
+    if client.workbook is not None and reply.get("workbook") == client.workbook:
+        service.plots.put(cache_key, png)
     return png, False
 
 

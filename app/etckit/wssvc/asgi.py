@@ -39,6 +39,8 @@ CLOSE_INTERNAL = 1011  # wssvc failed (a bug): the page reconnects
 CLOSE_DRAIN = 5.0  # seconds a closed socket's unread messages are read and dropped, at most
 CLOSE_IDLE = 0.1  # seconds of silence after which a closed socket's answer is not waited for
 
+LOGGED_ORIGIN = 200  # characters of a refused Origin that are logged
+
 Receive = Any  # ASGI receive and send callables
 Send = Any
 
@@ -87,7 +89,8 @@ async def websocket(service: Service, scope: dict[str, Any], receive: Receive,
         return
     origin = _header(scope, b"origin")
     if origin not in service.allowed_origins:
-        log.info("websocket refused: origin", extra={"origin": origin})
+        # anyone can send this, up to Hypercorn's 16 kB of headers: cut, as a log line
+        log.info("websocket refused: origin", extra={"origin": origin[:LOGGED_ORIGIN]})
         await refuse(send, 403, "origin not allowed")
         return
     if not service.upstream.ready:

@@ -3,6 +3,10 @@
 Each client has a bounded outgoing queue (an Outbox: a list made when there is something to
 send, and the connection's writer task started only then). A delivery that finds it full
 closes that client (4001, "too slow"): a slow browser never makes the server's memory grow.
+Before that, the queued broadcasts that a later one supersedes (an item's ``*.saved`` state,
+sent again) are dropped (Outbox.put_superseding): one edit of a source used by many
+calculations sends every socket on the workbook a ``calculation.saved`` per calculation, and
+a few such edits by one user must not close her collaborators' sockets.
 """
 
 from __future__ import annotations
@@ -50,6 +54,19 @@ class Outbox:
         if self.on_put is not None:
             self.on_put()
 
+    def put_superseding(self, text: str) -> bool:
+        """On a full outbox: queue ``text`` after dropping every queued broadcast that a
+        later one (or ``text``) supersedes; False (nothing queued) unless that frees a
+        sixteenth of the room at least, so that a compaction (which reads the queued JSON)
+        is paid for by cheap puts after it."""
+        items = superseded_dropped([*(self.items or ()), text])
+        if len(items) > self.maxsize - max(1, self.maxsize // 16):
+            return False
+        self.items = items
+        if self.on_put is not None:
+            self.on_put()
+        return True
+
     def take(self) -> list[str]:
         """Everything waiting, oldest first; the outbox is empty after."""
         items, self.items = self.items, None
@@ -62,6 +79,38 @@ class Outbox:
         if not self.items:
             self.items = None
         return text
+
+
+def _state_key(text: str) -> tuple[str, str] | None:
+    """(type, item id) of a broadcast of an item's whole state (``*.saved`` with no ``ref``:
+    never a reply to a request), else None."""
+    if '.saved"' not in text:
+        return None
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    item = message.get("item") if isinstance(message, dict) else None
+    kind = message.get("type") if isinstance(item, dict) else None
+    if "ref" in message or not isinstance(kind, str) or not kind.endswith(".saved"):
+        return None
+    return (kind, item["id"]) if isinstance(item.get("id"), str) else None
+
+
+def superseded_dropped(texts: list[str]) -> list[str]:
+    """``texts`` in order without the item states that a later text of the same type and
+    item replaces."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for text in reversed(texts):
+        key = _state_key(text)
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        kept.append(text)
+    kept.reverse()
+    return kept
 
 
 @dataclass(eq=False, slots=True)
@@ -101,6 +150,8 @@ class Client:
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
+            if isinstance(self.queue, Outbox) and self.queue.put_superseding(text):
+                return True
             self.close(CLOSE_TOO_SLOW, "client is not reading its messages")
             return False
         return True

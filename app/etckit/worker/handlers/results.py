@@ -122,5 +122,5 @@ async def render_plot(ctx: Context, message: dict[str, Any]) -> None:
     except engine.TooExpensive as exc:
         raise HandlerError("too_expensive", f"{exc.field}: {exc.message}",
                            field=exc.field) from None
-    ctx.reply({"type": "plot", "calculation": item, "kind": kind,
-               "revision": row["revision"], "png": base64.b64encode(png).decode()})
+    ctx.reply({"type": "plot", "calculation": item, "kind": kind, "revision": row["revision"],
+               "workbook": row["workbook_id"], "png": base64.b64encode(png).decode()})

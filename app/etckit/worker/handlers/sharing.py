@@ -122,6 +122,7 @@ async def leave(ctx: Context, message: dict[str, Any]) -> None:
         if row["access"] == "owner":
             raise HandlerError("invalid", "workbook: you own it; delete it instead of leaving",
                                field="workbook")
+        await hold_items(tx, workbook)  # a folder.move of hers waits, then finds no share
         await shares.unshare(tx, workbook, ctx.user)
     ctx.reply({"type": "workbook.left", "workbook": workbook})
     ctx.to_user({"type": "workbook.deleted", "workbook": workbook}, except_sender=True)
@@ -200,6 +201,9 @@ async def move(ctx: Context, message: dict[str, Any]) -> None:
         await owned_workbook(tx, ctx, workbook)
         await hold_items(tx, workbook)  # not deleted before the placing is written
         await hold_quota(tx, "user", ctx.user)  # nor the folder (folder.delete takes it too)
+        # again under the lock: a share ended meanwhile (unshare, leave) left no placing to
+        # undo, and a placing nobody sees would keep its folder from being deleted
+        await owned_workbook(tx, ctx, workbook)
         folder = None if message.get("folder") is None else (
             await _folder(tx, ctx, message))["id"]
         await shares.place(tx, ctx.user, workbook, folder)
