@@ -4,6 +4,7 @@
     python bench/chain.py --sweep [--points 1,10,50,100,200,500] [--seconds 2]
     python bench/chain.py --wssvc 1,2,3 [--brokers 1] [--workers 2] [--clients 50]
     python bench/chain.py --profile DIR    (py-spy must be installed)
+    python bench/chain.py --cpus 1,2 [--wssvc-per-cpu]
 
 Prints, for a no-op request (``echo``) through browser websocket → wssvc → broker → worker →
 back: round-trip p50 and p99 (one client, sequential) and round trips per second (N concurrent
@@ -18,6 +19,10 @@ round trips/s and CPU per round trip with N wssvc on this host, each with its ow
 --brokers brokers and --workers workers, the clients spread over them. With --profile: where
 each process's busy time goes (py-spy samples: Hypercorn/wsproto, asyncio streams, ZeroMQ,
 JSON, logging, metrics, etckit's own code).
+
+With --cpus 1,2: the same throughput run with every process (load generator included) held
+to the first N cores (sched_setaffinity, which the programs inherit), one wssvc in all or
+(--wssvc-per-cpu) one per core: whether the ceiling moves with cores.
 
 With --sweep: throughput and p50/p99 under load (every client with one request in flight)
 against the number of clients, for the chain and both baselines; printed, and drawn to
@@ -453,6 +458,31 @@ async def run_unit_curve(args) -> None:
               + f"{total:>10.0f}{total * r['rps'] / 1e6:>12.2f}")
 
 
+async def run_cpu_curve(args) -> None:
+    """Round trips/s with every process held to the first N cores, for each N of --cpus."""
+    everything = sorted(os.sched_getaffinity(0))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="etckit-cpus-") as tmp:
+        for n in args.cpus:
+            if n > len(everything):
+                raise SystemExit(f"--cpus {n}: this process may use {len(everything)} cores")
+            os.sched_setaffinity(0, everything[:n])  # the chain's programs inherit it
+            try:
+                units = n if args.wssvc_per_cpu else 1
+                rows.append((n, units, await run_units(args, Path(tmp) / f"c{n}", units)))
+            finally:
+                os.sched_setaffinity(0, everything)
+    print(f"the chain held to N cores: {args.clients} clients, {args.workers} worker(s) per "
+          f"wssvc, {args.seconds:g} s each, compression {args.compression or 'off'}")
+    print(f"{'cores':>6}{'wssvc':>6}{'round trips/s':>15}{'vs 1st row':>12}"
+          f"{'CPU us/rt':>11}{'cores busy':>12}")
+    first = rows[0][2]["rps"]
+    for n, units, r in rows:
+        total = sum(r["cpu_us"].values())
+        print(f"{n:>6}{units:>6}{r['rps']:>15.0f}{r['rps'] / first:>11.2f}x{total:>11.0f}"
+              f"{total * r['rps'] / 1e6:>12.2f}")
+
+
 # -- --sweep: the figures against the number of clients -----------------------------------
 
 async def sweep_ws(open_client, make_send_recv, args) -> list[dict]:
@@ -591,6 +621,11 @@ async def main() -> None:
                         help="e.g. 1,2,4: round trips/s and CPU per round trip with that many "
                         "wssvc (each its own port and pool) on this host, clients spread")
     parser.add_argument("--brokers", type=int, default=1, help="per wssvc, with --wssvc")
+    parser.add_argument("--cpus", default="",
+                        help="e.g. 1,2: round trips/s with every process held to that many "
+                        "cores")
+    parser.add_argument("--wssvc-per-cpu", action="store_true",
+                        help="with --cpus: one wssvc (and its brokers, workers) per core")
     parser.add_argument("--sweep", action="store_true",
                         help="the figures against the number of clients, printed and drawn")
     parser.add_argument("--points", default="1,10,50,100,200,500",
@@ -608,6 +643,10 @@ async def main() -> None:
     if args.wssvc:
         args.wssvc = [int(n) for n in args.wssvc.split(",")]
         await run_unit_curve(args)
+        return
+    if args.cpus:
+        args.cpus = [int(n) for n in args.cpus.split(",")]
+        await run_cpu_curve(args)
         return
 
     with tempfile.TemporaryDirectory(prefix="etckit-bench-") as tmp:
