@@ -469,7 +469,7 @@ async def run_cpu_curve(args) -> None:
             os.sched_setaffinity(0, everything[:n])  # the chain's programs inherit it
             try:
                 units = n if args.wssvc_per_cpu else 1
-                rows.append((n, units, await run_units(args, Path(tmp) / f"c{n}", units)))
+                rows.append((n, units, await run_units(args, Path(tmp) / f"c{len(rows)}", units)))
             finally:
                 os.sched_setaffinity(0, everything)
     print(f"the chain held to N cores: {args.clients} clients, {args.workers} worker(s) per "
