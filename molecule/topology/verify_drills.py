@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import re
@@ -247,8 +246,8 @@ def runs(host: str, release: str) -> list[str]:
 
 
 async def versions(s: vt.State) -> set[str]:
-    """What /healthz says on each main_server host's wssvc and through the floating address."""
-    urls = [f"https://{h}.{DOMAIN}:8081/healthz" for h in APPS] + ["/healthz"]
+    """What /healthz says on every wssvc and through the floating address."""
+    urls = [f"https://{h}.{DOMAIN}:{port}/healthz" for h, port in vt.WSSVC] + ["/healthz"]
     return {(await s.browser.http.get(url)).json()["version"] for url in urls}
 
 
@@ -290,7 +289,8 @@ def new_certificate() -> tuple[Path, int]:
 def serials() -> dict[str, int]:
     found = {f"{lb} (HAProxy)": served_serial(f"www.{DOMAIN}", 443, vt.ADDRESSES[lb])
              for lb in LBS}
-    found.update({f"{h} (wssvc)": served_serial(f"{h}.{DOMAIN}", 8081) for h in APPS})
+    found.update({f"{h}:{port} (wssvc)": served_serial(f"{h}.{DOMAIN}", port)
+                  for h, port in vt.WSSVC})
     return found
 
 
@@ -510,29 +510,15 @@ def diagnose() -> None:
                  "--no-pager", "-o", "cat", check=False), file=sys.stderr)
 
 
-async def main(steps: list[str]) -> int:
-    s = vt.State()
+def record(name: str, took: float) -> None:
+    """A drill's time, in the scenario's times file."""
     TIMES.parent.mkdir(exist_ok=True)
-    try:
-        for name in steps or list(STEPS):
-            if name != "client" and not hasattr(s, "browser"):
-                await step_client(s)
-            started = time.monotonic()
-            try:
-                await STEPS[name](s)
-            except BaseException:
-                say(f"step {name} FAILED after {time.monotonic() - started:.0f}s")
-                diagnose()
-                raise
-            took = f"drills {name}: {time.monotonic() - started:.0f}s"
-            say(took)
-            with TIMES.open("a") as times:
-                print(took, file=times)
-    finally:
-        if hasattr(s, "browser"):
-            with contextlib.suppress(Exception):
-                await s.browser.close()
-    return 0
+    with TIMES.open("a") as times:
+        print(f"drills {name}: {took:.0f}s", file=times)
+
+
+async def main(steps: list[str]) -> int:
+    return await vt.run_steps(vt.State(), STEPS, steps, diagnose, record)
 
 
 if __name__ == "__main__":

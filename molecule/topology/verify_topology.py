@@ -70,6 +70,22 @@ socket.getaddrinfo = _resolve
 TLS = ssl.create_default_context(cafile=str(CA))
 
 
+def _wssvc() -> dict[tuple[str, int], str]:
+    """Every wssvc of the site, (host, port) -> its unit, from the inventory: front2 runs a
+    second one (etckit_wssvc_more_instances)."""
+    hosts = yaml.safe_load((HERE / "inventory" / "hosts.yml").read_text())["all"]["children"][
+        "wssvc_servers"]["hosts"]
+    found = {}
+    for host, settings in hosts.items():
+        found[(host, 8081)] = "etckit-wssvc.service"
+        for name, spec in ((settings or {}).get("etckit_wssvc_more_instances") or {}).items():
+            found[(host, int(spec["port"]))] = f"etckit-wssvc@{name}.service"
+    return found
+
+
+WSSVC = _wssvc()
+
+
 def say(message: str) -> None:
     print(f"verify: {message}", flush=True)
 
@@ -155,6 +171,7 @@ class Connection:
         self.hello = hello
         self.url = assignment["url"]
         self.front = re.match(r"wss://([^.]+)\.", self.url)[1]
+        self.port = int(re.match(r"wss://[^/]+:(\d+)/", self.url)[1])
         self.closed: str | None = None
         self._n = 0
         self._pending: dict[str, asyncio.Future] = {}
@@ -259,7 +276,7 @@ class Browser:
         raise AssertionError(f"no websocket within {timeout:.0f}s; last: {last}")
 
     async def plot(self, conn: Connection, calc: dict[str, Any], kind: str = "snr_vs_time"):
-        url = (f"https://{conn.front}.{DOMAIN}:8081/plots/{calc['id']}/{calc['revision']}/"
+        url = (f"https://{conn.front}.{DOMAIN}:{conn.port}/plots/{calc['id']}/{calc['revision']}/"
                f"{kind}.png")
         r = await self.http.get(url, params={"client": conn.hello["client"],
                                              "key": conn.hello["plot_key"]})
@@ -345,32 +362,34 @@ async def step_kill_worker(s: State) -> None:
 
 
 async def step_stop_wssvc(s: State) -> None:
-    """Stop the client's wssvc: it is assigned the other front and its workbook is intact."""
-    gone = s.conn.front
-    on(gone, "systemctl", "stop", "etckit-wssvc.service")
+    """Stop the client's wssvc: it is assigned another and its workbook is intact."""
+    gone, port = s.conn.front, s.conn.port
+    unit = WSSVC[(gone, port)]
+    on(gone, "systemctl", "stop", unit)
     try:
         with contextlib.suppress(ConnectionLost):
             await s.conn.request("workbook.open", timeout=10)
-            raise AssertionError(f"the websocket to {gone} survived its wssvc")
+            raise AssertionError(f"the websocket to {gone}:{port} survived its wssvc")
         s.conn = await s.browser.connect("workbook", s.workbook)
-        assert s.conn.front != gone, f"assigned the stopped wssvc {gone} again"
+        assert (s.conn.front, s.conn.port) != (gone, port), \
+            f"assigned the stopped wssvc {gone}:{port} again"
         content = await s.conn.ok("workbook.open")
         assert [c["id"] for c in content["calculations"]] == [s.calc["id"]], content
         assert content["calculations"][0]["result"] == s.calc["result"]
         await s.browser.plot(s.conn, content["calculations"][0])
         renamed = await s.conn.ok("workbook.rename", workbook=s.workbook, name="After failover")
         assert renamed["type"] != "error"
-        say(f"wssvc of {gone} stopped: reassigned to {s.conn.front}; workbook intact, "
-            "plot and edit work there")
+        say(f"{unit} of {gone} (port {port}) stopped: reassigned to {s.conn.front}:"
+            f"{s.conn.port}; workbook intact, plot and edit work there")
     finally:
-        on(gone, "systemctl", "start", "etckit-wssvc.service")
-    await asyncio.to_thread(wait_until, f"{gone}'s wssvc answers again",
-                            lambda: _healthz(gone) == 200)
+        on(gone, "systemctl", "start", unit)
+    await asyncio.to_thread(wait_until, f"{gone}'s wssvc on {port} answers again",
+                            lambda: _healthz(gone, port) == 200)
 
 
-def _healthz(front: str) -> int:
+def _healthz(front: str, port: int) -> int:
     try:
-        return httpx.get(f"https://{front}.{DOMAIN}:8081/healthz", verify=TLS,
+        return httpx.get(f"https://{front}.{DOMAIN}:{port}/healthz", verify=TLS,
                          timeout=5).status_code
     except httpx.HTTPError:
         return 0
@@ -614,9 +633,9 @@ async def step_rolling_upgrade(s: State) -> None:
             pid = unit_state(host, unit)["MainPID"]
             maps = on(host, "cat", f"/proc/{pid}/maps")
             assert release[host] in maps, f"{host} {unit} does not run {release[host]}"
-    for front in ("front1", "front2"):
-        health = (await s.browser.http.get(f"https://{front}.{DOMAIN}:8081/healthz")).json()
-        assert health["version"] == version, (front, health)
+    for front, port in WSSVC:
+        health = (await s.browser.http.get(f"https://{front}.{DOMAIN}:{port}/healthz")).json()
+        assert health["version"] == version, (front, port, health)
     assert (await s.browser.http.get("/healthz")).json()["version"] == version
     say(f"rolling upgrade to {version}: {stats['edits']} edits and {stats['http']} HTTP "
         f"requests, none failed; {stats['lost']} requests cut by a close and "
@@ -678,24 +697,35 @@ def diagnose() -> None:
                  check=False), file=sys.stderr)
 
 
-async def main(names: list[str]) -> int:
-    s = State()
+async def run_steps(s: State, steps: dict[str, Any], names: list[str], diagnose_hosts,
+                    record=None) -> int:
+    """Runs the NAMES of STEPS (all, in order, when empty) on S, logging in with the "client"
+    step first if needed. A failed step prints DIAGNOSE_HOSTS()'s view of the hosts and
+    raises; RECORD(name, seconds), if given, notes each passed step's time."""
     try:
-        for name in names or list(STEPS):
+        for name in names or list(steps):
             if name != "client" and not hasattr(s, "browser"):
-                await step_client(s)
+                await steps["client"](s)
             started = time.monotonic()
             try:
-                await STEPS[name](s)
+                await steps[name](s)
             except BaseException:
                 say(f"step {name} FAILED after {time.monotonic() - started:.0f}s")
-                diagnose()
+                diagnose_hosts()
                 raise
-            say(f"step {name} passed in {time.monotonic() - started:.0f}s")
+            took = time.monotonic() - started
+            say(f"step {name} passed in {took:.0f}s")
+            if record is not None:
+                record(name, took)
     finally:
         if hasattr(s, "browser"):
-            await s.browser.close()
+            with contextlib.suppress(Exception):
+                await s.browser.close()
     return 0
+
+
+async def main(names: list[str]) -> int:
+    return await run_steps(State(), STEPS, names, diagnose)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,10 @@ def test_each_program_serves_metrics_on_its_table_port(example_render, host, add
     for env in [*out.glob("broker-*.env"), *out.glob("worker-*.env")]:
         name = env.name.removesuffix(".env").split("-", 1)[1]
         served.add((name, f"{address}:{_env_file(env)['ETCKIT_METRICS__PORT']}"))
+    for env in out.glob("wssvc*.env"):  # wssvc.env; wssvc-NAME.env are labelled by pool
+        settings = _env_file(env)
+        name = "etckit_wssvc" if env.name == "wssvc.env" else settings["ETCKIT_WSSVC__POOL"]
+        served.add((name, f"{address}:{settings['ETCKIT_METRICS__PORT']}"))
     assert served == scraped
 
 

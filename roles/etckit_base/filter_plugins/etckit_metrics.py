@@ -2,6 +2,8 @@
 
 Jinja filters (Ansible loads a role's filter_plugins/ for the whole playbook run):
 
+  hostvars[host] | etckit_wssvc_instances   the host's wssvc processes, [{name, unit, env_file,
+                                            port, public_port, pool, metrics_port}]
   hostvars[host] | etckit_metrics_ports     {unit: port} of the etckit programs of that host
   hostvars[host] | etckit_metrics_targets   the host's scrape targets, [{job, port, labels}]
   hostvars[host] | etckit_tls_targets       its TLS ports, probed for certificate expiry
@@ -12,14 +14,16 @@ Every port is computed from the host's own inventory variables (its groups, brok
 and worker counts), so `site.yml --limit newhost` can write the new host's targets without
 reading any other host. Ports (docs/operations.md, "Monitoring"):
 
-  main_server 9301, wssvc 9302, brokers 9303.. (one per pool, sorted by pool name, at most 7),
-  worker instance N of the host 9310+N (instances sorted as etckit_worker_instances: by pool,
-  then 1..count), node exporter 9100, PostgreSQL exporter 9187, HAProxy 8405 (0: none),
-  Prometheus 9090. The inventory may move these last four (the variables in PORT_VARS).
+  main_server 9301, wssvc 9302 (etckit_wssvc_more_instances 9401.., sorted by name, at most
+  9), brokers 9303.. (one per pool, sorted by pool name, at most 7), worker instance N of the
+  host 9310+N (instances sorted as etckit_worker_instances: by pool, then 1..count), node
+  exporter 9100, PostgreSQL exporter 9187, HAProxy 8405 (0: none), Prometheus 9090. The
+  inventory may move these last four (the variables in PORT_VARS).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +33,10 @@ BROKER_FIRST_PORT = 9303
 BROKER_LAST_PORT = 9309
 WORKER_BASE_PORT = 9310
 WORKER_LAST_PORT = 9399
+WSSVC_MORE_FIRST_PORT = 9401
+WSSVC_MORE_LAST_PORT = 9409
+# An instance name: part of a unit name (etckit-wssvc@NAME), a file name and a metrics label.
+INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 # Inventory variable -> default port, for the programs that have one port per host.
 PORT_VARS = {
@@ -41,6 +49,10 @@ PORT_VARS = {
 
 class MetricsPortError(ValueError):
     """The inventory asks for more brokers or workers on one host than the port ranges hold."""
+
+
+class WssvcInstanceError(ValueError):
+    """etckit_wssvc_more_instances is malformed: a bad name, port or pool, or two that collide."""
 
 
 def _port(hostvars: Mapping[str, Any], name: str) -> int:
@@ -57,6 +69,69 @@ def worker_instances(hostvars: Mapping[str, Any]) -> list[str]:
     return [f"{pool}-{n}" for pool in sorted(counts) for n in range(1, int(counts[pool]) + 1)]
 
 
+def _tcp_port(host: str, what: str, value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if not 0 < port < 65536 or isinstance(value, bool):
+        raise WssvcInstanceError(f"host {host}: {what} must be a TCP port (1-65535), not {value!r}")
+    return port
+
+
+def _more_wssvc(host: str, name: Any, spec: Any, metrics_port: int) -> dict[str, Any]:
+    """One entry of etckit_wssvc_more_instances, checked."""
+    what = f"etckit_wssvc_more_instances[{name!r}]"
+    if not isinstance(name, str) or not INSTANCE_NAME.fullmatch(name):
+        raise WssvcInstanceError(
+            f"host {host}: {what}: a name is 1-32 lower-case letters, digits and '-'")
+    if not isinstance(spec, Mapping) or "port" not in spec or "pool" not in spec:
+        raise WssvcInstanceError(f"host {host}: {what} must be a mapping with port and pool")
+    unknown = sorted(set(spec) - {"port", "pool", "public_port"})
+    if unknown:
+        raise WssvcInstanceError(f"host {host}: {what} has unknown keys {unknown} "
+                                 "(port, pool, public_port)")
+    pool = spec["pool"]
+    if not isinstance(pool, str) or not pool.strip():
+        raise WssvcInstanceError(f"host {host}: {what}.pool must be a non-empty string")
+    port = _tcp_port(host, f"{what}.port", spec["port"])
+    return {"name": name, "unit": f"etckit-wssvc@{name}", "env_file": f"wssvc-{name}.env",
+            "port": port, "pool": pool, "metrics_port": metrics_port,
+            "public_port": _tcp_port(host, f"{what}.public_port", spec.get("public_port", port))}
+
+
+def wssvc_instances(hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The host's wssvc processes: etckit-wssvc (etckit_wssvc_port, etckit_wssvc_pool), then
+    one etckit-wssvc@NAME per entry of etckit_wssvc_more_instances ({NAME: {port, pool,
+    public_port}}), sorted by name. Each has its own port, pool and metrics port."""
+    if "wssvc_servers" not in _groups(hostvars):
+        return []
+    host = str(hostvars.get("inventory_hostname", "?"))
+    port = _tcp_port(host, "etckit_wssvc_port", hostvars.get("etckit_wssvc_port", 8081))
+    found = [{"name": "", "unit": "etckit-wssvc", "env_file": "wssvc.env", "port": port,
+              "pool": str(hostvars.get("etckit_wssvc_pool") or host), "metrics_port": WSSVC_PORT,
+              "public_port": _tcp_port(host, "etckit_wssvc_public_port",
+                                       hostvars.get("etckit_wssvc_public_port", port))}]
+    more = hostvars.get("etckit_wssvc_more_instances") or {}
+    if not isinstance(more, Mapping):
+        raise WssvcInstanceError(f"host {host}: etckit_wssvc_more_instances must be a mapping "
+                                 "{name: {port, pool}}")
+    if len(more) > WSSVC_MORE_LAST_PORT - WSSVC_MORE_FIRST_PORT + 1:
+        raise WssvcInstanceError(
+            f"host {host}: etckit_wssvc_more_instances has {len(more)} entries, at most "
+            f"{WSSVC_MORE_LAST_PORT - WSSVC_MORE_FIRST_PORT + 1} fit the metrics ports "
+            f"{WSSVC_MORE_FIRST_PORT}-{WSSVC_MORE_LAST_PORT}")
+    for i, name in enumerate(sorted(more, key=str)):
+        found.append(_more_wssvc(host, name, more[name], WSSVC_MORE_FIRST_PORT + i))
+    for key in ("port", "pool"):
+        values = [entry[key] for entry in found]
+        twice = sorted({str(v) for v in values if values.count(v) > 1})
+        if twice:
+            raise WssvcInstanceError(f"host {host}: two wssvc of this host share the {key} "
+                                     f"{', '.join(twice)}; each needs its own")
+    return found
+
+
 def metrics_ports(hostvars: Mapping[str, Any]) -> dict[str, int]:
     """{unit: port} of the etckit programs on the host (units as systemd names them)."""
     groups = _groups(hostvars)
@@ -64,8 +139,7 @@ def metrics_ports(hostvars: Mapping[str, Any]) -> dict[str, int]:
     ports: dict[str, int] = {}
     if "main_servers" in groups:
         ports["etckit-main-server"] = MAIN_SERVER_PORT
-    if "wssvc_servers" in groups:
-        ports["etckit-wssvc"] = WSSVC_PORT
+    ports.update({w["unit"]: w["metrics_port"] for w in wssvc_instances(hostvars)})
     if "brokers" in groups:
         pools = sorted(hostvars.get("etckit_broker_instances") or {})
         if BROKER_FIRST_PORT + len(pools) - 1 > BROKER_LAST_PORT:
@@ -87,11 +161,13 @@ def metrics_ports(hostvars: Mapping[str, Any]) -> dict[str, int]:
     return ports
 
 
-def _program_target(unit: str, port: int) -> dict[str, Any]:
+def _program_target(unit: str, port: int, wssvc_pools: Mapping[str, str]) -> dict[str, Any]:
     program, _, instance = unit.partition("@")
     job = program.removeprefix("etckit-").replace("-", "_")
     labels = {}
-    if program == "etckit-broker":
+    if program == "etckit-wssvc" and instance:
+        labels = {"pool": wssvc_pools[unit], "wssvc": instance}
+    elif program == "etckit-broker":
         labels = {"pool": instance}
     elif program == "etckit-worker":
         labels = {"pool": instance.rsplit("-", 1)[0], "worker": instance}
@@ -103,7 +179,9 @@ def metrics_targets(hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
     groups = _groups(hostvars)
     targets = [{"job": "node", "port": _port(hostvars, "etckit_monitoring_node_exporter_port"),
                 "labels": {}}]
-    targets += [_program_target(unit, port) for unit, port in metrics_ports(hostvars).items()]
+    pools = {w["unit"]: w["pool"] for w in wssvc_instances(hostvars)}
+    targets += [_program_target(unit, port, pools)
+                for unit, port in metrics_ports(hostvars).items()]
     if "loadbalancers" in groups and _port(hostvars, "etckit_haproxy_metrics_port") > 0:
         targets.append({"job": "haproxy", "labels": {},
                         "port": _port(hostvars, "etckit_haproxy_metrics_port")})
@@ -122,9 +200,9 @@ def tls_targets(hostvars: Mapping[str, Any]) -> list[dict[str, Any]]:
     targets = []
     if "loadbalancers" in groups:
         targets.append({"job": "tls_haproxy", "port": 443, "labels": {}})
-    if "wssvc_servers" in groups:
-        targets.append({"job": "tls_wssvc", "port": int(hostvars.get("etckit_wssvc_port", 8081)),
-                        "labels": {}})
+    targets += [{"job": "tls_wssvc", "port": w["port"],
+                 "labels": {"wssvc": w["name"]} if w["name"] else {}}
+                for w in wssvc_instances(hostvars)]
     return targets
 
 
@@ -156,6 +234,7 @@ class FilterModule:
 
     def filters(self) -> dict[str, Any]:
         return {
+            "etckit_wssvc_instances": wssvc_instances,
             "etckit_metrics_ports": metrics_ports,
             "etckit_metrics_targets": metrics_targets,
             "etckit_tls_targets": tls_targets,
