@@ -116,7 +116,8 @@ class Load:
 
     def __init__(self, s: vt.State) -> None:
         self.s = s
-        self.stats: dict[str, Any] = {"edits": 0, "http": 0, "closes": 0}
+        self.stats: dict[str, Any] = {"edits": 0, "http": 0, "closes": 0, "reconnects": 0,
+                                      "lost": 0}
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -135,11 +136,12 @@ class Load:
                 self.stats["last"] = name
             except vt.ConnectionLost:
                 # Cut by a documented close: reconnect through main_server and reopen the
-                # workbook as the page does (the cut rename may have been saved: then its
-                # revision is learnt here and it counts as acknowledged).
+                # workbook as the page does, again if the next host's restart closes the new
+                # socket too (the cut rename may have been saved: then its revision is learnt
+                # here and it counts as acknowledged).
                 self.stats["closes"] += 1
-                s.conn = await s.browser.connect("workbook", s.workbook)
-                reopened = await settled(s.conn, "workbook.open")
+                reopened = await vt.reopen(
+                    s, self.stats, opening=lambda conn: settled(conn, "workbook.open"))
                 if reopened["workbook"]["name"] == name:
                     self.stats["last"] = name
             await asyncio.sleep(0.3)
@@ -155,7 +157,9 @@ class Load:
         assert content["workbook"]["name"] == self.stats["last"], (content["workbook"],
                                                                     self.stats["last"])
         return (f"{self.stats['edits']} edits and {self.stats['http']} HTTP requests, none "
-                f"failed; {self.stats['closes']} documented closes, each reconnected")
+                f"failed; {self.stats['closes']} documented closes, each reconnected "
+                f"({self.stats['reconnects']} connections, {self.stats['lost']} of them closed "
+                "again while reopening)")
 
     def __exit__(self, *exc) -> None:
         self._stop.set()

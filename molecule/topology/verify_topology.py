@@ -568,14 +568,18 @@ def build_wheel(version: str) -> None:
         shutil.rmtree(build, ignore_errors=True)
 
 
-async def reopen(s: State, stats: dict[str, Any], attempts: int = 10) -> dict[str, Any]:
+async def reopen(s: State, stats: dict[str, Any], attempts: int = 10,
+                 opening=None) -> dict[str, Any]:
     """Connect again (main_server assigns a live wssvc) and open the workbook, as the page
     does, again after each documented close met meanwhile (a 1012 while the new wssvc's broker
-    restarts); the workbook's content."""
+    restarts, a 1001 as the next host restarts); the workbook's content. OPENING(conn) opens
+    it (default: conn.ok("workbook.open"))."""
     for _ in range(attempts):
         s.conn = await s.browser.connect("workbook", s.workbook)
         stats["reconnects"] += 1
         try:
+            if opening is not None:
+                return await opening(s.conn)
             return await s.conn.ok("workbook.open")
         except ConnectionLost:
             stats["lost"] += 1
