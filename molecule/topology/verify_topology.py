@@ -70,20 +70,45 @@ socket.getaddrinfo = _resolve
 TLS = ssl.create_default_context(cafile=str(CA))
 
 
-def _wssvc() -> dict[tuple[str, int], str]:
-    """Every wssvc of the site, (host, port) -> its unit, from the inventory: front2 runs a
-    second one (etckit_wssvc_more_instances)."""
-    hosts = yaml.safe_load((HERE / "inventory" / "hosts.yml").read_text())["all"]["children"][
-        "wssvc_servers"]["hosts"]
+GROUPS = yaml.safe_load((HERE / "inventory" / "hosts.yml").read_text())["all"]["children"]
+
+
+def _wssvc() -> dict[tuple[str, int], tuple[str, str]]:
+    """Every wssvc of the site, (host, port) -> (its unit, its pool), from the inventory:
+    front2 runs a second one (etckit_wssvc_more_instances)."""
     found = {}
-    for host, settings in hosts.items():
-        found[(host, 8081)] = "etckit-wssvc.service"
+    for host, settings in GROUPS["wssvc_servers"]["hosts"].items():
+        found[(host, 8081)] = ("etckit-wssvc.service", host)
         for name, spec in ((settings or {}).get("etckit_wssvc_more_instances") or {}).items():
-            found[(host, int(spec["port"]))] = f"etckit-wssvc@{name}.service"
+            found[(host, int(spec["port"]))] = (f"etckit-wssvc@{name}.service", spec["pool"])
     return found
 
 
 WSSVC = _wssvc()
+
+
+def pool_of(conn: Connection) -> str:
+    """The pool of the wssvc CONN is connected to."""
+    return WSSVC[(conn.front, conn.port)][1]
+
+
+def workers_of(pool: str, groups: dict[str, Any] = GROUPS) -> list[tuple[str, str]]:
+    """(host, unit) of every worker of POOL in the inventory GROUPS."""
+    return [(host, f"etckit-worker@{pool}-{n}.service")
+            for host, settings in groups["workers"]["hosts"].items()
+            for n in range(1, int(settings["etckit_worker_counts"].get(pool, 0)) + 1)]
+
+
+def workers_of_every_pool(groups: dict[str, Any]) -> list[tuple[str, str]]:
+    pools = {pool for settings in groups["workers"]["hosts"].values()
+             for pool in settings["etckit_worker_counts"]}
+    return [worker for pool in sorted(pools) for worker in workers_of(pool, groups)]
+
+
+def brokers_of(pool: str) -> list[str]:
+    """The hosts that run a broker of POOL."""
+    return [host for host, settings in GROUPS["brokers"]["hosts"].items()
+            if pool in settings["etckit_broker_instances"]]
 
 
 def say(message: str) -> None:
@@ -339,8 +364,8 @@ async def step_client(s: State) -> None:
 
 async def step_kill_worker(s: State) -> None:
     """kill -9 every worker of the client's pool: systemd restarts them, the next request works."""
-    pool = s.conn.front
-    victims = [(h, f"etckit-worker@{pool}-1.service") for h in (pool, "internal1")]
+    pool = pool_of(s.conn)
+    victims = workers_of(pool)
     before = {v: unit_state(*v) for v in victims}
     for (host, _unit), state in before.items():
         on(host, "kill", "-9", state["MainPID"])
@@ -357,14 +382,14 @@ async def step_kill_worker(s: State) -> None:
         assert reply["code"] in ("busy", "unavailable") and time.monotonic() - started < 30, reply
         await asyncio.sleep(1)
     assert [c["id"] for c in reply["calculations"]] == [s.calc["id"]]
-    say(f"kill -9 of the {pool} workers on {pool} and internal1: systemd restarted both; "
-        f"the next request succeeded after {time.monotonic() - started:.1f}s")
+    say(f"kill -9 of the {pool} workers on {', '.join(h for h, _ in victims)}: systemd "
+        f"restarted each; the next request succeeded after {time.monotonic() - started:.1f}s")
 
 
 async def step_stop_wssvc(s: State) -> None:
     """Stop the client's wssvc: it is assigned another and its workbook is intact."""
     gone, port = s.conn.front, s.conn.port
-    unit = WSSVC[(gone, port)]
+    unit = WSSVC[(gone, port)][0]
     on(gone, "systemctl", "stop", unit)
     try:
         with contextlib.suppress(ConnectionLost):
@@ -442,14 +467,14 @@ async def step_grow(s: State) -> None:
     restarted = sorted(f"{h}:{u}" for (h, u), t in before.items() if after.get((h, u)) != t)
     assert not restarted, f"adding internal2 restarted {restarted}"
     new = etckit_units("internal2")
-    assert new == ["etckit-worker@front1-1.service", "etckit-worker@front2-1.service"], new
+    grown = yaml.safe_load(GROW.read_text())["all"]["children"]
+    assert new == sorted(unit for _, unit in workers_of_every_pool(grown)), new
     # Its workers are used: with every other worker of the client's pool stopped, and the
-    # pool's broker on internal1 too (a broker without workers queues requests), requests
-    # still succeed, so internal2's worker answered them.
-    pool = s.conn.front
-    stopped = [(pool, f"etckit-worker@{pool}-1.service"),
-               ("internal1", f"etckit-worker@{pool}-1.service"),
-               ("internal1", f"etckit-broker@{pool}.service")]
+    # pool's brokers on other hosts than its wssvc's too (a broker without workers queues
+    # requests), requests still succeed, so internal2's worker answered them.
+    pool = pool_of(s.conn)
+    stopped = workers_of(pool) + [(h, f"etckit-broker@{pool}.service") for h in brokers_of(pool)
+                                  if h != s.conn.front]
     for host, unit in stopped:
         on(host, "systemctl", "stop", unit)
     try:
