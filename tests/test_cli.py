@@ -120,3 +120,24 @@ def test_wheel_contains_the_package_and_static_files(tmp_path):
         if static.is_file():
             assert f"etckit/static/{static.relative_to(ROOT / 'static')}" in names
     assert not any(n.startswith(("tests/", "app/")) for n in names)
+
+
+def test_db_upgrade_on_a_locked_sqlite_file_fails_with_the_reason_and_exits(tmp_path):
+    """A SQLite open that stays locked past busy_timeout is an error naming the file, and the
+    command exits (a failed open once left aiosqlite's thread running: the process hung)."""
+    import sqlite3
+
+    path = tmp_path / "db.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # rollback-journal mode: nobody else may even read
+    try:
+        env = env_with(database__url=f"sqlite:///{path}", database__busy_timeout="1")
+        done = subprocess.run(etckit_argv("db", "upgrade"), env=env, capture_output=True,
+                              text=True, timeout=60)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert done.returncode == 1, done
+    assert f"cannot open SQLite database {path}: database is locked" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -172,3 +173,53 @@ async def test_the_inputs_of_many_calculations_read_the_spectra_once(db, monkeyp
     assert found == one_by_one and len(found) == 6
     assert found[0][2]["s1"]["spectrum"]["table"]["wave_um"] == [1.0, 2.0]
     assert sorted(f[0]["i"] for f in found) == list(range(6))
+
+
+def _hold(path, begin: str) -> sqlite3.Connection:
+    """Another connection holding the (rollback-journal) file: IMMEDIATE is a writer busy
+    creating it, EXCLUSIVE keeps even readers out."""
+
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    holder.execute(begin)
+    holder.execute("INSERT INTO t VALUES (1)")
+    return holder
+
+
+async def test_a_sqlite_open_waits_for_a_lock_released_within_busy_timeout(tmp_path):
+    """Opening while another process holds the file (creating it, switching it to WAL) fails
+    with "locked" before SQLite's busy handler runs; the open retries until busy_timeout."""
+    from etckit.storage.sqlite import SqliteDatabase
+
+    holder = _hold(tmp_path / "db.sqlite", "BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.5, holder.execute, "ROLLBACK")
+    db = SqliteDatabase(str(tmp_path / "db.sqlite"), busy_timeout=5)
+    started = time.monotonic()
+    await db.connect()
+    try:
+        assert time.monotonic() - started >= 0.4  # it waited for the lock...
+        assert await db.fetchval("PRAGMA journal_mode") == "wal"  # ...and then opened it
+    finally:
+        await db.close()
+        holder.close()
+
+
+async def test_a_failed_sqlite_open_closes_its_connection_thread(tmp_path):
+    import threading
+
+    from etckit.storage.sqlite import SqliteDatabase
+
+    holder = _hold(tmp_path / "db.sqlite", "BEGIN EXCLUSIVE")
+    before = threading.active_count()
+    db = SqliteDatabase(str(tmp_path / "db.sqlite"), busy_timeout=0.3)
+    try:
+        with pytest.raises(StorageError, match="database is locked"):
+            await db.connect()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    for _ in range(50):  # aiosqlite's thread ends once its stop is processed
+        if threading.active_count() == before:
+            break
+        await asyncio.sleep(0.02)
+    assert threading.active_count() == before

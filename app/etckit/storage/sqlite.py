@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,21 +59,39 @@ class SqliteDatabase(Database):
         self._lock = asyncio.Lock()
 
     async def connect(self) -> None:
+        """Open the file in WAL mode. Opening while another process creates the database or
+        switches it to WAL can fail with "locked" before any busy handler runs, so a busy open
+        is retried until busy_timeout; a connection that failed is always closed (its thread
+        would otherwise keep the process from exiting)."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                self._conn = await self._open()
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() >= deadline:
+                    raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
+            await asyncio.sleep(0.05)
+
+    async def _open(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         try:
-            conn = await aiosqlite.connect(self.path, isolation_level=None,
-                                           timeout=self.busy_timeout)
             conn.row_factory = sqlite3.Row
             await conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             await conn.execute("PRAGMA foreign_keys = ON")
             await conn.execute("PRAGMA synchronous = NORMAL")
             mode = await (await conn.execute("PRAGMA journal_mode = WAL")).fetchone()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open SQLite database {self.path}: {exc}") from exc
-        if self.path != ":memory:" and mode and mode[0].lower() != "wal":
-            raise StorageError(f"SQLite database {self.path} refused WAL mode ({mode[0]})")
-        self._conn = conn
+            if self.path != ":memory:" and mode and mode[0].lower() != "wal":
+                raise StorageError(f"SQLite database {self.path} refused WAL mode ({mode[0]})")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
 
     async def close(self) -> None:
         if self._conn is not None:
