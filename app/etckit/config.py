@@ -75,7 +75,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "url": Key(str, "sqlite:///var/etckit.db", _db_url, "where everything is stored"),
         "pool_min": Key(int, 1, _range(0, 100), "PostgreSQL pool: connections kept open"),
         "pool_max": Key(int, 10, _range(1, 1000), "PostgreSQL pool: most connections"),
-        "busy_timeout": Key(float, 10.0, _range(0.1, 600), "seconds to wait for a lock"),
+        "busy_timeout": Key(float, 10.0, _range(0.1, 600),
+                            "seconds to wait for a lock; with SQLite, also how long opening the"
+                            " file waits while another process creates it or holds it locked"),
         "user": Key(str, "", None, "PostgreSQL role to log in as (empty: the URL's); the kit"
                     " gives each program its own (docs/security.md)"),
         "password": Key(str, "", _db_password, "its password (empty: the URL's); at least 16"

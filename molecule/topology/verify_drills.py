@@ -512,6 +512,7 @@ def diagnose() -> None:
                  "etckit*", "haproxy*", "keepalived*", check=False), file=sys.stderr)
         print(on(host, "journalctl", "-u", "etckit*", "-u", "keepalived*", "-n", "30",
                  "--no-pager", "-o", "cat", check=False), file=sys.stderr)
+        print(f"--- {host}: warnings\n{vt.warnings_of(host)}", file=sys.stderr)
 
 
 def record(name: str, took: float) -> None:

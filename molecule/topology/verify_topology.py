@@ -716,14 +716,23 @@ STEPS = {
 }
 
 
+def warnings_of(host: str, minutes: int = 30) -> str:
+    """The warnings and errors HOST's etckit programs logged in the last MINUTES (a broker's
+    "worker dropped" and its reason, a worker's "broker lost"), at most 80 lines."""
+    return on(host, "sh", "-c", f"journalctl -u 'etckit*' --since -{minutes}min --no-pager "
+              "-o cat | grep -E '\"level\": ?\"(warning|error)\"' | tail -n 80", check=False)
+
+
 def diagnose() -> None:
-    """What the hosts say, for a failed step: every etckit unit and its last log lines."""
+    """What the hosts say, for a failed step: every etckit unit, its last log lines, and the
+    warnings of the last half hour."""
     for host in ("front1", "front2", "internal1", "internal2"):
         units = on(host, "systemctl", "list-units", "--plain", "--no-legend", "--all",
                    "etckit*", check=False)
         print(f"--- {host}\n{units}", file=sys.stderr)
         print(on(host, "journalctl", "-u", "etckit*", "-n", "40", "--no-pager", "-o", "cat",
                  check=False), file=sys.stderr)
+        print(f"--- {host}: warnings\n{warnings_of(host)}", file=sys.stderr)
 
 
 async def run_steps(s: State, steps: dict[str, Any], names: list[str], diagnose_hosts,
