@@ -115,12 +115,18 @@ def test_status_of_a_running_chain(tmp_path):
                               capture_output=True, text=True, timeout=60)
         return done.returncode, json.loads(done.stdout or "{}"), done.stderr
 
+    def broker_load(body: dict) -> int:
+        return next((s["load"] for s in body.get("services", []) if s["kind"] == "broker"), -1)
+
     try:
-        wait_for(lambda: run()[0] == 0, timeout=30, what="a healthy status")
+        # healthy as soon as the worker registered; the broker's own entry (its load) is
+        # refreshed every registry_interval, so wait for it to count the worker too
+        wait_for(lambda: (lambda r: r[0] == 0 and broker_load(r[1]) == 1)(run()), timeout=30,
+                 what="a healthy status whose broker counts its worker")
         code, body, _ = run()
         assert sorted(s["kind"] for s in body["services"]) == ["broker", "worker", "wssvc"]
         broker = next(s for s in body["services"] if s["kind"] == "broker")
-        assert broker["load"] == 1 and broker["extra"]["queue"] == 0
+        assert code == 0 and broker["load"] == 1 and broker["extra"]["queue"] == 0
         chain.workers[0].stop()
         wait_for(lambda: run()[0] == 1, timeout=30, what="an unhealthy status")
         assert "pool p1 has no worker" in run()[2]
