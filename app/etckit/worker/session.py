@@ -1,10 +1,12 @@
 """The worker's broker session: join a broker of a pool, take requests, send replies.
 
-A worker that stops hearing its broker goes back to the registry, picks a broker again and
-reconnects with backoff. Stopping (SIGTERM) is graceful: the worker tells its broker it is
-leaving (DISCONNECT), finishes the request it holds, if any, and exits when the broker
-acknowledges with DISCONNECT, so a restart under systemd costs no request. What a request
-does is dispatch.py's business; this module only moves frames.
+A worker that stops hearing its broker, or whose socket refuses a reply (no connection: the
+broker refused its CURVE key, as it does until its registry refresh admits a new worker), goes
+back to the registry, picks a broker again and reconnects with backoff. Stopping (SIGTERM) is
+graceful: the worker tells its broker it is leaving (DISCONNECT), finishes the request it
+holds, if any, and exits when the broker acknowledges with DISCONNECT, so a restart under
+systemd costs no request. What a request does is dispatch.py's business; this module only
+moves frames.
 """
 
 from __future__ import annotations
@@ -144,6 +146,9 @@ class Worker:
         ended = asyncio.create_task(_first(stop.wait(), goodbye.wait()))
         try:
             await self._keep_alive(sock, broker["id"], runner, ended, jobs, goodbye, stop)
+        except zmq.ZMQError as exc:  # a reply or a goodbye the socket refused: join again
+            log.warning("broker lost: cannot send to it", extra={"broker": broker["id"],
+                                                                 "error": str(exc)})
         finally:
             for task in (runner, ended):
                 task.cancel()
@@ -177,7 +182,10 @@ class Worker:
             if now - self.last_heard > span:
                 log.warning("broker lost: no heartbeat", extra={"broker": broker})
                 return
-            sock.send([WORKER, HEARTBEAT])
+            try:
+                sock.send([WORKER, HEARTBEAT])
+            except zmq.Again:  # no connection (the broker refused our key) or a full queue:
+                pass  # its silence ends the session, not this, so a job held carries on
 
     def _may_leave(self, now: float, leave_by: float, jobs: asyncio.Queue,
                    broker: str) -> bool:
