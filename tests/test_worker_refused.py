@@ -11,7 +11,6 @@ import time
 
 from zmq.auth.thread import ThreadAuthenticator
 
-from etckit.registry import Registration
 from etckit.storage import open_database
 from tests.support.chain import Chain
 from tests.test_zmq_fuzz_worker import FakeBroker
@@ -47,10 +46,7 @@ async def test_a_refused_worker_stays_up_rejoins_and_serves_once_admitted(tmp_pa
     auth.start()
     auth.configure_curve_callback(domain="*", credentials_provider=gate)
     async with open_database(chain.db_url) as db:
-        reg = Registration(db, "broker", pool="refusing", endpoint=fake.endpoint,
-                           extra={"backend": fake.endpoint}, interval=0.2, liveness=2,
-                           publish={"curve": fake.public.decode()})
-        await reg.start()
+        reg = await fake.register(db, "refusing")
         worker = chain.start("worker", worker__pool="refusing")
         try:
             # refused in one session, then again after it joined anew (3 heartbeats of 0.2 s)

@@ -82,6 +82,14 @@ class FakeBroker:
                     return frames
         return None
 
+    async def register(self, db, pool: str) -> Registration:
+        """Its entry in the registry, as a broker of POOL: a worker of POOL joins it."""
+        reg = Registration(db, "broker", pool=pool, endpoint=self.endpoint,
+                           extra={"backend": self.endpoint}, interval=0.2, liveness=2,
+                           publish={"curve": self.public.decode()})
+        await reg.start()
+        return reg
+
     def close(self) -> None:
         self.sock.close(0)
         self.ctx.term()
@@ -91,10 +99,7 @@ async def test_random_frames_to_a_worker_leave_it_serving(tmp_path):
     chain = Chain(tmp_path)
     fake = FakeBroker()
     async with open_database(chain.db_url) as db:
-        reg = Registration(db, "broker", pool="fuzz", endpoint=fake.endpoint,
-                           extra={"backend": fake.endpoint}, interval=0.2, liveness=2,
-                           publish={"curve": fake.public.decode()})
-        await reg.start()
+        reg = await fake.register(db, "fuzz")
         worker = chain.start("worker", worker__pool="fuzz")
         try:
             await asyncio.to_thread(fake.drain, 30.0)
