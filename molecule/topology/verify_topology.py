@@ -735,6 +735,20 @@ def diagnose() -> None:
         print(f"--- {host}: warnings\n{warnings_of(host)}", file=sys.stderr)
 
 
+FAILURE = PROJECT / "test-artifacts" / "molecule-failure.txt"
+
+
+def note_failure(what: str) -> None:
+    """Writes WHAT, with the last warnings of each app host, to FAILURE: tests/molecule/run prints
+    it as the last lines of a failed run, which are all a CI summary may show."""
+    lines = [f"{Path(sys.argv[0]).name}: {' '.join(what.split())[:600]}"]
+    for host in ("front1", "front2", "internal1", "internal2"):
+        for warning in warnings_of(host).splitlines()[-2:]:
+            lines.append(f"  {host}: {warning[:300]}")
+    FAILURE.parent.mkdir(exist_ok=True)
+    FAILURE.write_text("\n".join(lines) + "\n")
+
+
 async def run_steps(s: State, steps: dict[str, Any], names: list[str], diagnose_hosts,
                     record=None) -> int:
     """Runs the NAMES of STEPS (all, in order, when empty) on S, logging in with the "client"
@@ -747,9 +761,11 @@ async def run_steps(s: State, steps: dict[str, Any], names: list[str], diagnose_
             started = time.monotonic()
             try:
                 await steps[name](s)
-            except BaseException:
-                say(f"step {name} FAILED after {time.monotonic() - started:.0f}s")
+            except BaseException as e:
+                took = time.monotonic() - started
+                say(f"step {name} FAILED after {took:.0f}s")
                 diagnose_hosts()
+                note_failure(f"step {name} failed after {took:.0f}s: {type(e).__name__}: {e}")
                 raise
             took = time.monotonic() - started
             say(f"step {name} passed in {took:.0f}s")
