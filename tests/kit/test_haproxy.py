@@ -101,7 +101,7 @@ class _Backend(http.server.BaseHTTPRequestHandler):
 
 def _local_config(config: str, port: int) -> str:
     """The rendered configuration, runnable here: plain HTTP on loopback, no chroot or user."""
-    dropped = ("    chroot", "    user ", "    group ", "    daemon", "    stats ", "    log /dev",
+    dropped = ("    chroot", "    user ", "    group ", "    daemon", "    stats ",
                "    ssl-default")
     lines = [line for line in config.splitlines() if not line.startswith(dropped)]
     text = "\n".join(lines) + "\n"
@@ -160,8 +160,15 @@ def test_a_client_over_the_login_rate_gets_429_with_retry_after(inventory, test_
         assert by_code["4xx"] >= 2 and by_code["5xx"] == 0, by_code  # the two 429s at least
     finally:
         proxy.terminate()
-        proxy.wait(timeout=10)
+        output = proxy.communicate(timeout=10)[0]
         backend.shutdown()
+    # The request log is on HAProxy's standard output (systemd's journal keeps it): one line
+    # for each request, with its status, the refused ones too.
+    logged = [line for line in output.splitlines() if "etckit_https" in line]
+    assert sum(" 429 " in line and '"POST /login/anonymous HTTP/1.1"' in line
+               for line in logged) == 1, output
+    assert sum(" 200 " in line and '"POST /api/assign HTTP/1.1"' in line
+               for line in logged) == 5, output
 
 
 def wait_for_port(port: int, attempts: int = 100) -> None:
