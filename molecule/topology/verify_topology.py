@@ -264,6 +264,7 @@ class Browser:
     def __init__(self) -> None:
         self.http = httpx.AsyncClient(base_url=PUBLIC, verify=TLS, timeout=30,
                                       headers={"Origin": PUBLIC})
+        self.assign_errors: list[str] = []  # /api/assign calls that met a network error
 
     async def login(self, name: str) -> None:
         options = (await self.http.get("/api/login-options")).raise_for_status().json()
@@ -281,7 +282,13 @@ class Browser:
         deadline = time.monotonic() + timeout
         delay, last = 0.25, ""
         while time.monotonic() < deadline:
-            r = await self.http.post("/api/assign", json=body)
+            try:
+                r = await self.http.post("/api/assign", json=body)
+            except httpx.TransportError as exc:  # the page's fetch throws, and it asks again
+                last = f"/api/assign: {exc!r}"
+                self.assign_errors.append(last)
+                await asyncio.sleep(delay)
+                continue
             if r.status_code == 200:
                 assignment = r.json()
                 try:
@@ -668,8 +675,9 @@ async def step_rolling_upgrade(s: State) -> None:
     assert (await s.browser.http.get("/healthz")).json()["version"] == version
     say(f"rolling upgrade to {version}: {stats['edits']} edits and {stats['http']} HTTP "
         f"requests, none failed; {stats['lost']} requests cut by a close and "
-        f"{stats['reconnects']} reconnects (documented); the last edit kept; every program on "
-        f"{', '.join(hosts)} runs the new release")
+        f"{stats['reconnects']} reconnects (documented), {len(s.browser.assign_errors)} of "
+        f"them asked main_server again after a network error {s.browser.assign_errors}; the "
+        f"last edit kept; every program on {', '.join(hosts)} runs the new release")
     await s.conn.close()
 
 
@@ -723,9 +731,21 @@ def warnings_of(host: str, minutes: int = 30) -> str:
               "-o cat | grep -E '\"level\": ?\"(warning|error)\"' | tail -n 80", check=False)
 
 
+def unusual_requests(lb: str, minutes: int = 30) -> str:
+    """The requests LB's HAProxy logged in the last MINUTES that did not end normally (their
+    termination state is not ----: a client or server that closed or timed out, a 5xx), at
+    most 40, and keepalived's state changes."""
+    requests = on(lb, "sh", "-c", f"journalctl -u haproxy --since -{minutes}min --no-pager "
+                  "-o short-precise | grep -E ' [A-Za-z-]{4} [0-9]+/[0-9]+/' | "
+                  "grep -v ' ---- ' | tail -n 40", check=False)
+    states = on(lb, "sh", "-c", f"journalctl -u keepalived --since -{minutes}min --no-pager "
+                "-o short-precise | grep -E 'STATE|Script' | tail -n 10", check=False)
+    return f"{requests}\n{states}"
+
+
 def diagnose() -> None:
     """What the hosts say, for a failed step: every etckit unit, its last log lines, and the
-    warnings of the last half hour."""
+    warnings of the last half hour; what the load balancers saw go wrong."""
     for host in ("front1", "front2", "internal1", "internal2"):
         units = on(host, "systemctl", "list-units", "--plain", "--no-legend", "--all",
                    "etckit*", check=False)
@@ -733,6 +753,9 @@ def diagnose() -> None:
         print(on(host, "journalctl", "-u", "etckit*", "-n", "40", "--no-pager", "-o", "cat",
                  check=False), file=sys.stderr)
         print(f"--- {host}: warnings\n{warnings_of(host)}", file=sys.stderr)
+    for lb in ("lb1", "lb2"):
+        print(f"--- {lb}: requests that did not end normally, keepalived\n"
+              f"{unusual_requests(lb)}", file=sys.stderr)
 
 
 FAILURE = PROJECT / "test-artifacts" / "molecule-failure.txt"
