@@ -115,13 +115,15 @@ def test_status_of_a_running_chain(tmp_path):
                               capture_output=True, text=True, timeout=60)
         return done.returncode, json.loads(done.stdout or "{}"), done.stderr
 
-    def broker_load(body: dict) -> int:
-        return next((s["load"] for s in body.get("services", []) if s["kind"] == "broker"), -1)
+    def healthy_and_counted() -> bool:
+        code, body, _ = run()
+        loads = [s["load"] for s in body.get("services", []) if s["kind"] == "broker"]
+        return code == 0 and loads == [1]
 
     try:
         # healthy as soon as the worker registered; the broker's own entry (its load) is
         # refreshed every registry_interval, so wait for it to count the worker too
-        wait_for(lambda: (lambda r: r[0] == 0 and broker_load(r[1]) == 1)(run()), timeout=30,
+        wait_for(healthy_and_counted, timeout=30,
                  what="a healthy status whose broker counts its worker")
         code, body, _ = run()
         assert sorted(s["kind"] for s in body["services"]) == ["broker", "worker", "wssvc"]

@@ -661,7 +661,7 @@ async def step_rolling_upgrade(s: State) -> None:
     assert not failed, failed
     content = await s.conn.ok("workbook.open")
     assert content["workbook"]["name"] == stats["last"], (content["workbook"], stats["last"])
-    hosts = ["front1", "front2", "internal1", "internal2"]
+    hosts = list(APP_HOSTS)
     release = {h: on(h, "readlink", "/opt/etckit/current") for h in hosts}
     for host in hosts:
         assert on(host, "/opt/etckit/current/bin/etckit", "version").endswith(version), host
@@ -724,6 +724,9 @@ STEPS = {
 }
 
 
+APP_HOSTS = ("front1", "front2", "internal1", "internal2")  # every etckit host, once grown
+
+
 def warnings_of(host: str, minutes: int = 30) -> str:
     """The warnings and errors HOST's etckit programs logged in the last MINUTES (a broker's
     "worker dropped" and its reason, a worker's "broker lost"), at most 80 lines."""
@@ -746,7 +749,7 @@ def unusual_requests(lb: str, minutes: int = 30) -> str:
 def diagnose() -> None:
     """What the hosts say, for a failed step: every etckit unit, its last log lines, and the
     warnings of the last half hour; what the load balancers saw go wrong."""
-    for host in ("front1", "front2", "internal1", "internal2"):
+    for host in APP_HOSTS:
         units = on(host, "systemctl", "list-units", "--plain", "--no-legend", "--all",
                    "etckit*", check=False)
         print(f"--- {host}\n{units}", file=sys.stderr)
@@ -765,7 +768,7 @@ def note_failure(what: str) -> None:
     """Writes WHAT, with the last warnings of each app host, to FAILURE: tests/molecule/run prints
     it as the last lines of a failed run, which are all a CI summary may show."""
     lines = [f"{Path(sys.argv[0]).name}: {' '.join(what.split())[:600]}"]
-    for host in ("front1", "front2", "internal1", "internal2"):
+    for host in APP_HOSTS:
         for warning in warnings_of(host).splitlines()[-2:]:
             lines.append(f"  {host}: {warning[:300]}")
     FAILURE.parent.mkdir(exist_ok=True)
