@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from types import SimpleNamespace
 
 from etckit.wssvc.upstream import Upstream
@@ -57,4 +59,72 @@ async def test_a_link_survives_any_frames_from_its_broker(caplog):
         assert replies == [b"ok"] and link.workers == 2
     finally:
         link.sock.close()
+        ctx.term()
+
+
+def _serve(broker):
+    import threading
+
+    stop = threading.Event()
+    thread = threading.Thread(target=broker.loop, args=(stop,), daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def _bind_again(broker, front: int, back: int) -> None:
+    """The restarted broker's bind: the old sockets' ports are freed by libzmq's I/O thread."""
+    from etckit.lifecycle import Fatal
+
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            broker.bind("127.0.0.1", front, back)
+            return
+        except Fatal:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+async def test_a_broker_restarted_on_its_port_ends_the_link():
+    """A broker that died without a goodbye (killed, or its DISCONNECT lost) and was started
+    again on the same port at once, as systemd does: the link must end (on_lost, hence 1012 to
+    every client) instead of carrying on with the new process, which never heard of the
+    requests the old one held. Before the fix libzmq reconnected the link to the new broker,
+    whose heartbeats kept it alive, and those requests went unanswered (the topology's rolling
+    upgrade: a rename with no reply and no close)."""
+    import zmq
+
+    from etckit.broker import Broker
+    from etckit.wssvc.upstream import BrokerLink
+
+    ctx = zmq.Context()
+    lost, answered = asyncio.Event(), asyncio.Event()
+    old = Broker(ctx, interval=0.5, liveness=4, queue_limit=100)
+    front, back = old.bind("127.0.0.1", 0, 0)
+    stop, thread = _serve(old)
+    link = BrokerLink(ctx, {"id": "b1", "endpoint": f"tcp://127.0.0.1:{front}"}, interval=0.5,
+                      liveness=4, on_reply=lambda rid, body: None,
+                      on_lost=lambda link: lost.set(), on_return=lambda link, rid, body: None,
+                      on_change=answered.set)
+    new = Broker(ctx, interval=0.5, liveness=4, queue_limit=100)
+    new_stop = None
+    try:
+        link.start()
+        await asyncio.wait_for(answered.wait(), 10)  # established
+        old._send = lambda sock, frames: True  # dies: no heartbeat, no DISCONNECT any more
+        stop.set()
+        await asyncio.to_thread(thread.join)
+        old.close()
+        _bind_again(new, front, back)
+        new_stop, new_thread = _serve(new)
+        # the liveness window is 2 s; the old code was still alive with the new broker at 8 s
+        await asyncio.wait_for(lost.wait(), 8)
+        assert link.sock.closed
+    finally:
+        await link.stop()
+        if new_stop is not None:
+            new_stop.set()
+            await asyncio.to_thread(new_thread.join)
+        new.close()
         ctx.term()

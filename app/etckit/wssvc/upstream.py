@@ -1,9 +1,11 @@
 """wssvc's side of ZeroMQ: a DEALER link to every live broker of its pool.
 
 Links are found in the service registry; a link becomes *established* when the broker first
-answers. When an established link loses its broker (no heartbeat within the liveness window, or
-a DISCONNECT), the caller's on_lost runs: wssvc closes its clients with 1012 and they come back
-through main_server. A link that never got an answer (a stale registry row) is dropped quietly.
+answers. When an established link loses its broker (no heartbeat within the liveness window, a
+DISCONNECT, or its connection dropped: a link never connects again, since whatever listens on
+that port next is another process), the caller's on_lost runs: wssvc closes its clients with
+1012 and they come back through main_server. A link that never got an answer (a stale registry
+row) is dropped quietly.
 A request a broker RETURNs (it has had no worker for the liveness window) goes to another broker
 that has workers; while none has, it waits in a broker's queue again, up to MAX_RETURNS times,
 and is then answered with `no_worker`.
@@ -74,6 +76,11 @@ class BrokerLink:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100000)
         sock.setsockopt(zmq.RCVHWM, 100000)
+        # one link, one broker process: after its connection drops, libzmq must not connect
+        # again to whatever listens there next (the broker restarted by systemd within the
+        # liveness window), which would keep the link alive while the requests the old
+        # process held are gone unanswered; the silence ends the link instead (on_lost)
+        sock.setsockopt(zmq.RECONNECT_IVL, -1)
         if not security.client(sock, broker):
             sock.close(0)
             raise NoBrokerKey(self.id)
