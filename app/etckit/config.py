@@ -124,6 +124,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "client_queue": Key(int, 256, _range(1, 100000), "outgoing messages per client"),
         "max_bad_messages": Key(int, 10, _range(1, 100000), "bad messages before 1008"),
         "ping_interval": Key(float, 20.0, _range(0.1, 3600), "seconds between pings"),
+        "request_timeout": Key(float, 60.0, _range(1, 3600),
+                               "seconds a request (and a plot's render) waits for its reply; "
+                               "then wssvc answers `timeout` and frees its in-flight slot (a "
+                               "reply that comes later is still delivered)"),
         "pool": Key(str, "", None, "pool name served (empty: host name and port)"),
         "plot_cache_bytes": Key(int, 64 * 1024 * 1024, _range(0, 1 << 34),
                                 "memory for plots served again without a worker"),

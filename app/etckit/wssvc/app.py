@@ -84,8 +84,9 @@ class Service:
         self.ticket_keys = (keys.load_public_keys(cfg.auth.ticket_public_key)
                             if cfg.auth.ticket_public_key else ())
         self.hub = Hub()
-        # rid -> (client, message id), or a future for wssvc's own requests (plots)
-        self.pending: dict[bytes, tuple[Client, Any] | asyncio.Future] = {}
+        # rid -> (client, message id, type, arrival), or a future for wssvc's own requests
+        # (plots); in arrival order (expire)
+        self.pending: dict[bytes, tuple[Client, Any, str, float] | asyncio.Future] = {}
         self.plots = PlotCache(cfg.wssvc.plot_cache_bytes)
         w = cfg.wssvc
         self.limits = Limits(Rates(w.max_in_flight, w.connection_rate, w.connection_burst,
@@ -251,10 +252,9 @@ class Service:
             return
         self.pending[rid] = (client, message["id"], mtype, arrived)
 
-    async def ask_worker(self, client: Client, message: dict[str, Any],
-                         timeout: float = 60.0) -> dict[str, Any]:
+    async def ask_worker(self, client: Client, message: dict[str, Any]) -> dict[str, Any]:
         """A request of wssvc's own on behalf of a client; the worker's message (a dict), or
-        an error message."""
+        an error message (`timeout` after wssvc.request_timeout)."""
         rid = str(next(self._rids)).encode()
         body = request_body(f"wssvc:{rid.decode()}", client.user, client.workbook,
                             dumps(message))
@@ -267,7 +267,7 @@ class Service:
             return error_message("unavailable", "no broker is available")
         self.pending[rid] = future
         try:
-            meta, texts = await asyncio.wait_for(future, timeout)
+            meta, texts = await asyncio.wait_for(future, self.cfg.wssvc.request_timeout)
         except TimeoutError:
             return error_message("timeout", "the worker did not answer in time")
         finally:
@@ -315,6 +315,37 @@ class Service:
                 log.exception("handling a message failed", extra={"client": client.id})
                 client.send(error_message("internal", "wssvc failed to handle this message",
                                           message["id"]))
+
+    def expire(self, now: float) -> int:
+        """Requests that waited past wssvc.request_timeout for a reply (a broker or worker
+        lost them without a word): answered `timeout` and their in-flight slots freed, so no
+        loss leaves a page waiting or a socket short of slots. A late reply is delivered like
+        a broadcast. The count of those answered."""
+        cutoff = now - self.cfg.wssvc.request_timeout
+        late = []
+        for rid, entry in self.pending.items():  # in arrival order: stop at the first young
+            if type(entry) is tuple:
+                if entry[3] >= cutoff:
+                    break
+                late.append(rid)
+        for rid in late:
+            client, mid, mtype, arrived = self.pending.pop(rid)
+            if client.limit is not None:
+                client.limit.in_flight.release()
+            self.requests.answered(mtype, "timeout", arrived)
+            if self.hub.clients.get(client.id) is client:
+                client.send(error_message("timeout", "no reply within "
+                                          f"{self.cfg.wssvc.request_timeout:g} s; it may or "
+                                          "may not have been done", mid))
+        if late:
+            log.warning("requests unanswered: told timeout", extra={"requests": len(late)})
+        return len(late)
+
+    async def expire_all(self) -> None:
+        """expire() a few times per request_timeout."""
+        while True:
+            await asyncio.sleep(min(5.0, self.cfg.wssvc.request_timeout / 4))
+            self.expire(time.monotonic())
 
     async def ping_all(self) -> None:
         """One task pings every client; a client silent for PING_GRACE intervals is closed."""
@@ -535,6 +566,7 @@ async def run(cfg: Config, stop: asyncio.Event) -> int:
         metrics.watch_wssvc(lambda: len(service.hub), lambda: len(service.upstream.ready))
         program.background(_publish_brokers(cfg, reg, service))
         program.background(service.ping_all())
+        program.background(service.expire_all())
         program.background(  # logout ends the websocket (close code 4003)
             SessionWatcher(program.db, service.hub, cfg.auth.session_check_interval).run())
         await _serve_http(cfg, service, program.halt, pool)
