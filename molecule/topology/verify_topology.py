@@ -262,8 +262,12 @@ class Browser:
     """What the pages do: fake_login, /api/assign, the websocket, plots."""
 
     def __init__(self) -> None:
+        # idle connections are let go after 2 s, before HAProxy's `timeout http-keep-alive`
+        # (5 s) closes them: with httpx's default (also 5 s) a request could go out on a
+        # connection HAProxy was closing that instant (a ReadError), which a browser retries
         self.http = httpx.AsyncClient(base_url=PUBLIC, verify=TLS, timeout=30,
-                                      headers={"Origin": PUBLIC})
+                                      headers={"Origin": PUBLIC},
+                                      limits=httpx.Limits(keepalive_expiry=2.0))
         self.assign_errors: list[str] = []  # /api/assign calls that met a network error
 
     async def login(self, name: str) -> None:
