@@ -88,7 +88,7 @@ def test_the_broker_choice_is_kept_until_a_link_changes():
     try:
         got: list = []
         link = lambda name, workers: SimpleNamespace(  # noqa: E731
-            id=name, established=True, workers=workers,
+            id=name, established=True, broken=None, workers=workers,
             send=lambda rid, body, name=name: got.append(name))
         up.links["a"] = link("a", 0)
         assert up.send(b"1", []) == "a"  # no broker has workers: it waits in a's queue

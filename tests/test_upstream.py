@@ -128,3 +128,55 @@ async def test_a_broker_restarted_on_its_port_ends_the_link():
             await asyncio.to_thread(new_thread.join)
         new.close()
         ctx.term()
+
+
+async def test_a_link_whose_send_fails_ends_and_the_request_goes_to_another():
+    """A link whose connection dropped (it never connects again) refuses a send with
+    zmq.Again: the request goes to another broker instead of being refused, and the link ends
+    at once, so wssvc's clients hear 1012 for what the lost broker held."""
+    import zmq
+
+    from etckit.wssvc.upstream import BrokerLink
+
+    lost: list[str] = []
+    replies: list[tuple[bytes, list[bytes]]] = []
+    up = Upstream(None, "p1", interval=1.0, liveness=3, registry_interval=1.0,
+                  registry_liveness=10.0, on_reply=lambda rid, body: replies.append((rid, body)),
+                  on_broker_lost=lost.append)
+    sent: list[tuple[str, bytes]] = []
+
+    def taken(name):
+        return lambda rid, body: sent.append((name, rid))
+
+    def dropped(rid, body):
+        raise zmq.Again()
+
+    for name in ("a", "b", "c"):
+        link = BrokerLink(up.ctx, {"id": name, "endpoint": "tcp://127.0.0.1:1"}, interval=1.0,
+                          liveness=3, on_reply=up._reply, on_lost=up._lost,
+                          on_return=up._returned, on_change=up._changed)
+        link.established, link.workers, link.send = True, 1, taken(name)
+        up.links[name] = link
+    a, b, c = up.links["a"], up.links["b"], up.links["c"]
+    try:
+        a.send = dropped
+        assert {up.send(str(n).encode(), []) for n in range(6)} == {"b", "c"}
+        assert len(sent) == 6 and a.said_goodbye.is_set()
+        assert a.broken.startswith("send failed") and a not in up.ready
+        up._returned(c, b"r1", [b"who", b"{}"])  # returned by c: b has workers
+        assert sent[-1] == ("b", b"r1")
+        b.send = dropped  # ... and now b's connection is gone too: answered, not lost
+        up._returned(c, b"r2", [b"who", b"{}"])
+        assert replies[-1][0] == b"r2" and b"no_worker" in b"".join(replies[-1][1])
+        assert b not in up.ready and sent[-1] == ("b", b"r1")
+        c.send = dropped  # nothing takes it: refused, not lost
+        assert up.send(b"x", []) is None
+        a.sock.send = lambda frames: None  # its heartbeat; the link ends on its first wait
+        a.start()
+        await asyncio.wait_for(a.task, 5)
+        assert lost == ["a"] and "a" not in up.links
+    finally:
+        for link in (a, b, c):
+            if not link.sock.closed:
+                link.sock.close()
+        up.ctx.term()

@@ -87,7 +87,8 @@ class BrokerLink:
         sock.connect(self.endpoint)
         self.sock = LoopSocket(sock, self._on_frames)
         self.last_heard = time.monotonic()
-        self.said_goodbye = asyncio.Event()
+        self.said_goodbye = asyncio.Event()  # or a send failed (`broken` says why)
+        self.broken: str | None = None
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -95,6 +96,14 @@ class BrokerLink:
 
     def send(self, rid: bytes, body: list[bytes]) -> None:
         self.sock.send([CLIENT, REQUEST, rid, *body])
+
+    def end(self, why: str) -> None:
+        """A send failed (its connection dropped, never to be made again): the link is no
+        longer offered and ends at once, as if the broker had said DISCONNECT."""
+        if self.broken is None:
+            self.broken = why
+            self.said_goodbye.set()
+            self.on_change()
 
     def _on_frames(self, frames: list[bytes]) -> None:
         self.last_heard = time.monotonic()
@@ -141,7 +150,7 @@ class BrokerLink:
                 self.sock.send([CLIENT, HEARTBEAT])
                 try:
                     await asyncio.wait_for(self.said_goodbye.wait(), self.interval)
-                    why = "broker said DISCONNECT"
+                    why = self.broken or "broker said DISCONNECT"
                     break
                 except TimeoutError:
                     pass
@@ -196,7 +205,8 @@ class Upstream:
 
     @property
     def ready(self) -> list[BrokerLink]:
-        return [link for link in self.links.values() if link.established]
+        return [link for link in self.links.values()
+                if link.established and link.broken is None]
 
     def send(self, rid: bytes, body: list[bytes]) -> str | None:
         """Send a request to an established broker, preferring those that have workers;
@@ -206,11 +216,23 @@ class Upstream:
             ready = self.ready
             # none has a worker: the request waits in a broker's queue
             choices = self._choices = [link for link in ready if link.workers > 0] or ready
-        if not choices:
-            return None
-        link = choices[0] if len(choices) == 1 else self._pick(choices)
-        link.send(rid, body)
-        return link.id
+        link = self._send_to(choices, rid, body)
+        return link.id if link is not None else None
+
+    def _send_to(self, links: list[BrokerLink], rid: bytes,
+                 body: list[bytes]) -> BrokerLink | None:
+        """The request sent over one of LINKS (round-robin); a link whose connection dropped
+        ends (its broker is lost: 1012 for every client) and the next is tried, so the
+        request itself is not refused while another broker can take it. None if none could."""
+        while links:
+            link = links[0] if len(links) == 1 else self._pick(links)
+            try:
+                link.send(rid, body)
+                return link
+            except zmq.ZMQError as exc:
+                link.end(f"send failed: {exc}")
+                links = [other for other in links if other is not link]
+        return None
 
     def _changed(self) -> None:
         self._choices = None
@@ -227,14 +249,13 @@ class Upstream:
         times = self.returned[rid] = self.returned.get(rid, 0) + 1
         ready = self.ready
         staffed = [link for link in ready if link is not by and link.workers > 0]
-        if staffed:  # its workers went elsewhere (or died): another broker serves it
-            link = self._pick(staffed)
+        # its workers went elsewhere (or died): another broker serves it; or, while no broker
+        # has a worker, it waits in a queue again for one to start
+        link = self._send_to(staffed or (ready if times < MAX_RETURNS else []), rid, body)
+        if link is not None and staffed:
             log.info("request returned by a broker without workers, sent to another",
                      extra={"broker": by.id, "to": link.id})
-            link.send(rid, body)
-        elif ready and times < MAX_RETURNS:  # no worker anywhere yet: wait for one to start
-            self._pick(ready).send(rid, body)
-        else:
+        elif link is None:
             self._reply(rid, error_body(
                 "no_worker", "no worker is available for this request; please retry shortly"))
 
