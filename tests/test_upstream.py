@@ -72,18 +72,21 @@ def _serve(broker):
 
 
 def _bind_again(broker, front: int, back: int) -> None:
-    """The restarted broker's bind: the old sockets' ports are freed by libzmq's I/O thread."""
-    from etckit.lifecycle import Fatal
+    """The restarted broker's bind: the old sockets' ports are freed by libzmq's I/O thread.
+    Each socket is retried on its own (Broker.bind again would find its frontend bound by the
+    attempt whose backend failed)."""
+    import zmq
 
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            broker.bind("127.0.0.1", front, back)
-            return
-        except Fatal:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    for sock, port in ((broker.frontend, front), (broker.backend, back)):
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                sock.bind(f"tcp://127.0.0.1:{port}")
+                break
+            except zmq.ZMQError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 async def test_a_broker_restarted_on_its_port_ends_the_link():
