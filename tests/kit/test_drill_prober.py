@@ -4,12 +4,11 @@ the prober went on after the wait and noted one more failure, which no answer fo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.kit.test_molecule_failure import verify_env
+
 CHECK = """
 import verify_drills as d
 p = d.Prober()
@@ -33,11 +32,6 @@ print("ok")
 
 
 def test_the_prober_settles_only_after_the_move_and_its_gap_has_an_end(tmp_path, test_certs):
-    (tmp_path / "ephemeral").mkdir()
-    (tmp_path / "ephemeral" / "certs").symlink_to(test_certs)
-    env = dict(os.environ, PYTHONPATH=str(REPO / "molecule" / "topology"),
-               MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "ephemeral"),
-               MOLECULE_INVENTORY_FILE=str(tmp_path / "ephemeral" / "inventory" / "hosts.yml"))
-    done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run([sys.executable, "-c", CHECK], env=verify_env(tmp_path, test_certs),
+                          capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

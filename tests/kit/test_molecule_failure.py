@@ -19,13 +19,18 @@ vt.note_failure("step grow failed after 9s: AssertionError: "
 """
 
 
-def test_a_failed_verify_step_notes_its_error_on_one_line_and_each_hosts_last_warnings(
-        tmp_path, test_certs):
+def verify_env(tmp_path: Path, test_certs: Path) -> dict[str, str]:
+    """The environment in which molecule/topology's verify scripts import without a site."""
     (tmp_path / "ephemeral").mkdir()
     (tmp_path / "ephemeral" / "certs").symlink_to(test_certs)
-    env = dict(os.environ, PYTHONPATH=str(REPO / "molecule" / "topology"),
-               MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "ephemeral"),
-               MOLECULE_INVENTORY_FILE=str(tmp_path / "ephemeral" / "inventory" / "hosts.yml"))
+    return dict(os.environ, PYTHONPATH=str(REPO / "molecule" / "topology"),
+                MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "ephemeral"),
+                MOLECULE_INVENTORY_FILE=str(tmp_path / "ephemeral" / "inventory" / "hosts.yml"))
+
+
+def test_a_failed_verify_step_notes_its_error_on_one_line_and_each_hosts_last_warnings(
+        tmp_path, test_certs):
+    env = verify_env(tmp_path, test_certs)
     subprocess.run([sys.executable, "-c", NOTE, tmp_path / "failure.txt"], env=env, check=True)
     lines = (tmp_path / "failure.txt").read_text().splitlines()
     assert lines[0].startswith("-c: step grow failed after 9s: AssertionError: a calculation "

@@ -79,7 +79,7 @@ class BrokerLink:
         # one link, one broker process: after its connection drops, libzmq must not connect
         # again to whatever listens there next (the broker restarted by systemd within the
         # liveness window), which would keep the link alive while the requests the old
-        # process held are gone unanswered; the silence ends the link instead (on_lost)
+        # process held are gone unanswered; its next send fails and ends the link (on_lost)
         sock.setsockopt(zmq.RECONNECT_IVL, -1)
         if not security.client(sock, broker):
             sock.close(0)
