@@ -634,7 +634,8 @@ async def step_rolling_upgrade(s: State) -> None:
     async def keep_working() -> None:
         while not stop.is_set():
             r = await s.browser.http.get("/api/me")
-            assert r.status_code == 200, f"main_server through HAProxy answered {r.status_code}"
+            assert r.status_code == 200, (
+                f"main_server through HAProxy answered {r.status_code}: {r.text[:200]}")
             stats["http"] += 1
             try:
                 name = f"edit {stats['edits'] + 1}"
@@ -750,6 +751,14 @@ def unusual_requests(lb: str, minutes: int = 30) -> str:
     return f"{requests}\n{states}"
 
 
+def backend_changes(lb: str, minutes: int = 30) -> str:
+    """What LB's HAProxy logged in the last MINUTES about main_servers going in or out of
+    service (maintenance, DOWN, UP), at most 20 lines."""
+    return on(lb, "sh", "-c", f"journalctl -u haproxy --since -{minutes}min --no-pager "
+              "-o short-precise | grep -F 'Server etckit_main_servers/' | grep -vF '[WARNING]' "
+              "| tail -n 20", check=False)
+
+
 def diagnose() -> None:
     """What the hosts say, for a failed step: every etckit unit, its last log lines, and the
     warnings of the last half hour; what the load balancers saw go wrong."""
@@ -762,19 +771,23 @@ def diagnose() -> None:
         print(f"--- {host}: warnings\n{warnings_of(host)}", file=sys.stderr)
     for lb in ("lb1", "lb2"):
         print(f"--- {lb}: requests that did not end normally, keepalived\n"
-              f"{unusual_requests(lb)}", file=sys.stderr)
+              f"{unusual_requests(lb)}\n{backend_changes(lb)}", file=sys.stderr)
 
 
 FAILURE = PROJECT / "test-artifacts" / "molecule-failure.txt"
 
 
 def note_failure(what: str) -> None:
-    """Writes WHAT, with the last warnings of each app host, to FAILURE: tests/molecule/run prints
+    """Writes WHAT, with the last warnings of each app host and the last main_server state
+    changes each load balancer logged, to FAILURE: tests/molecule/run prints
     it as the last lines of a failed run, which are all a CI summary may show."""
     lines = [f"{Path(sys.argv[0]).name}: {' '.join(what.split())[:600]}"]
     for host in APP_HOSTS:
         for warning in warnings_of(host).splitlines()[-2:]:
             lines.append(f"  {host}: {warning[:300]}")
+    for lb in ("lb1", "lb2"):  # main_servers in and out of HAProxy's service
+        for change in backend_changes(lb).splitlines()[-2:]:
+            lines.append(f"  {lb}: {change[:300]}")
     FAILURE.parent.mkdir(exist_ok=True)
     FAILURE.write_text("\n".join(lines) + "\n")
 

@@ -13,6 +13,7 @@ WHY = REPO / "tests" / "molecule" / "why"
 NOTE = """
 import sys, verify_topology as vt
 vt.warnings_of = lambda host: "".join(f"{host} warning {i}\\n" for i in range(5)) + "w" * 400
+vt.backend_changes = lambda lb: "".join(f"{lb} change {i}\\n" for i in range(3))
 vt.FAILURE = vt.Path(sys.argv[1])
 vt.note_failure("step grow failed after 9s: AssertionError: "
                 "a calculation\\n  answered  " + "x" * 1000)
@@ -38,7 +39,8 @@ def test_a_failed_verify_step_notes_its_error_on_one_line_and_each_hosts_last_wa
     assert len(lines[0]) == len("-c: ") + 600
     hosts = ("front1", "front2", "internal1", "internal2")
     assert lines[1:] == [line for host in hosts
-                         for line in (f"  {host}: {host} warning 4", f"  {host}: " + "w" * 300)]
+                         for line in (f"  {host}: {host} warning 4", f"  {host}: " + "w" * 300)
+                         ] + [f"  {lb}: {lb} change {i}" for lb in ("lb1", "lb2") for i in (1, 2)]
 
 
 def why(tmp_path: Path, log: str, failure: str | None = None) -> list[str]:
