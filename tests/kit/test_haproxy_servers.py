@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit.test_haproxy import wait_for_port
+from tests.kit.support import render
+from tests.kit.test_haproxy import _local_config, wait_for_port
 from tests.support.system import free_port, require_program
 
 TOOL = Path(__file__).parents[2] / "roles" / "etckit_haproxy" / "files" / "etckit-haproxy-servers"
@@ -191,3 +192,41 @@ def test_a_missing_backend_or_socket_is_named(haproxy, tmp_path):
     assert wrong.returncode == 2 and "no backend 'nothing'" in wrong.stderr
     gone = run(str(tmp_path / "none.sock"), "--wait-up=front1")
     assert gone.returncode == 2 and "cannot ask HAProxy at" in gone.stderr
+
+
+def test_a_server_that_refuses_the_connection_is_retried_on_another(inventory, test_certs,
+                                                                     tmp_path):
+    """The rendered configuration, run by a real HAProxy: a main_server that died between two
+    health checks (HAProxy still counts it up for three failed checks) costs no request;
+    each goes on to another server (`retries`, `option redispatch`)."""
+    program = require_program("haproxy", "haproxy")
+    fronts = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health) for _ in range(2)]
+    for server in fronts:
+        server.healthy = True  # type: ignore[attr-defined]
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    inventory.edit_vars("all/main.yml", lambda data: data.update({
+        "etckit_haproxy_ipv6": False, "etckit_haproxy_backend_group": "nobody",
+        "etckit_haproxy_metrics_port": 0, "etckit_haproxy_extra_servers": [
+            {"name": name, "address": "127.0.0.1", "port": server.server_address[1]}
+            for name, server in zip(("live", "dying"), fronts, strict=True)]}))
+    out = render(inventory, test_certs, tmp_path / "out", limit="loadbalancers")
+    port, socket = free_port(), str(tmp_path / "admin.sock")
+    config = _local_config((out / "lb1" / "haproxy.cfg").read_text(), port).replace(
+        "global\n", f"global\n    stats socket {socket} mode 600 level admin\n", 1)
+    (tmp_path / "local.cfg").write_text(config)
+    proxy = subprocess.Popen([program, "-db", "-f", str(tmp_path / "local.cfg")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        for name in ("live", "dying"):
+            assert run(socket, f"--wait-up={name}").returncode == 0
+        fronts[1].shutdown()
+        fronts[1].server_close()  # its port now refuses connections
+        statuses = [get(port) for _ in range(4)]
+        seen = status(socket, "dying")
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+        fronts[0].shutdown()
+    assert statuses == [200] * 4
+    assert seen.startswith("UP"), f"dying was {seen} before the requests ended"
