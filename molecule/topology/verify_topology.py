@@ -169,6 +169,19 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
+def changed_tasks(output: str, limit: int = 8) -> list[str]:
+    """The tasks that changed something in a playbook's OUTPUT, as "task: host, host", the
+    first LIMIT of them (what a run that should change nothing did)."""
+    found: dict[str, list[str]] = {}
+    task = "?"
+    for line in re.sub(r"\x1b\[[0-9;]*m", "", output).splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line.split("[", 1)[1].rsplit("]", 1)[0]
+        elif m := re.match(r"^changed: \[([^\]]+)\]", line):
+            found.setdefault(task, []).append(m[1])
+    return [f"{name}: {', '.join(hosts)}" for name, hosts in list(found.items())[:limit]]
+
+
 def haproxy_sessions() -> dict[str, int]:
     """Total sessions per main_server as HAProxy's runtime API counts them."""
     script = ("import socket; s = socket.socket(socket.AF_UNIX); "
@@ -697,7 +710,8 @@ async def rerun(what: str, *args: str) -> tuple[int, float]:
     output = await asyncio.to_thread(playbook, "site.yml", *args)
     took = time.monotonic() - started
     changed = {h: r["changed"] for h, r in recap(output).items() if r["changed"]}
-    assert not changed, f"site.yml ({what}) changed something: {changed}"
+    assert not changed, (f"site.yml ({what}) changed something: {changed}; "
+                         f"{'; '.join(changed_tasks(output))}")
     hosts = len(recap(output))
     times = PROJECT / "test-artifacts" / "molecule-times.txt"
     times.parent.mkdir(exist_ok=True)

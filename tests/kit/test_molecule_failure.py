@@ -3,6 +3,7 @@ scripts' note (molecule/topology/verify_topology.py note_failure) and tests/mole
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -84,3 +85,29 @@ def test_a_log_without_a_failure_ends_with_its_last_lines(tmp_path):
 def test_a_wrong_call_says_how_to_call_it():
     done = subprocess.run([WHY, "topology"], capture_output=True, text=True)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+CHANGED = """
+import json, verify_topology as vt
+output = '''PLAY [Switch] ****
+TASK [etckit_app : Point current at the release] ****
+\\x1b[0;33mchanged: [front1]\\x1b[0m
+ok: [front2]
+changed: [internal1] => (item=x)
+TASK [etckit_wssvc : Render settings] ****
+ok: [front1]
+RUNNING HANDLER [etckit_wssvc : Restart etckit-wssvc] ****
+changed: [front2]
+PLAY RECAP ****
+'''
+print(json.dumps(vt.changed_tasks(output)))
+"""
+
+
+def test_a_rerun_that_changed_something_names_the_tasks_and_hosts(tmp_path, test_certs):
+    env = verify_env(tmp_path, test_certs)
+    done = subprocess.run([sys.executable, "-c", CHANGED], env=env, check=True,
+                          capture_output=True, text=True)
+    assert json.loads(done.stdout) == [
+        "etckit_app : Point current at the release: front1, internal1",
+        "etckit_wssvc : Restart etckit-wssvc: front2"]
