@@ -9,7 +9,6 @@ import importlib.util
 import subprocess
 import sys
 import threading
-import time
 from importlib.machinery import SourceFileLoader
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from tests.kit.support import render
 from tests.kit.test_haproxy import _local_config, wait_for_port
+from tests.support.procs import wait_for
 from tests.support.system import free_port, require_program
 
 TOOL = Path(__file__).parents[2] / "roles" / "etckit_haproxy" / "files" / "etckit-haproxy-servers"
@@ -123,13 +123,6 @@ def status(socket: str, name: str) -> str:
     return tool.servers(tool.ask(socket, "show stat"), "etckit_main_servers")[name]
 
 
-def until(condition, what: str, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def get(port: int) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
@@ -163,7 +156,7 @@ def test_one_failed_check_after_maintenance_takes_the_server_down(haproxy):
     tool.ask(socket, "enable server etckit_main_servers/front1")
     refused = run(socket, "--wait-up=front1", "--timeout=1")
     assert refused.returncode == 1 and "front1 is" in refused.stderr, refused
-    until(lambda: status(socket, "front1").startswith("DOWN"), "front1 never went DOWN")
+    wait_for(lambda: status(socket, "front1").startswith("DOWN"), what="front1 DOWN")
     tool.ask(socket, "disable server etckit_main_servers/front2")
     assert get(port) == 503
 
@@ -172,7 +165,7 @@ def test_a_host_goes_out_only_while_another_is_fully_up(haproxy):
     port, socket, fronts = haproxy
     assert run(socket, "--wait-up=front2").returncode == 0
     fronts["front2"].healthy = False
-    until(lambda: status(socket, "front2").startswith("DOWN"), "front2 never went DOWN")
+    wait_for(lambda: status(socket, "front2").startswith("DOWN"), what="front2 DOWN")
     refused = run(socket, "--wait-other-up=front1", "--timeout=1")
     assert refused.returncode == 1, refused
     assert "no server but front1 is fully up" in refused.stderr
